@@ -181,6 +181,21 @@ QFEX_UAT_TRADE_URL = env_url("QFEX_UAT_TRADE_URL", "wss://trade.qfex.io", ("ws",
 # Seconds allowed for any single upstream socket operation (connect, auth, one reply).
 QFEX_TIMEOUT_SECONDS = env_float("QFEX_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=120)
 
+# Live feed (orders.feed): how often every watched account is re-read from QFEX even without
+# pushes; TWAPs have no push channel, so this is also their refresh rate.
+QFEXDASH_RECONCILE_SECONDS = env_float("QFEXDASH_RECONCILE_SECONDS", 5.0, minimum=0.5, maximum=3600)
+# Threads for upstream work (bounded; never the event loop or asgiref's shared thread).
+QFEXDASH_FEED_THREADS = env_int("QFEXDASH_FEED_THREADS", 16, minimum=1, maximum=256)
+# Share of QFEX's per-key rate budget (12 000 weight / 60 s) the dashboard may use (P8).
+QFEXDASH_RATE_BUDGET_SHARE = env_float("QFEXDASH_RATE_BUDGET_SHARE", 0.10, minimum=0.001, maximum=1.0)
+# Refresh requests within this many seconds are served by one fetch.
+QFEXDASH_REFRESH_COALESCE_SECONDS = env_float("QFEXDASH_REFRESH_COALESCE_SECONDS", 0.5, minimum=0.0, maximum=60)
+# How often an open browser socket re-checks that its user may still see the account.
+QFEXDASH_ACCESS_RECHECK_SECONDS = env_float("QFEXDASH_ACCESS_RECHECK_SECONDS", 2.0, minimum=0.1, maximum=60)
+# Largest frame a browser may send, and how many frames per 10 s.
+QFEXDASH_WS_MAX_FRAME_BYTES = env_int("QFEXDASH_WS_MAX_FRAME_BYTES", 4096, minimum=256)
+QFEXDASH_WS_RATE = env_int("QFEXDASH_WS_RATE", 20, minimum=1)
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
     raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}.")
