@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class OrdersConfig(AppConfig):
     name = "orders"
     verbose_name = "QFEX orders"
+
+    def ready(self) -> None:
+        from django.core import checks
+
+        from orders.checks import check_encryption_keys
+
+        # Tagged "security" so it also runs under ``check --deploy``; registered here, not at import,
+        # so importing orders.checks elsewhere never registers it twice.
+        checks.register(check_encryption_keys, checks.Tags.security)

@@ -1,0 +1,203 @@
+"""Add, list and verify stored QFEX exchange accounts from the command line.
+
+The secret is read from the environment variable ``QFEX_SECRET_KEY`` or typed at a prompt that does
+not echo; it is never accepted as a command-line argument (those end up in shell history and in
+``ps`` output).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from orders.encryption import EncryptionKeyError
+from orders.models import ExchangeAccount, Team
+from orders.services import account_create, account_state, account_verify
+
+SECRET_ENV_VAR = "QFEX_SECRET_KEY"  # noqa: S105  (the variable's name, not its value)
+
+
+def _one_line(error: ValidationError) -> str:
+    if hasattr(error, "error_dict"):
+        messages = [message for messages in error.message_dict.values() for message in messages]
+    else:
+        messages = error.messages
+    return " ".join(messages)
+
+
+def _endpoint_choice(value: str) -> tuple[str, str]:
+    """``prod``/``uat`` or a ws(s):// URL → (endpoint, custom_url)."""
+    lowered = value.strip().lower()
+    if lowered in ("prod", "production"):
+        return ExchangeAccount.Endpoint.PRODUCTION, ""
+    if lowered == "uat":
+        return ExchangeAccount.Endpoint.UAT, ""
+    if urlsplit(value.strip()).scheme in ("ws", "wss"):
+        return ExchangeAccount.Endpoint.CUSTOM, value.strip()
+    raise CommandError(f"--endpoint must be prod, uat or a ws:// or wss:// URL, not {value!r}.")
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _read_secret() -> str:
+    secret = os.environ.get(SECRET_ENV_VAR, "").strip()
+    if secret:
+        return secret
+    if not _stdin_is_terminal():
+        raise CommandError(
+            f"No secret key given: set {SECRET_ENV_VAR} in the environment, or run this in a terminal to be "
+            "prompted. The secret is never accepted as a command-line argument."
+        )
+    secret = getpass.getpass("QFEX secret key (input is hidden): ").strip()
+    if not secret:
+        raise CommandError("No secret key entered.")
+    return secret
+
+
+class Command(BaseCommand):
+    help = "Add, list or verify the QFEX exchange accounts qfexdash stores."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        actions = parser.add_subparsers(dest="action", required=True, metavar="{add,list,verify}")
+
+        add = actions.add_parser("add", help=f"Store an account; the secret comes from ${SECRET_ENV_VAR} or a prompt.")
+        add.add_argument("--label", required=True, help="A name for the account (unique per owner).")
+        owner = add.add_mutually_exclusive_group(required=True)
+        owner.add_argument("--owner", metavar="USERNAME", help="The user who owns this personal account.")
+        owner.add_argument("--team", metavar="NAME", help="The team that owns this account.")
+        add.add_argument("--public-key", required=True, help="The QFEX API public key.")
+        add.add_argument(
+            "--endpoint", default="prod", help="prod (default), uat, or a ws:// / wss:// URL such as the simulator's."
+        )
+        add.add_argument("--account-id", default="", metavar="SUB", help="Optional QFEX subaccount UUID.")
+        add.add_argument("--disabled", action="store_true", help="Store the account disabled.")
+
+        listing = actions.add_parser("list", help="List stored accounts (never the secret).")
+        listing.add_argument("--format", choices=("table", "json"), default="table")
+
+        verify = actions.add_parser("verify", help="Authenticate against the account's endpoint.")
+        verify.add_argument("label", nargs="?", help="The account's label (or its numeric id).")
+        verify.add_argument("--id", type=int, dest="account_pk", help="The account's id, when labels repeat.")
+        verify.add_argument("--timeout", type=float, default=None, help="Seconds to wait for QFEX.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            getattr(self, f"_handle_{options['action']}")(options)
+        except EncryptionKeyError as exc:
+            raise CommandError(str(exc)) from None
+
+    # --- add ------------------------------------------------------------------------------------------
+
+    def _handle_add(self, options: dict[str, Any]) -> None:
+        endpoint, custom_url = _endpoint_choice(options["endpoint"])
+        owner_user = owner_team = None
+        if options["owner"]:
+            owner_user = get_user_model().objects.filter(username=options["owner"]).first()
+            if owner_user is None:
+                raise CommandError(f"No user named {options['owner']!r}.")
+        else:
+            owner_team = Team.objects.filter(name=options["team"]).first()
+            if owner_team is None:
+                raise CommandError(f"No team named {options['team']!r}.")
+        secret = _read_secret()
+        try:
+            account = account_create(
+                actor=None,
+                label=options["label"],
+                public_key=options["public_key"],
+                secret=secret,
+                owner_user=owner_user,
+                owner_team=owner_team,
+                endpoint=endpoint,
+                custom_url=custom_url,
+                subaccount_id=options["account_id"],
+                enabled=not options["disabled"],
+            )
+        except ValidationError as exc:
+            raise CommandError(_one_line(exc)) from None
+        self.stdout.write(
+            f"Added account {account.pk} {account.label!r} for {account.owner_display} ({account.trade_url()}). "
+            f"Check the key with: manage.py qfex_account verify --id {account.pk}"
+        )
+
+    # --- list -----------------------------------------------------------------------------------------
+
+    def _handle_list(self, options: dict[str, Any]) -> None:
+        accounts = ExchangeAccount.objects.select_related("owner_user", "owner_team").order_by("pk")
+        rows = [self._row(account) for account in accounts]
+        if options["format"] == "json":
+            self.stdout.write(json.dumps(rows, indent=2))
+            return
+        if not rows:
+            self.stdout.write("No accounts stored.")
+            return
+        columns = ("id", "label", "owner", "endpoint", "subaccount", "enabled", "status")
+        table = [columns] + [tuple(self._cell(row[name]) for name in columns) for row in rows]
+        widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+        for line in table:
+            self.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+    @staticmethod
+    def _cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return str(value) or "-"
+
+    @staticmethod
+    def _row(account: ExchangeAccount) -> dict[str, Any]:
+        state = account_state(account)
+        return {
+            "id": account.pk,
+            "label": account.label,
+            "owner": account.owner_display,
+            "owner_user": account.owner_user.get_username() if account.owner_user_id else None,
+            "owner_team": account.owner_team.name if account.owner_team_id else None,
+            "endpoint": account.trade_url(),
+            "subaccount": account.subaccount_id or None,
+            "enabled": account.enabled,
+            "status": state.code,
+            "status_detail": state.detail,
+        }
+
+    # --- verify ---------------------------------------------------------------------------------------
+
+    def _handle_verify(self, options: dict[str, Any]) -> None:
+        account = self._find_account(options["label"], options["account_pk"])
+        result = account_verify(actor=None, account=account, timeout=options["timeout"])
+        if not result.ok:
+            raise CommandError(f"Verification of {account.label!r} (id {account.pk}) failed: {result.message}")
+        self.stdout.write(f"OK: {account.label!r} (id {account.pk}) — {result.message}")
+
+    @staticmethod
+    def _find_account(label: str | None, pk: int | None) -> ExchangeAccount:
+        accounts = ExchangeAccount.objects.select_related("owner_user", "owner_team")
+        if pk is not None:
+            account = accounts.filter(pk=pk).first()
+            if account is None:
+                raise CommandError(f"No account with id {pk}.")
+            return account
+        if not label:
+            raise CommandError("Name the account to verify: a label, or --id ID.")
+        matches = list(accounts.filter(label=label).order_by("pk"))
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            which = ", ".join(f"id {account.pk} ({account.owner_display})" for account in matches)
+            raise CommandError(f"{len(matches)} accounts are labelled {label!r}: {which}. Choose one with --id ID.")
+        if label.isdigit():
+            account = accounts.filter(pk=int(label)).first()
+            if account is not None:
+                return account
+        raise CommandError(f"No account labelled {label!r}. See: manage.py qfex_account list")
