@@ -4,4 +4,13 @@ from orders import views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("", views.account_list, name="account_list"),
+    path("accounts/<int:pk>/", views.account_detail, name="account_detail"),
+    path("my/accounts/", views.my_accounts, name="my_accounts"),
+    path("my/accounts/add/", views.my_account_add, name="my_account_add"),
+    path("my/accounts/<int:pk>/edit/", views.my_account_edit, name="my_account_edit"),
+    path("my/accounts/<int:pk>/disable/", views.my_account_set_enabled, {"enabled": False}, name="my_account_disable"),
+    path("my/accounts/<int:pk>/enable/", views.my_account_set_enabled, {"enabled": True}, name="my_account_enable"),
+    path("my/accounts/<int:pk>/delete/", views.my_account_delete, name="my_account_delete"),
+    path("audit/", views.audit_trail, name="audit_trail"),
 ]

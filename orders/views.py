@@ -1,8 +1,234 @@
-from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
+"""Server-rendered pages: sign-in, the accounts list, "My accounts" and the audit trail.
+
+Views stay thin: who may see or change what is answered by ``orders.access`` and every write goes
+through ``orders.services``. Outsiders get 404 (the same page as for an id that does not exist); a
+team member whose role may not act gets a plain 403 page.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from orders import access, services
+from orders.forms import AccountForm, SignInForm, add_service_errors
+from orders.models import ExchangeAccount
+
+AUDIT_EVENTS_PER_PAGE = 50
 
 
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness probe for the reverse proxy: the process answers HTTP."""
     return JsonResponse({"ok": True})
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def can_view_audit(user: Any) -> bool:
+    """Whether the audit trail is open to this user (superusers and team admins)."""
+    return bool(user.is_authenticated and (user.is_superuser or access.teams_managed_by(user).exists()))
+
+
+def render_page(
+    request: HttpRequest, template: str, context: dict[str, Any] | None = None, *, status: int = 200
+) -> HttpResponse:
+    """Render a page with what ``base.html`` needs for its navigation."""
+    page_context = {"can_view_audit": can_view_audit(request.user), **(context or {})}
+    return render(request, template, page_context, status=status)
+
+
+def forbidden(request: HttpRequest, message: str) -> HttpResponse:
+    return render_page(request, "orders/forbidden.html", {"message": message}, status=403)
+
+
+def refuse_with_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Turn ``PermissionDenied`` from the access rules into a plain 403 page saying why."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except PermissionDenied as exc:
+            return forbidden(request, str(exc) or "You can't change this.")
+
+    return wrapper
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    account: ExchangeAccount
+    state: services.AccountState
+    can_manage: bool
+
+
+def _rows(request: HttpRequest, accounts: Any) -> list[AccountRow]:
+    managed = set(access.accounts_managed_by(request.user).values_list("pk", flat=True))
+    return [AccountRow(a, services.account_state(a), a.pk in managed) for a in accounts]
+
+
+def _after_change_url(request: HttpRequest, account: ExchangeAccount) -> str:
+    """Personal accounts go back to "My accounts"; team accounts (edited by an admin) to the list."""
+    return "my_accounts" if account.owner_user_id == request.user.pk else "account_list"
+
+
+def _verify_and_report(request: HttpRequest, account: ExchangeAccount, saved: str) -> None:
+    """Authenticate against QFEX once and tell the user, in words, whether the key works."""
+    result = services.account_verify(actor=request.user, account=account)
+    if result.ok:
+        messages.success(request, f"{saved} QFEX accepted the API key.")
+    else:
+        messages.warning(request, f"{saved} But the key could not be verified: {result.message}")
+
+
+# --- sign-in -----------------------------------------------------------------------------------
+
+
+class SignInView(LoginView):
+    """Django's login view with the throttled form; a locked-out attempt answers 429."""
+
+    form_class = SignInForm
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form: SignInForm) -> HttpResponse:  # type: ignore[override]
+        response = super().form_invalid(form)
+        if form.throttled_seconds:
+            response.status_code = 429
+            response["Retry-After"] = str(form.throttled_seconds)
+        return response
+
+
+# --- accounts ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def account_list(request: HttpRequest) -> HttpResponse:
+    """Every account the user may see, with its owner, exchange and state."""
+    accounts = access.accounts_visible_to(request.user).order_by("label", "pk")
+    return render_page(request, "orders/account_list.html", {"rows": _rows(request, accounts), "nav": "accounts"})
+
+
+@login_required
+@require_GET
+def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Placeholder for the live page of one account: its name and state."""
+    account = access.get_visible_account(request.user, pk)
+    context = {"account": account, "state": services.account_state(account), "nav": "accounts"}
+    return render_page(request, "orders/account_detail.html", context)
+
+
+# --- "My accounts" -----------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def my_accounts(request: HttpRequest) -> HttpResponse:
+    accounts = access.accounts_visible_to(request.user).filter(owner_user=request.user).order_by("label", "pk")
+    return render_page(request, "orders/my_accounts.html", {"rows": _rows(request, accounts), "nav": "my_accounts"})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def my_account_add(request: HttpRequest) -> HttpResponse:
+    form = AccountForm(request.POST or None, owner_user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            account = services.account_create(
+                actor=request.user,
+                owner_user=request.user,
+                label=data["label"],
+                public_key=data["public_key"],
+                secret=data["secret"],
+                endpoint=data["endpoint"],
+                custom_url=data["custom_url"],
+                subaccount_id=data["subaccount_id"],
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            _verify_and_report(request, account, f"Added “{account.label}”.")
+            return redirect("my_accounts")
+    return render_page(request, "orders/account_form.html", {"form": form, "account": None, "nav": "my_accounts"})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@refuse_with_page
+def my_account_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    account = access.get_managed_account(request.user, pk)
+    form = AccountForm(request.POST or None, account=account)
+    if request.method == "POST" and form.is_valid():
+        changes = form.changed_account_fields()
+        new_secret = form.cleaned_data["secret"]
+        try:
+            with transaction.atomic():
+                if changes:
+                    account = services.account_update(actor=request.user, account=account, **changes)
+                if new_secret:
+                    services.account_set_secret(actor=request.user, account=account, secret=new_secret)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            account.refresh_from_db()
+            _verify_and_report(request, account, f"Saved “{account.label}”.")
+            return redirect(_after_change_url(request, account))
+    context = {"form": form, "account": account, "nav": "my_accounts"}
+    return render_page(request, "orders/account_form.html", context)
+
+
+@login_required
+@require_POST
+@refuse_with_page
+def my_account_set_enabled(request: HttpRequest, pk: int, enabled: bool) -> HttpResponse:
+    """Disable or enable an account (POST only); a disabled account is kept but not connected to."""
+    account = access.get_managed_account(request.user, pk)
+    if account.enabled != enabled:
+        account = services.account_update(actor=request.user, account=account, enabled=enabled)
+    verb = "Enabled" if enabled else "Disabled"
+    messages.success(request, f"{verb} “{account.label}”.")
+    return redirect(_after_change_url(request, account))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@refuse_with_page
+def my_account_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks for confirmation; POST removes the account and its stored key."""
+    account = access.get_managed_account(request.user, pk)
+    if request.method == "POST":
+        label = account.label
+        back = _after_change_url(request, account)
+        services.account_delete(actor=request.user, account=account)
+        messages.success(request, f"Removed “{label}” and its stored API key.")
+        return redirect(back)
+    return render_page(request, "orders/account_confirm_delete.html", {"account": account, "nav": "my_accounts"})
+
+
+# --- audit trail -------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def audit_trail(request: HttpRequest) -> HttpResponse:
+    """Read-only list of changes to accounts and memberships, for team admins and superusers."""
+    if not can_view_audit(request.user):
+        return forbidden(request, "The audit trail is open to team admins only.")
+    events = access.audit_events_visible_to(request.user)
+    page = Paginator(events, AUDIT_EVENTS_PER_PAGE).get_page(request.GET.get("page"))
+    return render_page(request, "orders/audit_trail.html", {"page": page, "nav": "audit"})

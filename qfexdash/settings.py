@@ -154,6 +154,7 @@ if env_bool("QFEXDASH_STATIC_MANIFEST", False):
     }
 else:
     WHITENOISE_USE_FINDERS = True
+    STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every request when the folder is missing
     WHITENOISE_AUTOREFRESH = DEBUG
 
 # Security headers; production turns on the HTTPS-only ones through the environment.

@@ -1,7 +1,13 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
+
+from orders.views import SignInView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/login/", SignInView.as_view(), name="login"),
+    # Django's LogoutView accepts POST only, so a link or an image tag cannot sign anybody out.
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("orders.urls")),
 ]
