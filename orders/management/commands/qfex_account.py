@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orders.encryption import EncryptionKeyError
+from orders.management.account_lookup import find_account
 from orders.models import ExchangeAccount, Team
 from orders.services import account_create, account_state, account_verify
 
@@ -174,30 +175,8 @@ class Command(BaseCommand):
     # --- verify ---------------------------------------------------------------------------------------
 
     def _handle_verify(self, options: dict[str, Any]) -> None:
-        account = self._find_account(options["label"], options["account_pk"])
+        account = find_account(options["label"], options["account_pk"])
         result = account_verify(actor=None, account=account, timeout=options["timeout"])
         if not result.ok:
             raise CommandError(f"Verification of {account.label!r} (id {account.pk}) failed: {result.message}")
         self.stdout.write(f"OK: {account.label!r} (id {account.pk}) — {result.message}")
-
-    @staticmethod
-    def _find_account(label: str | None, pk: int | None) -> ExchangeAccount:
-        accounts = ExchangeAccount.objects.select_related("owner_user", "owner_team")
-        if pk is not None:
-            account = accounts.filter(pk=pk).first()
-            if account is None:
-                raise CommandError(f"No account with id {pk}.")
-            return account
-        if not label:
-            raise CommandError("Name the account to verify: a label, or --id ID.")
-        matches = list(accounts.filter(label=label).order_by("pk"))
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            which = ", ".join(f"id {account.pk} ({account.owner_display})" for account in matches)
-            raise CommandError(f"{len(matches)} accounts are labelled {label!r}: {which}. Choose one with --id ID.")
-        if label.isdigit():
-            account = accounts.filter(pk=int(label)).first()
-            if account is not None:
-                return account
-        raise CommandError(f"No account labelled {label!r}. See: manage.py qfex_account list")
