@@ -208,5 +208,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # websocket-client's trace output would print the auth frame; keep its logger quiet.
-    "loggers": {"websocket": {"level": "WARNING"}},
+    "loggers": {
+        "websocket": {"level": "WARNING"},
+        # One line per simulator connection is noise in the demo; keep its warnings.
+        "orders.simulator.websockets": {"level": "WARNING"},
+    },
 }

@@ -1,0 +1,1 @@
+"""qfexdash benchmarks: ``python -m bench`` prints the P-figures of design.md §4."""

@@ -1,0 +1,40 @@
+"""Run the benchmarks and print design.md's P-figures: ``python -m bench [--only P1,P6] [--samples N]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from collections.abc import Callable
+
+import django
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", default="", help="Comma-separated figures to run, e.g. P1,P6 (default: all).")
+    parser.add_argument("--samples", type=int, default=40, help="Samples per measurement (default 40).")
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qfexdash.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")  # per-connection INFO lines would drown the figures
+    django.setup()
+    from bench import upstream
+
+    figures: dict[str, Callable[[int], list[str]]] = {
+        "P1": upstream.p1,
+        "P6": lambda n: upstream.p6(max(5, n // 4)),
+    }
+    chosen = [name.strip().upper() for name in args.only.split(",") if name.strip()] or list(figures)
+    unknown = [name for name in chosen if name not in figures]
+    if unknown:
+        parser.error(f"unknown figure(s): {', '.join(unknown)}; choose from {', '.join(figures)}")
+    print(f"# qfexdash benchmarks — Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}")
+    for name in chosen:
+        for line in figures[name](args.samples):
+            print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
