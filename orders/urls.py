@@ -6,6 +6,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("", views.account_list, name="account_list"),
     path("accounts/<int:pk>/", views.account_detail, name="account_detail"),
+    path("accounts/all/", views.all_accounts_live, name="all_accounts_live"),
     path("my/accounts/", views.my_accounts, name="my_accounts"),
     path("my/accounts/add/", views.my_account_add, name="my_account_add"),
     path("my/accounts/<int:pk>/edit/", views.my_account_edit, name="my_account_edit"),

@@ -126,10 +126,25 @@ def account_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """Placeholder for the live page of one account: its name and state."""
+    """The live page of one account: its open orders and active TWAPs, updated over a WebSocket."""
     account = access.get_visible_account(request.user, pk)
-    context = {"account": account, "state": services.account_state(account), "nav": "accounts"}
-    return render_page(request, "orders/account_detail.html", context)
+    page_config = {
+        "ws_path": f"/ws/accounts/{account.pk}/",
+        "mode": "account",
+        "account": account.pk,
+        "account_label": account.label,
+    }
+    context = {"title": account.label, "page_config": page_config, "account": account, "nav": "accounts"}
+    return render_page(request, "orders/live.html", context)
+
+
+@login_required
+@require_GET
+def all_accounts_live(request: HttpRequest) -> HttpResponse:
+    """One live page for every account the user may see."""
+    page_config = {"ws_path": "/ws/accounts/all/", "mode": "all", "account": None, "account_label": ""}
+    context = {"title": "All accounts", "page_config": page_config, "nav": "all_accounts"}
+    return render_page(request, "orders/live.html", context)
 
 
 # --- "My accounts" -----------------------------------------------------------------------------

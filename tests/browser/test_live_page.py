@@ -1,0 +1,488 @@
+"""The live page in real Chromium, fed over a real WebSocket by a fake server that speaks the live protocol.
+
+Every wait is on a page condition (the page's test hooks) or on a frame reaching the fake server; no sleeps.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from tests.browser.conftest import LiveSite
+from tests.browser.harness import ACCOUNT, AS_OF, STATIC_DIR, diff, order_row, snapshot, status, twap_row
+
+pytestmark = pytest.mark.browser
+
+ORDER_ROWS = "window.qfexLive.orders.getData('active').filter(d => !d._gone)"
+
+
+def _rows(n: int) -> list[dict]:
+    return [order_row(i) for i in range(n)]
+
+
+def _cell(site: LiveSite, table: str, row_id: str, column: str) -> str:
+    """CSS selector of one rendered cell. Tabulator marks cells with its field, which for decimal columns is
+    a numeric copy of the column's value: ask the page for it."""
+    field = site.js("([t, c]) => window.qfexLive.views[t].specById.get(c).field", [table, column])
+    id_field = "order_id" if table == "orders" else "twap_id"
+    row = f"#{table}-table .tabulator-row:has([tabulator-field='{id_field}']:text-is('{row_id}'))"
+    return f"{row} [tabulator-field='{field}']"
+
+
+def _header(table: str, column: str) -> str:
+    return f"#{table}-table .tabulator-col[data-column='{column}']"
+
+
+def _column_values(site: LiveSite, field: str) -> list:
+    return site.js(f"() => {ORDER_ROWS}.map(d => d[{field!r}])")  # type: ignore[return-value]
+
+
+def test_snapshot_renders_rows_and_status(live_site) -> None:
+    site = live_site(lambda _: [snapshot(1, _rows(5), [twap_row(1), twap_row(2, filled_num_orders=3)])])
+    page = site.open()
+    site.wait_seq(1)
+
+    assert page.locator("body").get_attribute("data-socket") == "open"
+    assert page.locator("body").get_attribute("data-state") == "live"
+    assert page.locator("#orders-count").text_content() == "5 orders"
+    assert page.locator("#twaps-count").text_content() == "2 TWAPs"
+    assert page.locator("#live-status-badge").text_content() == "Live"
+    assert page.locator(_cell(site, "orders", "ord-00002", "price")).text_content() == "102.25"
+    assert page.locator(_cell(site, "orders", "ord-00002", "notional")).text_content() == "1,020.50"
+    # TWAP progress: the bar's text and its accessible value.
+    progress = page.locator(_cell(site, "twaps", "twap-001", "progress") + " [role=progressbar]")
+    assert progress.text_content() == "25 / 100 (25%)"
+    assert progress.get_attribute("aria-valuetext") == "25 / 100 (25%)"
+    assert page.locator(_cell(site, "twaps", "twap-002", "slices")).text_content() == "3 / 8"
+    assert page.locator(_cell(site, "twaps", "twap-001", "slices")).text_content() == "8"
+    updated = page.locator(_cell(site, "orders", "ord-00002", "update_time") + " time")
+    assert updated.text_content().endswith("ago")
+    assert updated.get_attribute("title")  # the exact time
+
+
+def test_diff_flashes_changed_cell_and_removed_row_lingers_then_goes(live_site) -> None:
+    site = live_site(lambda _: [snapshot(1, _rows(4))])
+    page = site.open()
+    site.wait_seq(1)
+
+    site.ws.send(
+        diff(2, orders=[order_row(1, price="555.5", status="MODIFIED"), order_row(9)], remove_orders=["ord-00002"])
+    )
+    site.wait_seq(2)
+
+    price = page.locator(_cell(site, "orders", "ord-00001", "price"))
+    assert price.text_content() == "555.5"
+    assert "cell-flash" in price.get_attribute("class")
+    assert "cell-flash" not in page.locator(_cell(site, "orders", "ord-00001", "quantity")).get_attribute("class")
+    removed = page.locator("#orders-table .tabulator-row", has_text="ord-00002")
+    assert "row-gone" in removed.get_attribute("class")
+    assert "line-through" in removed.locator("[tabulator-field='symbol']").evaluate(
+        "el => getComputedStyle(el).textDecorationLine"
+    )
+    assert page.locator("#orders-count").text_content() == "4 orders"  # the lingering row is not counted
+    assert "cell-flash" in page.locator(_cell(site, "orders", "ord-00009", "symbol")).get_attribute("class")
+
+    # The flash fades and the struck-through row goes by themselves.
+    site.wait("() => !document.querySelector('#orders-table .cell-flash')")
+    site.wait("() => !document.querySelector('#orders-table .row-gone')")
+    assert page.locator("#orders-table .tabulator-row", has_text="ord-00002").count() == 0
+    assert sorted(_column_values(site, "id")) == ["ord-00000", "ord-00001", "ord-00003", "ord-00009"]
+
+
+def test_seq_gap_asks_for_a_snapshot_and_ignores_diffs_until_then(live_site) -> None:
+    site = live_site(lambda _: [snapshot(1, _rows(3))])
+    page = site.open()
+    site.wait_seq(1)
+
+    site.ws.send(diff(3, orders=[order_row(0, price="1.00")]))  # seq 2 went missing
+    _, frame = site.ws.wait_frame(lambda f: f.get("type") == "resync")
+    assert frame == {"type": "resync"}
+    site.ws.send(diff(4, orders=[order_row(0, price="2.00")]))  # still waiting for the snapshot: ignored
+    assert page.locator("body").get_attribute("data-rendered-seq") == "1"
+
+    site.ws.send(snapshot(4, [order_row(0, price="3.00"), order_row(1)]))
+    site.wait_seq(4)
+    site.ws.send(diff(5, orders=[order_row(1, price="4.00")]))
+    site.wait_seq(5)
+    assert sorted(_column_values(site, "price")) == ["3.00", "4.00"]
+    assert page.locator("#orders-count").text_content() == "2 orders"
+
+
+def test_sort_by_price_both_ways_numerically_with_aria_sort_and_keyboard(live_site) -> None:
+    prices = ["9.5", "100", "25.25", "100", "1000.01", "0.5"]
+    rows = [order_row(i, price=p) for i, p in enumerate(prices)]
+    site = live_site(lambda _: [snapshot(1, rows)])
+    page = site.open()
+    site.wait_seq(1)
+    header = page.locator(_header("orders", "price"))
+
+    header.click()
+    assert header.get_attribute("aria-sort") == "ascending"
+    assert _column_values(site, "price") == ["0.5", "9.5", "25.25", "100", "100", "1000.01"]
+    # Ties are broken by id, so the two "100" rows keep one order.
+    assert _column_values(site, "id")[3:5] == ["ord-00001", "ord-00003"]
+    rendered = page.locator("#orders-table .tabulator-row [tabulator-field='_n_price']").all_text_contents()
+    assert rendered == ["0.5", "9.5", "25.25", "100", "100", "1,000.01"]
+
+    header.click()
+    assert header.get_attribute("aria-sort") == "descending"
+    assert _column_values(site, "price") == ["1000.01", "100", "100", "25.25", "9.5", "0.5"]
+
+    # The keyboard does the same: headers are focusable, Enter and Space sort.
+    qty = page.locator(_header("orders", "notional"))
+    qty.focus()
+    page.keyboard.press("Enter")
+    assert qty.get_attribute("aria-sort") == "ascending"
+    assert header.get_attribute("aria-sort") == "none"
+    page.keyboard.press(" ")
+    assert qty.get_attribute("aria-sort") == "descending"
+    notionals = [float(v) for v in _column_values(site, "notional")]
+    assert notionals == sorted(notionals, reverse=True)
+
+
+def test_symbol_filter_text_search_and_counts(live_site) -> None:
+    rows = _rows(9)  # AAPL, NVDA, TSLA three times each
+    site = live_site(lambda _: [snapshot(1, rows, [twap_row(1), twap_row(2, symbol="AAPL-USD")])])
+    page = site.open()
+    site.wait_seq(1)
+
+    options = page.locator("#live-symbol option").all_text_contents()
+    assert options == ["All symbols", "AAPL-USD", "NVDA-USD", "TSLA-USD"]
+    page.select_option("#live-symbol", "NVDA-USD")
+    site.wait("() => document.getElementById('orders-count').textContent === 'shown 3 of 9 orders'")
+    assert page.locator("#twaps-count").text_content() == "shown 1 of 2 TWAPs"
+    assert set(_column_values(site, "symbol")) == {"NVDA-USD"}
+
+    page.fill("#live-search", "DESK-4")  # case-insensitive, matches the client order id
+    site.wait("() => document.getElementById('orders-count').textContent === 'shown 1 of 9 orders'")
+    assert _column_values(site, "id") == ["ord-00004"]
+    assert page.locator("#twaps-count").text_content() == "shown 0 of 2 TWAPs"
+    assert "symbol=NVDA-USD" in page.url
+    assert "q=DESK-4" in page.url
+
+    # A live change that makes a row match shows it; the counts follow.
+    site.ws.send(diff(2, orders=[order_row(7, client_order_id="desk-4-bis")]))
+    site.wait("() => document.getElementById('orders-count').textContent === 'shown 2 of 9 orders'")
+
+    page.select_option("#live-symbol", "")
+    page.fill("#live-search", "")
+    site.wait("() => document.getElementById('orders-count').textContent === '9 orders'")
+    assert page.locator("#twaps-count").text_content() == "2 TWAPs"
+
+
+def test_sort_filter_search_and_columns_restored_from_the_url(live_site) -> None:
+    site = live_site(lambda _: [snapshot(1, _rows(9))])
+    page = site.open()
+    site.wait_seq(1)
+
+    page.locator(_header("orders", "price")).click()
+    page.locator(_header("orders", "price")).click()
+    page.select_option("#live-symbol", "TSLA-USD")
+    page.fill("#live-search", "desk")
+    page.locator(".live-columns summary").first.click()
+    page.get_by_label("Take profit").uncheck()
+    site.wait("() => new URLSearchParams(location.search).get('q') === 'desk'")
+    query = dict(part.split("=", 1) for part in page.url.split("?", 1)[1].split("&"))
+    assert query["orders_sort"] == "price.desc"
+    assert query["symbol"] == "TSLA-USD"
+    assert query["orders_hide"] == "take_profit"
+
+    page.reload()
+    site.ws.wait_connections(2)
+    site.wait_seq(1)
+    assert page.input_value("#live-symbol") == "TSLA-USD"
+    assert page.input_value("#live-search") == "desk"
+    header = page.locator(_header("orders", "price"))
+    assert header.get_attribute("aria-sort") == "descending"
+    assert not page.locator(_header("orders", "take_profit")).is_visible()
+    assert page.locator("#orders-count").text_content() == "shown 3 of 9 orders"
+    assert _column_values(site, "price") == ["108.25", "105.25", "102.25"]
+    page.locator(".live-columns summary").first.click()
+    assert not page.get_by_label("Take profit").is_checked()
+
+
+def test_csv_export_is_the_current_view_with_its_as_of_time(live_site, tmp_path: Path) -> None:
+    rows = _rows(6)
+    rows[4]["client_order_id"] = '=HYPERLINK("http://x")'
+    site = live_site(lambda _: [snapshot(1, rows)])
+    page = site.open()
+    site.wait_seq(1)
+
+    page.select_option("#live-symbol", "NVDA-USD")  # ord-00001, ord-00004
+    page.locator(_header("orders", "price")).click()
+    page.locator(_header("orders", "price")).click()  # descending
+    page.locator(".live-columns summary").first.click()
+    for label in ("Type", "Time in force", "Take profit", "Stop loss"):
+        page.get_by_label(label, exact=True).uncheck()
+
+    with page.expect_download() as info:
+        page.locator("[data-export='orders']").click()
+    download = info.value
+    stamp = site.js("t => window.QfexLive.format.utcText(t)", AS_OF).replace("-", "").replace(":", "").replace(" ", "T")
+    assert download.suggested_filename == f"orders-account-{ACCOUNT}-{stamp}Z.csv"
+    target = tmp_path / "orders.csv"
+    download.save_as(target)
+    table = list(csv.reader(io.StringIO(target.read_text(encoding="utf-8-sig"))))
+
+    assert table[0] == [
+        "Symbol", "Side", "Price", "Quantity", "Filled", "Remaining", "Fill %", "Notional", "Status",
+        "Client order ID", "Order ID", "Updated (UTC)", "Data as of (UTC)",
+    ]  # fmt: skip
+    as_of = site.js("t => window.QfexLive.format.utcText(t)", AS_OF)
+    assert [r[10] for r in table[1:]] == ["ord-00004", "ord-00001"]
+    assert table[1][2] == "104.25"  # exact decimal text, no grouping
+    assert table[1][9] == '\'=HYPERLINK("http://x")'  # a formula from the exchange is not run
+    assert table[2][11] == site.js("t => window.QfexLive.format.utcText(t)", AS_OF - 1)
+    assert {r[12] for r in table[1:]} == {as_of}
+    assert len(table) == 3
+
+
+def test_html_in_exchange_strings_is_shown_as_text(live_site) -> None:
+    evil = "<img src=x onerror=window.__xss=1>"
+    rows = [order_row(0, client_order_id=evil, symbol="<b>X</b>"), order_row(1)]
+    twaps = [twap_row(1, client_twap_id=evil, status="<i>RUNNING</i>")]
+    site = live_site(lambda _: [snapshot(1, rows, twaps)])
+    page = site.open()
+    site.wait_seq(1)
+    site.ws.send(status(1, "stale", reason=evil))
+    site.wait("() => document.body.dataset.state === 'stale'")
+
+    assert page.locator(_cell(site, "orders", "ord-00000", "client_order_id")).text_content() == evil
+    assert page.locator(_cell(site, "orders", "ord-00000", "symbol")).text_content() == "<b>X</b>"
+    assert page.locator(_cell(site, "twaps", "twap-001", "client_twap_id")).text_content() == evil
+    assert page.locator(_cell(site, "twaps", "twap-001", "status")).text_content() == "<i>RUNNING</i>"
+    assert page.locator("#live-status-reason").text_content() == evil
+    assert "<b>X</b>" in page.locator("#live-symbol option").all_text_contents()
+    assert page.locator("main img, main b, main i").count() == 0
+    assert site.js("() => window.__xss") is None
+
+
+def test_status_shows_stale_with_reason_and_data_time_then_live(live_site) -> None:
+    site = live_site(lambda _: [snapshot(1, _rows(2))])
+    page = site.open()
+    site.wait_seq(1)
+
+    reason = "QFEX is not answering; showing data from 12:01:03."
+    retry_at = site.js("() => Date.now() / 1000") + 60
+    site.ws.send(status(1, "stale", reason=reason, as_of=AS_OF - 30, next_retry_at=retry_at))
+    site.wait("() => document.body.dataset.state === 'stale'")
+    assert page.locator("#live-status").get_attribute("data-state") == "stale"
+    assert page.locator("#live-status-badge").text_content() == "Stale"
+    assert page.locator("#live-status-reason").text_content() == reason
+    clock = site.js("t => window.QfexLive.format.clockText(t)", AS_OF - 30)
+    assert page.locator("#live-status-time").text_content().startswith(f"Data as of {clock}")
+    assert page.locator("#live-status-retry").text_content().startswith("Next try in ")
+    assert page.locator("#live-announcer").text_content() == f"Stale: {reason}"
+    assert page.locator("#orders-count").text_content() == "2 orders"  # the last good data stays
+
+    site.ws.send(status(1, "live", as_of=AS_OF + 5))
+    site.wait("() => document.body.dataset.state === 'live'")
+    assert page.locator("#live-status-reason").text_content() == ""
+    assert page.locator("#live-status-retry").text_content() == ""
+    assert page.locator("#live-announcer").text_content() == "Live"
+
+
+def test_reconnects_after_the_server_closes_and_gets_a_new_snapshot(live_site) -> None:
+    def on_connect(index: int) -> list[dict]:
+        if index == 0:
+            return [snapshot(1, _rows(3))]
+        return [snapshot(10, _rows(5))]  # a different server state after the restart
+
+    site = live_site(on_connect)
+    page = site.open()
+    site.wait_seq(1)
+
+    site.ws.close(code=1012, reason="restart")
+    site.ws.wait_connections(2)
+    site.wait_seq(10)
+    assert page.locator("body").get_attribute("data-socket") == "open"
+    assert page.locator("body").get_attribute("data-state") == "live"
+    assert page.locator("#orders-count").text_content() == "5 orders"
+
+    # The new connection continues from its own snapshot's seq.
+    site.ws.send(diff(11, orders=[order_row(0, price="7.00")]))
+    site.wait_seq(11)
+
+
+def test_closed_socket_marks_data_stale_until_back(live_site) -> None:
+    site = live_site(lambda index: [snapshot(1 + index, _rows(2))])
+    page = site.open()
+    site.wait_seq(1)
+    # Hold the page in "disconnected" long enough to look: make its next attempt far away.
+    site.js("() => { window.qfexLive.socket.baseDelayMs = 60000; window.qfexLive.socket._attempt = 5; }")
+
+    site.ws.close(code=1011)
+    site.wait("() => document.body.dataset.socket === 'closed'")
+    assert page.locator("body").get_attribute("data-state") == "stale"
+    assert "Connection to the server lost." in page.locator("#live-status-reason").text_content()
+    assert page.locator("#live-status-retry").text_content().startswith("Next try in ")
+    assert page.locator("#orders-count").text_content() == "2 orders"
+
+    site.js("() => window.dispatchEvent(new Event('online'))")  # the network is back: try at once
+    site.wait_seq(2)
+    assert page.locator("body").get_attribute("data-state") == "live"
+
+
+def test_refused_access_is_an_error_without_retries(live_site) -> None:
+    site = live_site(lambda _: [snapshot(1, _rows(2))])
+    page = site.open()
+    site.wait_seq(1)
+
+    site.ws.close(code=4003)
+    site.wait("() => document.body.dataset.state === 'error'")
+    assert "Access to this account was refused" in page.locator("#live-status-reason").text_content()
+    assert site.js("() => window.qfexLive.socket.nextRetryAt") is None
+
+
+def test_refresh_button_sends_refresh(live_site) -> None:
+    site = live_site(lambda _: [snapshot(1, _rows(1))])
+    page = site.open()
+    site.wait_seq(1)
+
+    page.locator("#live-refresh").click()
+    _, frame = site.ws.wait_frame(lambda f: f.get("type") == "refresh")
+    assert frame == {"type": "refresh"}
+    assert page.locator("#live-refresh").is_disabled()  # a short cooldown against click floods
+
+
+def test_all_accounts_page_shows_accounts_and_resyncs_per_account(live_site) -> None:
+    def on_connect(_: int) -> list[dict]:
+        return [
+            snapshot(1, [order_row(0), order_row(1)], [twap_row(1)]),
+            snapshot(5, [order_row(0, account=8), order_row(2, account=8)], account=8),
+        ]
+
+    site = live_site(on_connect)
+    page = site.open("/all")
+    site.wait("() => window.qfexLive.seqs[7] === 1 && window.qfexLive.seqs[8] === 5")
+
+    assert page.locator("#orders-count").text_content() == "4 orders"  # same order id in two accounts: two rows
+    assert page.locator("#orders-table .cell-flash").count() == 0  # a first snapshot is not a change
+    assert page.locator(_header("orders", "account_label")).is_visible()
+    labels = page.locator("#orders-table .tabulator-row [tabulator-field='account_label']").all_text_contents()
+    assert sorted(labels) == ["Desk 8", "Desk 8", "Desk A main", "Desk A main"]
+
+    site.ws.send(diff(7, orders=[order_row(3, account=8)], account=8))  # account 8 missed seq 6
+    _, frame = site.ws.wait_frame(lambda f: f.get("type") == "resync")
+    assert frame == {"type": "resync", "account": 8}
+    site.ws.send(diff(2, remove_orders=["ord-00001"]))  # account 7 is unaffected
+    site.wait("() => window.qfexLive.seqs[7] === 2")
+
+    site.ws.send(status(2, "stale", reason="QFEX is not answering."))
+    site.wait("() => document.body.dataset.state === 'stale'")
+    assert page.locator("#live-status-reason").text_content() == "Desk A main: Stale — QFEX is not answering."
+
+
+def _serious_axe_violations(page) -> list[str]:
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.add_script_tag(path=str(next(STATIC_DIR.glob("vendor/axe-core-*/axe.min.js"))))
+    results = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:5]}"
+        for v in results["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_page_passes_an_axe_audit_empty_and_full(live_site) -> None:
+    site = live_site()  # the server sends nothing at first: empty tables, "connecting"
+    page = site.open()
+    site.ws.wait_connections(1)
+    site.wait("() => document.body.dataset.socket === 'open' && window.qfexLive.orders.getDataCount() === 0")
+    assert _serious_axe_violations(page) == []
+
+    site.ws.send(snapshot(1, _rows(30), [twap_row(1), twap_row(2, reduce_only=True)]))
+    site.wait_seq(1)
+    page.locator(_header("orders", "price")).click()
+    site.ws.send(diff(2, orders=[order_row(3, price="1.00")], remove_orders=["ord-00004"]))
+    site.ws.send(status(2, "stale", reason="QFEX is not answering."))
+    site.wait("() => document.body.dataset.state === 'stale' && document.querySelector('.row-gone')")
+    page.locator(".live-columns summary").first.click()  # the open column chooser too
+    assert _serious_axe_violations(page) == []
+
+
+def test_ten_thousand_orders_render_sort_and_take_a_diff(live_site) -> None:
+    rows = [order_row(i, price=f"{(i * 7919) % 10007}.5") for i in range(10_000)]
+    site = live_site(lambda _: [snapshot(1, rows)])
+    page = site.open()
+    site.wait_seq(1)
+
+    assert page.locator("#orders-count").text_content() == "10,000 orders"
+    assert site.js("() => window.qfexLive.orders.getDataCount()") == 10_000
+    # The virtual DOM renders only the rows in view.
+    assert page.locator("#orders-table .tabulator-row").count() < 200
+
+    page.locator(_header("orders", "price")).click()
+    prices = site.js(f"() => {ORDER_ROWS}.map(d => Number(d.price))")
+    assert prices == sorted(prices)
+
+    upserts = [order_row(i, price="0.25") for i in range(0, 10_000, 100)]
+    site.ws.send(diff(2, orders=upserts, remove_orders=["ord-00001"]))
+    site.wait_seq(2)
+    head = site.js(f"() => {ORDER_ROWS}.slice(0, 100).map(d => d.price)")
+    assert head == ["0.25"] * 100  # changed rows moved into sorted place
+    assert page.locator("#orders-count").text_content() == "9,999 orders"
+
+
+def test_backoff_is_capped_exponential_with_full_jitter(live_site) -> None:
+    site = live_site()
+    site.open()
+    site.wait("() => window.qfexLive !== undefined")
+    ceilings = site.js(
+        "() => [0, 1, 2, 3, 10, 40].map(n => window.QfexLive.backoffDelayMs(n, 500, 30000, () => 0.999999))"
+    )
+    assert ceilings == [499, 999, 1999, 3999, 29999, 29999]
+    assert site.js("() => window.QfexLive.backoffDelayMs(6, 500, 30000, () => 0)") == 0
+
+
+def test_socket_url_from_a_path_or_a_full_url(live_site) -> None:
+    site = live_site()
+    site.open()
+    site.wait("() => window.qfexLive !== undefined")
+    urls = site.js(
+        """() => [
+            window.QfexLive.socketUrl("/ws/accounts/7/", {protocol: "https:", host: "dash.example:8443"}),
+            window.QfexLive.socketUrl("/ws/accounts/all/", {protocol: "http:", host: "127.0.0.1:8000"}),
+            window.QfexLive.socketUrl("ws://127.0.0.1:9/ws/accounts/7/", {protocol: "https:", host: "x"}),
+        ]"""
+    )
+    assert urls == [
+        "wss://dash.example:8443/ws/accounts/7/",
+        "ws://127.0.0.1:8000/ws/accounts/all/",
+        "ws://127.0.0.1:9/ws/accounts/7/",
+    ]
+
+
+def test_seq_tracker_rules(live_site) -> None:
+    site = live_site()
+    site.open()
+    site.wait("() => window.qfexLive !== undefined")
+    verdicts = site.js(
+        """() => {
+            const t = new window.QfexLive.SeqTracker();
+            const v = (type, seq, now = 0) => {
+                const r = t.check({type, account: 7, seq}, now);
+                return (r.apply ? "apply" : "skip") + (r.resync ? "+resync" : "");
+            };
+            return [
+                v("diff", 1),          // no snapshot yet: ask for one
+                v("diff", 2, 100),     // asked a moment ago: just wait
+                v("snapshot", 5),
+                v("diff", 6),
+                v("diff", 6),          // duplicate
+                v("status", 6),
+                v("status", 7),        // a seq we never saw: doubt
+                v("snapshot", 7),
+                v("diff", 9, 10000),   // gap
+                v("diff", 10, 12000),  // still waiting
+                v("diff", 11, 20000),  // waited too long: ask again
+            ];
+        }"""
+    )
+    assert verdicts == [
+        "skip+resync", "skip", "apply", "apply", "skip", "apply", "apply+resync", "apply",
+        "skip+resync", "skip", "skip+resync",
+    ]  # fmt: skip
