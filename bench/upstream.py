@@ -20,12 +20,8 @@ from orders.qfex import Credentials, QfexSession, auth_message, fetch_open_order
 from orders.simulator import SimAccount, Simulator
 
 # Simulator-only keys: they open nothing on the real QFEX.
-ACCOUNT = SimAccount(
-    public_key="qfex_pub_bench", secret="qfex_secret_bench_only", orders=1000, twaps=3
-)
-BIG_ACCOUNT = SimAccount(
-    public_key="qfex_pub_bench_big", secret="qfex_secret_bench_big", orders=10_000, twaps=5
-)
+ACCOUNT = SimAccount(public_key="qfex_pub_bench", secret="qfex_secret_bench_only", orders=1000, twaps=3)
+BIG_ACCOUNT = SimAccount(public_key="qfex_pub_bench_big", secret="qfex_secret_bench_big", orders=10_000, twaps=5)
 
 
 def _sample_script(url: str, *, skip_utf8_validation: bool) -> int:

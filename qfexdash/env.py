@@ -111,7 +111,5 @@ def env_origins(name: str, environ: Mapping[str, str] | None = None) -> list[str
     for origin in origins:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or "*" in origin:
-            raise ImproperlyConfigured(
-                f"{name} must list exact origins like https://desk.example.com, not {origin!r}."
-            )
+            raise ImproperlyConfigured(f"{name} must list exact origins like https://desk.example.com, not {origin!r}.")
     return [origin.rstrip("/") for origin in origins]
