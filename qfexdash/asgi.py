@@ -1,4 +1,8 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels' router."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels (origin check, session, routes).
+
+Importing this module refuses to start the server when the encryption keys are missing or
+malformed (``orders.checks.validate_encryption_keys``), so Daphne stops with a clear message.
+"""
 
 import os
 
@@ -7,6 +11,12 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qfexdash.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs the apps loaded first)
+# These need the apps loaded first.
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from orders import checks  # noqa: E402
+from orders.routing import websocket_application  # noqa: E402
+
+checks.validate_encryption_keys()
+
+application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application()})

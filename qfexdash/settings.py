@@ -193,6 +193,11 @@ QFEXDASH_RATE_BUDGET_SHARE = env_float("QFEXDASH_RATE_BUDGET_SHARE", 0.10, minim
 QFEXDASH_REFRESH_COALESCE_SECONDS = env_float("QFEXDASH_REFRESH_COALESCE_SECONDS", 0.5, minimum=0.0, maximum=60)
 # How often an open browser socket re-checks that its user may still see the account.
 QFEXDASH_ACCESS_RECHECK_SECONDS = env_float("QFEXDASH_ACCESS_RECHECK_SECONDS", 2.0, minimum=0.1, maximum=60)
+# Reconnect backoff after upstream failures (full jitter between 0 and base * 2^n, capped).
+QFEXDASH_BACKOFF_BASE_SECONDS = env_float("QFEXDASH_BACKOFF_BASE_SECONDS", 1.0, minimum=0.01, maximum=60)
+QFEXDASH_BACKOFF_CAP_SECONDS = env_float("QFEXDASH_BACKOFF_CAP_SECONDS", 30.0, minimum=0.1, maximum=3600)
+# A rejected API key or unreadable secret is retried only this often (or at once when it is changed).
+QFEXDASH_AUTH_RETRY_SECONDS = env_float("QFEXDASH_AUTH_RETRY_SECONDS", 300.0, minimum=1, maximum=86400)
 # Largest frame a browser may send, and how many frames per 10 s.
 QFEXDASH_WS_MAX_FRAME_BYTES = env_int("QFEXDASH_WS_MAX_FRAME_BYTES", 4096, minimum=256)
 QFEXDASH_WS_RATE = env_int("QFEXDASH_WS_RATE", 20, minimum=1)

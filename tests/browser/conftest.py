@@ -34,7 +34,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop running in this thread while
+# it is open, which would stop the asyncio tests that run after the browser tests.
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         reason = f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set QFEXDASH_CHROMIUM)"

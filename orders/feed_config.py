@@ -1,0 +1,71 @@
+"""The feed's tunables, read once from settings (each with a default that needs no environment)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from django.conf import settings
+
+# QFEX's published budget: 12 000 weight per 60 s per user, get_user_orders weighs 5 per page.
+EXCHANGE_WEIGHT_PER_MINUTE = 12_000.0
+GET_USER_ORDERS_WEIGHT = 5.0
+SUBSCRIBE_WEIGHT = 0.1
+
+
+def group_name(account_id: int) -> str:
+    """The channel-layer group every viewer of one account joins."""
+    return f"account.{int(account_id)}"
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    # A fetch at least this often while anyone watches; also how long an unwatched session lingers.
+    reconcile_seconds: float = 5.0
+    # Size of the bounded pool that runs every blocking upstream call and the feed's DB reads.
+    threads: int = 16
+    # Share of QFEX's per-key weight budget the dashboard may spend (P8).
+    rate_budget_share: float = 0.10
+    # Fetches start at least this far apart; refreshes inside the window share one fetch.
+    refresh_coalesce_seconds: float = 0.5
+    # Every upstream socket operation (connect, auth, one reply) must finish within this.
+    timeout_seconds: float = 10.0
+    # Reconnects: capped exponential backoff with full jitter.
+    backoff_base_seconds: float = 1.0
+    backoff_cap_seconds: float = 30.0
+    # After QFEX rejects a key (or the secret cannot be read), retry only after this pause, on an
+    # explicit refresh that finds the account's key changed, or when an admin changes the key.
+    auth_retry_seconds: float = 300.0
+    # Longest single blocking wait for order pushes; bounds how late a refresh can start.
+    listen_slice_seconds: float = 0.25
+    page_size: int = 1000
+    # The rate budget may be spent this many seconds' worth at once (then refills steadily).
+    budget_burst_seconds: float = 15.0
+
+    @property
+    def weight_per_second(self) -> float:
+        return EXCHANGE_WEIGHT_PER_MINUTE * self.rate_budget_share / 60.0
+
+    @property
+    def budget_burst(self) -> float:
+        """Weight the budget may spend at once: ``budget_burst_seconds`` of allowance, at least one page."""
+        return max(self.weight_per_second * self.budget_burst_seconds, GET_USER_ORDERS_WEIGHT)
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> FeedConfig:
+        values: dict[str, Any] = {
+            "reconcile_seconds": float(getattr(settings, "QFEXDASH_RECONCILE_SECONDS", 5.0)),
+            "threads": int(getattr(settings, "QFEXDASH_FEED_THREADS", 16)),
+            "rate_budget_share": float(getattr(settings, "QFEXDASH_RATE_BUDGET_SHARE", 0.10)),
+            "refresh_coalesce_seconds": float(getattr(settings, "QFEXDASH_REFRESH_COALESCE_SECONDS", 0.5)),
+            "timeout_seconds": float(getattr(settings, "QFEX_TIMEOUT_SECONDS", 10.0)),
+            "backoff_base_seconds": float(getattr(settings, "QFEXDASH_BACKOFF_BASE_SECONDS", 1.0)),
+            "backoff_cap_seconds": float(getattr(settings, "QFEXDASH_BACKOFF_CAP_SECONDS", 30.0)),
+            "auth_retry_seconds": float(getattr(settings, "QFEXDASH_AUTH_RETRY_SECONDS", 300.0)),
+        }
+        known = {field.name for field in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown feed settings: {sorted(unknown)}")
+        values.update(overrides)
+        return cls(**values)

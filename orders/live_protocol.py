@@ -1,0 +1,208 @@
+"""The browser ⇄ server live protocol: the one place that defines every message shape.
+
+Messages are JSON text frames encoded with orjson. Times are Unix epoch seconds (JSON numbers).
+Decimal values (prices, quantities, derived percentages…) travel as JSON *strings* holding the
+exact decimal text, e.g. ``"187.25"``; ``null`` when absent.
+
+WebSocket URLs: ``/ws/accounts/<id>/`` (one account) and ``/ws/accounts/all/`` (every account the
+user may see; every message names its ``account``).
+
+Server → browser::
+
+    {"type": "snapshot", "account": 7, "seq": 42, "as_of": 1764030000.12,
+     "status": {"state": "live", "reason": "", "as_of": 1764030000.12, "next_retry_at": null},
+     "orders": [ORDER_ROW, ...], "twaps": [TWAP_ROW, ...]}
+
+    {"type": "diff", "account": 7, "seq": 43, "as_of": 1764030001.50,
+     "upsert": {"orders": [ORDER_ROW, ...], "twaps": [TWAP_ROW, ...]},
+     "remove": {"orders": ["<order_id>", ...], "twaps": ["<twap_id>", ...]}}
+
+    {"type": "status", "account": 7, "seq": 43, "state": "stale",
+     "reason": "QFEX did not answer within 10 s. Next try in 4 s.",
+     "as_of": 1764030001.50, "next_retry_at": 1764030010.0}
+
+    {"type": "error", "account": 7 | null, "code": "bad_message" | "too_large" | "rate_limited" | "unknown_type",
+     "message": "plain words"}
+
+Rules:
+
+- ``seq`` grows by exactly 1 per published diff of an account. A snapshot carries the account's
+  current seq (the page replaces its rows and continues from it); a status carries the current seq
+  and never advances it. A diff whose seq is not ``last_seq + 1`` is a gap: the page sends
+  ``resync`` and ignores diffs until the next snapshot. The server never sends a socket a diff whose
+  seq is at or below the seq of the snapshot it already sent that socket.
+- Seq numbers of an account start from the wall clock in milliseconds when its feed starts, so a
+  restarted feed (or, later, a new owner process) continues *above* any seq a page has seen.
+- ``as_of`` of a snapshot/diff is when the data was fetched from QFEX; ``status.as_of`` is the time
+  of the last good data (``null`` when there is none yet).
+- ``state`` ∈ ``connecting`` (no data yet), ``live``, ``stale`` (upstream failing; data kept),
+  ``error`` (needs a person: key rejected, secret unreadable, account disabled), ``idle`` (nobody
+  watching).
+- When a fetch finds nothing changed, the feed publishes a small ``status`` (state ``live``, fresh
+  ``as_of``) instead of a diff: a heartbeat that keeps the page's freshness indicator honest.
+
+Browser → server::
+
+    {"type": "refresh"}                   ask for a fresh upstream fetch (coalesced server-side)
+    {"type": "resync"}                    send me a full snapshot now
+    {"type": "resync", "account": 7}      all-accounts stream: a snapshot of one account
+    {"type": "refresh", "account": 7}     all-accounts stream: refresh one account (default: all)
+
+Anything else → an ``error`` frame (``unknown_type`` / ``bad_message``); frames over 4 KiB →
+``too_large`` and close code 1009; more than 20 frames per 10 s → ``rate_limited`` (close 1008 on
+sustained abuse).
+
+Close codes: 4001 not authenticated, 4003 origin refused or access lost, 4004 no such account
+(identical for "exists but is not yours"), 1009 frame too large, 1008 flooding.
+
+ORDER_ROW and TWAP_ROW are built by :mod:`orders.rows`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+# Message types, server → browser.
+SNAPSHOT = "snapshot"
+DIFF = "diff"
+STATUS = "status"
+ERROR = "error"
+
+# Message types, browser → server.
+REFRESH = "refresh"
+RESYNC = "resync"
+CLIENT_TYPES = frozenset({REFRESH, RESYNC})
+
+# Feed states.
+CONNECTING = "connecting"
+LIVE = "live"
+STALE = "stale"
+FAILED = "error"
+IDLE = "idle"
+STATES = frozenset({CONNECTING, LIVE, STALE, FAILED, IDLE})
+
+# Error codes.
+BAD_MESSAGE = "bad_message"
+TOO_LARGE = "too_large"
+RATE_LIMITED = "rate_limited"
+UNKNOWN_TYPE = "unknown_type"
+
+# Close codes.
+CLOSE_NOT_AUTHENTICATED = 4001
+CLOSE_FORBIDDEN = 4003  # origin refused, or access lost while connected
+CLOSE_NO_SUCH_ACCOUNT = 4004  # also "exists but is not yours"
+CLOSE_TOO_LARGE = 1009
+CLOSE_POLICY = 1008  # sustained flooding
+
+
+def decimal_text(value: Decimal) -> str:
+    """Exact decimal text without exponent notation (``Decimal("1E+2")`` → ``"100"``)."""
+    return format(value, "f")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return decimal_text(value)
+    raise TypeError(f"{type(value).__name__} is not part of the live protocol")
+
+
+def encode(message: Mapping[str, Any]) -> str:
+    """One message as JSON text (orjson; Decimals as exact strings)."""
+    return orjson.dumps(message, default=_default).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """An account feed's state as the page shows it."""
+
+    state: str
+    reason: str = ""
+    as_of: float | None = None  # time of the last good data
+    next_retry_at: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "reason": self.reason, "as_of": self.as_of, "next_retry_at": self.next_retry_at}
+
+
+def snapshot_message(
+    account: int, seq: int, as_of: float | None, status: Status, orders: Iterable[dict], twaps: Iterable[dict]
+) -> dict[str, Any]:
+    return {
+        "type": SNAPSHOT,
+        "account": account,
+        "seq": seq,
+        "as_of": as_of,
+        "status": status.as_dict(),
+        "orders": list(orders),
+        "twaps": list(twaps),
+    }
+
+
+def diff_message(
+    account: int,
+    seq: int,
+    as_of: float | None,
+    *,
+    upsert_orders: Iterable[dict] = (),
+    upsert_twaps: Iterable[dict] = (),
+    remove_orders: Iterable[str] = (),
+    remove_twaps: Iterable[str] = (),
+) -> dict[str, Any]:
+    return {
+        "type": DIFF,
+        "account": account,
+        "seq": seq,
+        "as_of": as_of,
+        "upsert": {"orders": list(upsert_orders), "twaps": list(upsert_twaps)},
+        "remove": {"orders": list(remove_orders), "twaps": list(remove_twaps)},
+    }
+
+
+def status_message(account: int, seq: int, status: Status) -> dict[str, Any]:
+    return {"type": STATUS, "account": account, "seq": seq, **status.as_dict()}
+
+
+def error_message(account: int | None, code: str, message: str) -> dict[str, Any]:
+    return {"type": ERROR, "account": account, "code": code, "message": message}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMessage:
+    """A valid browser → server message."""
+
+    type: str
+    account: int | None = None
+
+
+class BadClientMessage(ValueError):
+    """A browser frame that is not a valid message; ``code`` is the error code to answer with."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def parse_client_message(text: str) -> ClientMessage:
+    """Parse one text frame from the browser; raises :class:`BadClientMessage`."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise BadClientMessage(BAD_MESSAGE, "That message is not JSON.") from None
+    if not isinstance(data, dict):
+        raise BadClientMessage(BAD_MESSAGE, "A message must be a JSON object.")
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise BadClientMessage(BAD_MESSAGE, 'A message needs a "type" string.')
+    if kind not in CLIENT_TYPES:
+        raise BadClientMessage(UNKNOWN_TYPE, 'Only "refresh" and "resync" messages are understood.')
+    account = data.get("account")
+    # bool is an int subclass; refuse it explicitly.
+    if account is not None and (not isinstance(account, int) or isinstance(account, bool)):
+        raise BadClientMessage(BAD_MESSAGE, '"account" must be an account number.')
+    return ClientMessage(kind, account)

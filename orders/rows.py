@@ -1,0 +1,194 @@
+"""QFEX order and TWAP records → the table rows of the live protocol, and snapshot diffing.
+
+Rows are plain dicts, ready for orjson: strings as received, decimals as exact decimal text
+(``"187.25"``), times as epoch-second floats, and ``None`` for anything absent. Derived values are
+computed here, once, with ``Decimal``:
+
+- ``filled`` = ``quantity - quantity_remaining`` (exact);
+- ``fill_pct`` = ``filled / quantity x 100`` and TWAP ``progress_pct`` = ``filled_quantity /
+  total_quantity x 100``, cut (not rounded) to at most two decimals so a row never claims 100 %
+  before it is done; trailing zeros dropped (``"60"``, ``"12.5"``, ``"33.33"``);
+- ``notional`` = ``price x quantity`` (exact);
+- TWAP ``estimated_end`` = ``created_at + (total_num_orders - 1) x order_interval_secs`` — ignores a
+  delayed start, which QFEX does not report.
+
+Any missing input (or a zero denominator) makes the derived value ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import ROUND_DOWN, Decimal, DecimalException
+from typing import Any
+
+from orders.live_protocol import decimal_text
+
+Row = dict[str, Any]
+
+_HUNDRED = Decimal(100)
+_CENT = Decimal("0.01")
+
+
+def _field(record: Any, name: str) -> Any:
+    """A record attribute, or the same key in its ``extra`` dict for fields the client did not model."""
+    value = getattr(record, name, None)
+    if value is None:
+        extra = getattr(record, "extra", None)
+        if isinstance(extra, Mapping):
+            value = extra.get(name)
+    return value
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        return value if value.is_finite() else None
+    try:
+        number = Decimal(str(value))
+    except (DecimalException, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def _number_text(value: Any) -> str | None:
+    number = _decimal(value)
+    return None if number is None else decimal_text(number)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Decimal):
+        return decimal_text(value)
+    return str(value)
+
+
+def _epoch(value: Any) -> float | None:
+    number = _decimal(value)
+    return None if number is None else float(number)
+
+
+def _count(value: Any) -> int | float | None:
+    """Integer fields (number of slices, interval seconds) as JSON numbers."""
+    number = _decimal(value)
+    if number is None:
+        return None
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def percent(part: Decimal | None, whole: Decimal | None) -> str | None:
+    """``part / whole x 100`` cut to at most two decimals, as text without trailing zeros."""
+    if part is None or whole is None or whole == 0:
+        return None
+    try:
+        value = (part * _HUNDRED / whole).quantize(_CENT, rounding=ROUND_DOWN)
+    except DecimalException:
+        return None
+    # normalize() drops trailing zeros ("60.00" → "60"); decimal_text avoids "6E+1".
+    return decimal_text(value.normalize()) if value != 0 else "0"
+
+
+def order_row(order: Any, account: int, account_label: str) -> Row | None:
+    """An ORDER_ROW, or None when the record has no ``order_id`` to key it by."""
+    order_id = _text(_field(order, "order_id"))
+    if not order_id:
+        return None
+    price = _decimal(_field(order, "price"))
+    quantity = _decimal(_field(order, "quantity"))
+    remaining = _decimal(_field(order, "quantity_remaining"))
+    filled = quantity - remaining if quantity is not None and remaining is not None else None
+    notional = price * quantity if price is not None and quantity is not None else None
+    return {
+        "id": order_id,
+        "account": account,
+        "account_label": account_label,
+        "symbol": _text(_field(order, "symbol")),
+        "side": _text(_field(order, "side")),
+        "type": _text(_field(order, "type")),
+        "time_in_force": _text(_field(order, "time_in_force")),
+        "price": None if price is None else decimal_text(price),
+        "quantity": None if quantity is None else decimal_text(quantity),
+        "quantity_remaining": None if remaining is None else decimal_text(remaining),
+        "filled": None if filled is None else decimal_text(filled),
+        "fill_pct": percent(filled, quantity),
+        "notional": None if notional is None else decimal_text(notional),
+        "take_profit": _number_text(_field(order, "take_profit")),
+        "stop_loss": _number_text(_field(order, "stop_loss")),
+        "status": _text(_field(order, "status")),
+        "client_order_id": _text(_field(order, "client_order_id")),
+        "order_id": order_id,
+        "update_time": _epoch(_field(order, "update_time")),
+    }
+
+
+def twap_row(twap: Any, account: int, account_label: str) -> Row | None:
+    """A TWAP_ROW, or None when the record has no ``twap_id`` to key it by."""
+    twap_id = _text(_field(twap, "twap_id"))
+    if not twap_id:
+        return None
+    total = _decimal(_field(twap, "total_quantity"))
+    filled = _decimal(_field(twap, "filled_quantity"))
+    slices = _decimal(_field(twap, "total_num_orders"))
+    interval = _decimal(_field(twap, "order_interval_secs"))
+    created = _decimal(_field(twap, "created_at"))
+    estimated_end = None
+    if slices is not None and interval is not None and created is not None and slices >= 1:
+        estimated_end = float(created + (slices - 1) * interval)
+    return {
+        "id": twap_id,
+        "account": account,
+        "account_label": account_label,
+        "symbol": _text(_field(twap, "symbol")),
+        "side": _text(_field(twap, "side")),
+        "total_quantity": None if total is None else decimal_text(total),
+        "filled_quantity": None if filled is None else decimal_text(filled),
+        "progress_pct": percent(filled, total),
+        "average_fill_price": _number_text(_field(twap, "average_fill_price")),
+        "total_num_orders": _count(slices),
+        "filled_num_orders": _count(_field(twap, "filled_num_orders")),
+        "order_interval_secs": _count(interval),
+        "estimated_end": estimated_end,
+        "reduce_only": _bool(_field(twap, "reduce_only")),
+        "status": _text(_field(twap, "status")),
+        "client_twap_id": _text(_field(twap, "client_twap_id")),
+        "twap_id": twap_id,
+        "created_at": None if created is None else float(created),
+        "updated_at": _epoch(_field(twap, "updated_at")),
+    }
+
+
+def order_rows(orders: Iterable[Any], account: int, account_label: str) -> dict[str, Row]:
+    """Rows keyed by id, in the order received; a later duplicate id replaces the earlier row."""
+    rows: dict[str, Row] = {}
+    for order in orders:
+        row = order_row(order, account, account_label)
+        if row is not None:
+            rows[row["id"]] = row
+    return rows
+
+
+def twap_rows(twaps: Iterable[Any], account: int, account_label: str) -> dict[str, Row]:
+    rows: dict[str, Row] = {}
+    for twap in twaps:
+        row = twap_row(twap, account, account_label)
+        if row is not None:
+            rows[row["id"]] = row
+    return rows
+
+
+def diff_rows(old: Mapping[str, Row], new: Mapping[str, Row]) -> tuple[list[Row], list[str]]:
+    """What turns ``old`` into ``new``: rows to insert or replace, and ids to remove.
+
+    A modify that gives an order a new id (QFEX does this) is a remove of the old id plus an upsert
+    of the new one.
+    """
+    upserts = [row for row_id, row in new.items() if old.get(row_id) != row]
+    removes = [row_id for row_id in old if row_id not in new]
+    return upserts, removes

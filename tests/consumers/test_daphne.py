@@ -1,0 +1,249 @@
+"""The real thing: Daphne in a subprocess, a browser-like websocket-client, the simulator (F10, S2, end to end).
+
+Daphne runs against its own SQLite file: the test prepares it with ``migrate`` and a small setup script
+run in a subprocess with the same environment (a user, a session, an account pointing at the simulator),
+so no database is shared with the test process. Daphne serves a listening socket the test owns
+(``--fd``): a restart keeps the address, and a browser reconnecting during the restart simply waits in
+the listen queue until the new process accepts it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websocket
+
+from orders.simulator import SimAccount, Simulator
+from tests.personas import TEST_ENCRYPTION_KEY
+
+ROOT = Path(__file__).resolve().parents[2]
+DAPHNE = Path(sys.executable).with_name("daphne")
+PUBLIC_KEY = "qfex_pub_daphne_test"
+SECRET = "qfex_secret_daphne_test_0123456789"
+PATIENCE = 30.0
+
+SETUP_SCRIPT = """
+import json, os
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from orders import services
+user = get_user_model().objects.create_user("daphne_user", password="not-used-Passw0rd")
+account = services.account_create(
+    actor=user, label="Live over Daphne", public_key=os.environ["TEST_PUBLIC_KEY"],
+    secret=os.environ["TEST_SECRET"], owner_user=user, endpoint="custom", custom_url=os.environ["TEST_SIM_URL"],
+)
+session = SessionStore()
+session[SESSION_KEY] = str(user.pk)
+session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+session.create()
+print("SETUP " + json.dumps({"account": account.pk, "session": session.session_key}))
+"""
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(accounts=[SimAccount(public_key=PUBLIC_KEY, secret=SECRET, orders=60, twaps=2)], seed=3) as s:
+        yield s
+
+
+@pytest.fixture
+def site(tmp_path: Path, sim: Simulator) -> Iterator[dict[str, Any]]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "qfexdash.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "QFEXDASH_STATE_DIR": str(tmp_path / "state"),
+        "QFEXDASH_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
+        "SECRET_KEY": "daphne-test-secret-key-0123456789-abcdefghijklmnop",
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        "QFEXDASH_RECONCILE_SECONDS": "1",
+        "QFEX_TIMEOUT_SECONDS": "3",
+        "TEST_PUBLIC_KEY": PUBLIC_KEY,
+        "TEST_SECRET": SECRET,
+        "TEST_SIM_URL": sim.url,
+    }
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True, timeout=180)
+    out = subprocess.run(
+        [*manage, "shell", "-c", SETUP_SCRIPT],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    ).stdout
+    data = json.loads(next(line for line in out.splitlines() if line.startswith("SETUP "))[6:])
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    listener.set_inheritable(True)
+    site = {**data, "env": env, "listener": listener, "port": listener.getsockname()[1], "log": tmp_path / "daphne.log"}
+    site["process"] = _start_daphne(site)
+    try:
+        yield site
+    finally:
+        _stop_daphne(site["process"])
+        listener.close()
+
+
+def _start_daphne(site: dict[str, Any]) -> subprocess.Popen[bytes]:
+    fd = site["listener"].fileno()
+    with open(site["log"], "ab") as log:
+        return subprocess.Popen(
+            [str(DAPHNE), "--fd", str(fd), "-v", "0", "qfexdash.asgi:application"],
+            env=site["env"],
+            cwd=ROOT,
+            pass_fds=(fd,),
+            stdout=log,
+            stderr=log,
+        )
+
+
+def _stop_daphne(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=PATIENCE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=PATIENCE)
+
+
+def _open(site: dict[str, Any], origin: str | None = None) -> websocket.WebSocket:
+    port = site["port"]
+    return websocket.create_connection(
+        f"ws://127.0.0.1:{port}/ws/accounts/{site['account']}/",
+        origin=origin or f"http://127.0.0.1:{port}",
+        cookie=f"sessionid={site['session']}",
+        timeout=PATIENCE,
+    )
+
+
+class Page:
+    """What the page script does with the messages of one account."""
+
+    def __init__(self) -> None:
+        self.seq: int | None = None
+        self.orders: dict[str, Any] = {}
+        self.state = ""
+        self.snapshots = 0
+
+    def apply(self, message: dict[str, Any], ws: websocket.WebSocket) -> None:
+        if message["type"] == "snapshot":
+            self.snapshots += 1
+            self.seq = message["seq"]
+            self.orders = {row["id"]: row for row in message["orders"]}
+            self.state = message["status"]["state"]
+        elif message["type"] == "diff" and self.seq is not None:
+            if message["seq"] != self.seq + 1:
+                self.seq = None
+                ws.send(json.dumps({"type": "resync"}))
+                return
+            self.seq = message["seq"]
+            for row in message["upsert"]["orders"]:
+                self.orders[row["id"]] = row
+            for row_id in message["remove"]["orders"]:
+                self.orders.pop(row_id, None)
+        elif message["type"] == "status":
+            self.state = message["state"]
+
+    def follow_until_truth(self, ws: websocket.WebSocket, sim: Simulator) -> None:
+        deadline = time.monotonic() + PATIENCE
+        while not (self.state == "live" and set(self.orders) == _truth(sim)):
+            assert time.monotonic() < deadline, "the page never showed the exchange's orders"
+            self.apply(json.loads(ws.recv()), ws)
+
+
+def _read_until_closed(ws: websocket.WebSocket) -> None:
+    """Read (and drop) frames until the server's side of the socket is gone."""
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        try:
+            if not ws.recv():  # a close frame
+                return
+        except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError):
+            return
+    raise AssertionError("the socket stayed open after the server stopped")
+
+
+def _truth(sim: Simulator) -> set[str]:
+    return {order["order_id"] for order in sim.open_orders(PUBLIC_KEY)}
+
+
+def test_end_to_end_snapshot_and_a_restart(site: dict[str, Any], sim: Simulator) -> None:
+    ws = _open(site)
+    page = Page()
+    first = json.loads(ws.recv())
+    assert first["type"] == "snapshot"
+    assert first["account"] == site["account"]
+    page.apply(first, ws)
+    page.follow_until_truth(ws, sim)
+    row = next(iter(page.orders.values()))
+    assert row["account_label"] == "Live over Daphne"
+    assert isinstance(row["price"], str)
+
+    # F10: the server restarts; the book changes meanwhile; the page reconnects and gets a full snapshot.
+    _stop_daphne(site["process"])
+    _read_until_closed(ws)
+    ws.close()
+    sim.step(20)
+    site["process"] = _start_daphne(site)
+    ws = _open(site)
+    page = Page()
+    again = json.loads(ws.recv())
+    assert again["type"] == "snapshot"
+    assert again["seq"] > first["seq"]
+    page.apply(again, ws)
+    page.follow_until_truth(ws, sim)
+    assert page.snapshots == 1
+    ws.close()
+    assert sim.forbidden_received == []
+
+
+def test_real_server_refuses_a_foreign_origin(site: dict[str, Any]) -> None:
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        _open(site, origin="http://evil.example")
+    assert refused.value.status_code == 403
+    with pytest.raises(websocket.WebSocketBadStatusException):
+        _open(site, origin=f"http://127.0.0.1:{site['port'] + 1}")
+
+
+@pytest.mark.parametrize("keys", ["", "not-a-key"])
+def test_daphne_refuses_to_start_without_valid_encryption_keys(tmp_path: Path, keys: str) -> None:
+    """S8: missing or malformed keys stop the server at start, with a message naming the setting."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "qfexdash.settings",
+        "QFEXDASH_STATE_DIR": str(tmp_path),  # no local key file here either
+        "QFEXDASH_ENCRYPTION_KEYS": keys,
+        "DEBUG": "0",
+    }
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        fd = listener.fileno()
+        result = subprocess.run(
+            [str(DAPHNE), "--fd", str(fd), "qfexdash.asgi:application"],
+            env=env,
+            cwd=ROOT,
+            pass_fds=(fd,),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode != 0
+    assert "QFEXDASH_ENCRYPTION_KEYS" in result.stderr

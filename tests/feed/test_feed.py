@@ -1,0 +1,407 @@
+"""The feed against the real simulator over loopback: fetching, coalescing, pushes, diffs, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from typing import Any
+
+import orjson
+import pytest
+from asgiref.sync import sync_to_async
+
+from orders import live_protocol as lp
+from orders import services
+from orders.feed_upstream import REJECTED_KEY_REASON
+from orders.models import ExchangeAccount
+from orders.simulator import Simulator
+from tests.feed.conftest import (
+    PATIENCE,
+    GroupListener,
+    book_key,
+    expected_rows,
+    feed_threads,
+    in_state,
+    matches_truth,
+    wait_until,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_first_fetch_matches_the_simulator(make_feed: Any, live_account: ExchangeAccount, sim: Simulator) -> None:
+    feed = make_feed()
+    await feed.watch(live_account.pk, "viewer")
+    snapshot = await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    assert len(snapshot.orders) == 40
+    assert len(snapshot.twaps) == 3
+    assert snapshot.as_of is not None
+    assert snapshot.status.as_of == snapshot.as_of
+    row = next(iter(snapshot.orders.values()))
+    assert row["account"] == live_account.pk
+    assert row["account_label"] == "Owner personal"
+    assert sim.connection_count == 1
+    assert sim.forbidden_received == []
+
+
+async def test_one_upstream_session_for_many_viewers(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator
+) -> None:
+    feed = make_feed()
+    for n in range(20):
+        await feed.watch(live_account.pk, f"viewer-{n}")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    assert sim.connection_count == 1
+    assert feed.stats(live_account.pk).sessions == 1
+    assert feed.viewers(live_account.pk) == 20
+
+
+async def test_refreshes_at_once_share_one_fetch(make_feed: Any, live_account: ExchangeAccount, sim: Simulator) -> None:
+    feed = make_feed(reconcile_seconds=60.0)
+    await feed.watch(live_account.pk, "viewer")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    fetches, pages = feed.stats(live_account.pk).fetches, feed.stats(live_account.pk).pages
+    requests_before = sim.request_count("get_user_orders")
+    futures = [await feed.refresh(live_account.pk, max_age=0) for _ in range(50)]
+    assert all(await asyncio.wait_for(asyncio.gather(*futures), PATIENCE))
+    stats = feed.stats(live_account.pk)
+    assert stats.fetches == fetches + 1
+    # What the simulator saw is exactly the pages of that one fetch.
+    assert sim.request_count("get_user_orders") - requests_before == stats.pages - pages
+
+
+async def test_refresh_during_a_fetch_joins_it(make_feed: Any, live_account: ExchangeAccount, sim: Simulator) -> None:
+    feed = make_feed(reconcile_seconds=60.0, timeout_seconds=5.0)
+    await feed.watch(live_account.pk, "viewer")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    sim.page_latency = 0.3
+    before = feed.stats(live_account.pk).fetches
+    first = await feed.refresh(live_account.pk, max_age=0)
+    await wait_until(lambda: feed.stats(live_account.pk).fetches == before + 1, what="the fetch to start")
+    second = await feed.refresh(live_account.pk, max_age=0)  # the fetch is in flight: join it
+    assert await asyncio.wait_for(first, PATIENCE)
+    assert await asyncio.wait_for(second, PATIENCE)
+    assert feed.stats(live_account.pk).fetches == before + 1
+
+
+async def test_a_burst_of_refreshes_is_coalesced(make_feed: Any, live_account: ExchangeAccount, sim: Simulator) -> None:
+    window = 1.0
+    feed = make_feed(reconcile_seconds=60.0, refresh_coalesce_seconds=window)
+    await feed.watch(live_account.pk, "viewer")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    before = feed.stats(live_account.pk).fetches
+    started = time.monotonic()
+    for _ in range(40):  # 40 clicks, one after the other, each waiting for its answer
+        assert await asyncio.wait_for(await feed.refresh(live_account.pk), PATIENCE)
+    elapsed = time.monotonic() - started
+    made = feed.stats(live_account.pk).fetches - before
+    # At most one fetch per coalescing window, whatever the machine's speed.
+    assert made <= math.ceil(elapsed / window) + 1
+    assert made < 40
+
+
+async def test_a_push_triggers_a_refresh(make_feed: Any, live_account: ExchangeAccount, sim: Simulator) -> None:
+    # The reconcile interval is far longer than the wait below, so only a push can explain the update.
+    feed = make_feed(reconcile_seconds=120.0)
+    await feed.watch(live_account.pk, "viewer")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    added = sim.add_orders(book_key(live_account), 1, client_order_id="pushed-in")[0]
+    snapshot = await feed.wait_for(live_account.pk, lambda s: added["order_id"] in s.orders, 10.0)
+    assert snapshot.orders[added["order_id"]]["client_order_id"] == "pushed-in"
+    removed = next(iter(snapshot.orders))
+    sim.remove_order(book_key(live_account), removed)
+    await feed.wait_for(live_account.pk, lambda s: removed not in s.orders, 10.0)
+
+
+async def test_reconcile_picks_up_twap_progress(make_feed: Any, live_account: ExchangeAccount, sim: Simulator) -> None:
+    # TWAPs have no push channel: only the reconcile interval can bring this one in.
+    feed = make_feed(reconcile_seconds=0.5)
+    await feed.watch(live_account.pk, "viewer")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    twap = sim.add_twaps(book_key(live_account), 1, client_twap_id="slow-and-steady")[0]
+    snapshot = await feed.wait_for(live_account.pk, lambda s: twap["twap_id"] in s.twaps, PATIENCE)
+    assert snapshot.twaps[twap["twap_id"]]["client_twap_id"] == "slow-and-steady"
+
+
+async def test_diffs_rebuild_the_truth_with_consecutive_seqs(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator
+) -> None:
+    feed = make_feed(reconcile_seconds=0.5)
+    listener = await GroupListener(feed.channel_layer, live_account.pk).start()
+    await feed.watch(live_account.pk, "viewer")
+    snapshot = await feed.snapshot(live_account.pk)
+    orders, twaps = dict(snapshot.orders), dict(snapshot.twaps)
+    seq = snapshot.seq
+    key = book_key(live_account)
+    # New, partial fill, modify (QFEX gives a modified order a new id), cancel, full fill, TWAP slice…
+    sim.step(60)
+    modified = sim.open_orders(key)[0]
+    sim.remove_order(key, modified["order_id"])
+    sim.add_orders(key, 1, **{k: v for k, v in modified.items() if k not in ("order_id", "update_time")})
+
+    def converged() -> bool:
+        truth_orders, truth_twaps = expected_rows(sim, live_account)
+        return orders == truth_orders and twaps == truth_twaps
+
+    async with asyncio.timeout(PATIENCE):
+        while not converged():
+            message = await listener.next()
+            if message["type"] == lp.STATUS:
+                assert message["seq"] == seq  # statuses carry the seq, never advance it
+                continue
+            assert message["type"] == lp.DIFF
+            assert message["seq"] == seq + 1
+            seq = message["seq"]
+            for row in message["upsert"]["orders"]:
+                orders[row["id"]] = row
+            for row in message["upsert"]["twaps"]:
+                twaps[row["id"]] = row
+            for row_id in message["remove"]["orders"]:
+                del orders[row_id]
+            for row_id in message["remove"]["twaps"]:
+                del twaps[row_id]
+    assert modified["order_id"] not in orders
+
+
+@pytest.mark.parametrize(
+    ("fault", "value", "reason"),
+    [
+        ("reply_delay", 3.0, "QFEX did not answer within 1 s"),
+        ("drop_mid_reply", True, "Lost the connection to QFEX"),
+        ("malformed_json", True, "QFEX sent data the dashboard could not read"),
+        ("wrong_schema", True, "QFEX sent data the dashboard could not read"),
+    ],
+)
+async def test_fetch_faults_go_stale_then_recover(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator, fault: str, value: Any, reason: str
+) -> None:
+    feed = make_feed()
+    await feed.watch(live_account.pk, "viewer")
+    good = await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    setattr(sim.faults, fault, value)
+    sim.step(5)  # pushes ask for a fetch, which now fails
+    stale = await feed.wait_for(live_account.pk, in_state("stale", reason), PATIENCE)
+    # The last good rows stay, with the time they were taken.
+    assert stale.orders == good.orders
+    assert stale.status.as_of == good.as_of
+    assert "next try in" in stale.status.reason
+    assert stale.status.next_retry_at is not None
+    setattr(sim.faults, fault, type(value)())
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("refuse_handshake", "Could not connect to QFEX"),
+        ("reset_handshake", "QFEX"),
+        ("silent", "QFEX did not answer within 1 s"),
+    ],
+)
+async def test_connect_faults_go_stale_then_recover(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator, fault: str, reason: str
+) -> None:
+    sim.faults.max_lifetime = 1.5  # sessions end soon, so reconnects meet the fault
+    feed = make_feed()
+    await feed.watch(live_account.pk, "viewer")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    setattr(sim.faults, fault, True)
+    await feed.wait_for(live_account.pk, in_state("stale", reason), PATIENCE)
+    setattr(sim.faults, fault, False)
+    sim.step(3)
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+
+
+async def test_no_data_yet_and_qfex_down_says_so(make_feed: Any, owner_account: ExchangeAccount) -> None:
+    # The persona account points at a closed loopback port.
+    feed = make_feed()
+    await feed.watch(owner_account.pk, "viewer")
+    snapshot = await feed.wait_for(owner_account.pk, in_state("stale", "Could not connect to QFEX"), PATIENCE)
+    assert snapshot.as_of is None
+    assert snapshot.orders == {}
+
+
+async def test_max_lifetime_reconnects_without_alarm(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator
+) -> None:
+    sim.faults.max_lifetime = 1.2
+    feed = make_feed(reconcile_seconds=0.3)
+    listener = await GroupListener(feed.channel_layer, live_account.pk).start()
+    await feed.watch(live_account.pk, "viewer")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    await wait_until(lambda: feed.stats(live_account.pk).sessions >= 3, what="two reconnects")
+    sim.step(5)
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    states = set()
+    while True:
+        try:
+            message = await listener.next(timeout=0.05)
+        except TimeoutError:
+            break
+        if message["type"] == lp.STATUS:
+            states.add(message["state"])
+    assert states <= {"live", "connecting"}
+
+
+async def test_rejected_key_is_an_error_and_not_hammered(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator
+) -> None:
+    sim.revoke(live_account.public_key)
+    feed = make_feed()
+    await feed.watch(live_account.pk, "viewer")
+    snapshot = await feed.wait_for(live_account.pk, in_state("error"), PATIENCE)
+    assert snapshot.status.reason == REJECTED_KEY_REASON
+    assert snapshot.status.next_retry_at is not None
+    attempts = sim.request_count("auth")
+    assert attempts == 1
+    # Clicking refresh does not retry the same key (each refresh re-reads the account instead).
+    for _ in range(10):
+        assert not await asyncio.wait_for(await feed.refresh(live_account.pk, max_age=0), PATIENCE)
+    assert sim.request_count("auth") == attempts
+    assert feed.status(live_account.pk).state == "error"
+    # An admin re-enters the key: the next refresh reconnects at once.
+    sim.unrevoke(live_account.public_key)
+    await sync_to_async(services.account_set_secret)(
+        actor=None, account=live_account, secret=_secret_of(live_account, sim)
+    )
+    await feed.refresh(live_account.pk)
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+
+
+def _secret_of(account: ExchangeAccount, sim: Simulator) -> str:
+    return next(a.secret for a in sim.accounts if a.public_key == account.public_key)
+
+
+async def test_unreadable_secret_is_an_error_without_any_connection(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator, other_team_account: ExchangeAccount
+) -> None:
+    # A ciphertext copied from another row must not decrypt (it is bound to its row).
+    await sync_to_async(ExchangeAccount.objects.filter(pk=live_account.pk).update)(
+        secret_ciphertext=other_team_account.secret_ciphertext
+    )
+    feed = make_feed()
+    await feed.watch(live_account.pk, "viewer")
+    snapshot = await feed.wait_for(live_account.pk, in_state("error"), PATIENCE)
+    assert snapshot.status.reason == "The stored secret can't be decrypted — re-enter it."
+    assert sim.handshake_count == 0
+
+
+async def test_disabled_account_is_an_error(make_feed: Any, live_account: ExchangeAccount, sim: Simulator) -> None:
+    await sync_to_async(ExchangeAccount.objects.filter(pk=live_account.pk).update)(enabled=False)
+    feed = make_feed()
+    await feed.watch(live_account.pk, "viewer")
+    snapshot = await feed.wait_for(live_account.pk, in_state("error", "disabled"), PATIENCE)
+    assert snapshot.status.next_retry_at is not None
+    assert sim.handshake_count == 0
+    await sync_to_async(ExchangeAccount.objects.filter(pk=live_account.pk).update)(enabled=True)
+    await feed.refresh(live_account.pk)
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+
+
+async def test_rate_limited_is_honoured_and_recovers(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator
+) -> None:
+    feed = make_feed(reconcile_seconds=0.3, refresh_coalesce_seconds=0.0)
+    await feed.watch(live_account.pk, "viewer")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    # A budget of a few pages, refilled over 2 s: the next fetches trip it.
+    sim.faults.rate_limit_window = 2.0
+    sim.faults.rate_limit_weight = 12.0
+    await feed.wait_for(live_account.pk, in_state("stale", "QFEX is rate-limiting this key; next try in"), PATIENCE)
+    sim.faults.rate_limit_weight = 12_000.0
+    sim.faults.rate_limit_window = 60.0
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+
+
+async def test_rate_budget_defers_refreshes_without_dropping_them(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator
+) -> None:
+    # 10 weight/s (2 pages/s) with a one-second burst: far below the exchange's own limit.
+    share = 10.0 * 60 / 12_000
+    feed = make_feed(
+        reconcile_seconds=60.0, refresh_coalesce_seconds=0.0, rate_budget_share=share, budget_burst_seconds=1.0
+    )
+    await feed.watch(live_account.pk, "viewer")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    start_requests = sim.request_count("get_user_orders")
+    started = time.monotonic()
+    answered = 0
+    while time.monotonic() - started < 2.5:  # click refresh as fast as answers come back
+        assert await asyncio.wait_for(await feed.refresh(live_account.pk, max_age=0), PATIENCE)
+        answered += 1
+    elapsed = time.monotonic() - started
+    pages = sim.request_count("get_user_orders") - start_requests
+    # Budget: the burst plus the refill, in pages of 5 weight, plus one fetch allowed into debt.
+    largest_fetch = 4
+    assert pages * 5 <= 10.0 + 10.0 * elapsed + largest_fetch * 5
+    assert answered >= 2
+
+
+async def test_session_closes_when_nobody_watches(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator
+) -> None:
+    feed = make_feed(reconcile_seconds=0.5)
+    await feed.watch(live_account.pk, "a")
+    await feed.watch(live_account.pk, "b")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    await feed.unwatch(live_account.pk, "a")
+    assert feed.is_running(live_account.pk)
+    await feed.unwatch(live_account.pk, "b")
+    await wait_until(lambda: sim.connection_count == 0, what="the upstream session to close")
+    await wait_until(lambda: not feed.is_running(live_account.pk), what="the account feed to stop")
+    assert feed.status(live_account.pk).state == "idle"
+    # Watching again starts a new session, with seqs above the old ones.
+    old_seq = (await feed.snapshot(live_account.pk)).seq
+    await feed.watch(live_account.pk, "c")
+    snapshot = await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    assert snapshot.seq > old_seq
+
+
+async def test_shutdown_leaves_no_threads_or_sockets(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator
+) -> None:
+    feed = make_feed()
+    await feed.watch(live_account.pk, "viewer")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    assert feed_threads()
+    await feed.aclose()
+    assert feed_threads() == []
+    await wait_until(lambda: sim.connection_count == 0, what="the upstream socket to close")
+
+
+async def test_no_secret_in_logs_or_published_messages(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """S12: a session that connects, fetches, gets rejected and reconnects leaks its secret nowhere."""
+    caplog.set_level(logging.DEBUG)
+    secret = _secret_of(live_account, sim)
+    feed = make_feed()
+    listener = await GroupListener(feed.channel_layer, live_account.pk).start()
+    await feed.watch(live_account.pk, "viewer")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    sim.revoke(live_account.public_key)
+    await feed.wait_for(live_account.pk, in_state("error"), PATIENCE)
+    texts = []
+    while True:
+        try:
+            texts.append(orjson.dumps(await listener.next(timeout=0.05)).decode())
+        except TimeoutError:
+            break
+    assert texts
+    assert secret not in caplog.text
+    assert all(secret not in text for text in texts)
+    assert secret not in repr(await feed.snapshot(live_account.pk))
+
+
+async def test_statuses_are_readable_from_other_threads(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator
+) -> None:
+    feed = make_feed()
+    await feed.watch(live_account.pk, "viewer")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    statuses = await asyncio.to_thread(feed.statuses)
+    assert statuses[live_account.pk].state == "live"
+    assert (await asyncio.to_thread(feed.status, live_account.pk)).state == "live"
+    assert (await asyncio.to_thread(feed.status, 987654)).state == "idle"

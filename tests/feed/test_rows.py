@@ -1,0 +1,145 @@
+"""Rows of the live protocol from hand-built records, and snapshot diffing."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import orjson
+import pytest
+
+from orders import live_protocol as lp
+from orders.qfex import Order, Twap
+from orders.qfex.records import loads, parse_order, parse_twap
+from orders.rows import diff_rows, order_row, order_rows, percent, twap_row
+
+
+def test_order_row_matches_the_documented_example() -> None:
+    order = parse_order(
+        loads(
+            '{"order_id": "o-1", "symbol": "AAPL-USD", "side": "BUY", "type": "LIMIT", "time_in_force": "GTC",'
+            ' "price": 187.25, "quantity": 10, "quantity_remaining": 4, "take_profit": 0, "stop_loss": 0,'
+            ' "status": "ACK", "client_order_id": "desk-7", "update_time": 1764030000.55}'
+        )
+    )
+    assert order_row(order, 7, "Desk A main") == {
+        "id": "o-1",
+        "account": 7,
+        "account_label": "Desk A main",
+        "symbol": "AAPL-USD",
+        "side": "BUY",
+        "type": "LIMIT",
+        "time_in_force": "GTC",
+        "price": "187.25",
+        "quantity": "10",
+        "quantity_remaining": "4",
+        "filled": "6",
+        "fill_pct": "60",
+        "notional": "1872.50",
+        "take_profit": "0",
+        "stop_loss": "0",
+        "status": "ACK",
+        "client_order_id": "desk-7",
+        "order_id": "o-1",
+        "update_time": 1764030000.55,
+    }
+
+
+def test_decimals_stay_exact() -> None:
+    # 0.1 + 0.2 style values and long fractions must not pick up float noise.
+    order = parse_order(loads('{"order_id": "x", "price": 0.1, "quantity": 0.3, "quantity_remaining": 0.2}'))
+    row = order_row(order, 1, "a")
+    assert row is not None
+    assert row["price"] == "0.1"
+    assert row["filled"] == "0.1"
+    assert row["notional"] == "0.03"
+    assert row["fill_pct"] == "33.33"
+    big = parse_order(loads('{"order_id": "y", "price": 1E+2, "quantity": 123456789.123456789}'))
+    big_row = order_row(big, 1, "a")
+    assert big_row is not None
+    assert big_row["price"] == "100"  # no exponent notation
+    assert big_row["quantity"] == "123456789.123456789"
+
+
+def test_absent_inputs_give_null_derived_values() -> None:
+    row = order_row(Order(order_id="z", symbol="NVDA-USD"), 3, "b")
+    assert row is not None
+    assert row["filled"] is None
+    assert row["fill_pct"] is None
+    assert row["notional"] is None
+    assert row["update_time"] is None
+    zero = order_row(Order(order_id="q", quantity=Decimal(0), quantity_remaining=Decimal(0)), 3, "b")
+    assert zero is not None
+    assert zero["fill_pct"] is None  # no division by zero
+
+
+def test_records_without_an_id_are_skipped() -> None:
+    assert order_row(Order(symbol="AAPL-USD"), 1, "a") is None
+    assert twap_row(Twap(symbol="AAPL-USD"), 1, "a") is None
+    assert order_rows([Order(symbol="AAPL-USD"), Order(order_id="k")], 1, "a").keys() == {"k"}
+
+
+def test_html_in_exchange_strings_passes_through_as_data() -> None:
+    text = '<img src=x onerror="alert(1)">&amp;'
+    row = order_row(Order(order_id="h", client_order_id=text, symbol="<b>X</b>"), 1, "a")
+    assert row is not None
+    assert row["client_order_id"] == text
+    assert orjson.loads(lp.encode({"row": row}))["row"]["client_order_id"] == text
+
+
+def test_twap_row_with_derived_values() -> None:
+    twap = parse_twap(
+        loads(
+            '{"twap_id": "t-1", "symbol": "NVDA-USD", "side": "SELL", "total_quantity": 100, "filled_quantity": 25,'
+            ' "average_fill_price": 131.10, "total_num_orders": 8, "order_interval_secs": 60, "reduce_only": false,'
+            ' "status": "RUNNING", "client_twap_id": "rebalance-1", "created_at": 1764029980.0,'
+            ' "updated_at": "2025-11-25T00:20:00Z"}'
+        )
+    )
+    row = twap_row(twap, 7, "Desk A main")
+    assert row == {
+        "id": "t-1",
+        "account": 7,
+        "account_label": "Desk A main",
+        "symbol": "NVDA-USD",
+        "side": "SELL",
+        "total_quantity": "100",
+        "filled_quantity": "25",
+        "progress_pct": "25",
+        "average_fill_price": "131.10",
+        "total_num_orders": 8,
+        "filled_num_orders": None,
+        "order_interval_secs": 60,
+        "estimated_end": 1764029980.0 + 7 * 60,
+        "reduce_only": False,
+        "status": "RUNNING",
+        "client_twap_id": "rebalance-1",
+        "twap_id": "t-1",
+        "created_at": 1764029980.0,
+        "updated_at": 1764030000.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("part", "whole", "expected"),
+    [("6", "10", "60"), ("1", "3", "33.33"), ("2", "3", "66.66"), ("1", "8", "12.5"), ("0", "5", "0"),
+     ("10", "10", "100"), ("9.999", "10", "99.99"), ("1", "0", None)],
+)  # fmt: skip
+def test_percent_is_cut_never_rounded_up(part: str, whole: str, expected: str | None) -> None:
+    assert percent(Decimal(part), Decimal(whole)) == expected
+
+
+def test_diff_rows() -> None:
+    old = {"a": {"id": "a", "v": 1}, "b": {"id": "b", "v": 2}, "c": {"id": "c", "v": 3}}
+    new = {"a": {"id": "a", "v": 1}, "b": {"id": "b", "v": 20}, "d": {"id": "d", "v": 4}}
+    upserts, removes = diff_rows(old, new)
+    assert upserts == [{"id": "b", "v": 20}, {"id": "d", "v": 4}]
+    assert removes == ["c"]
+    assert diff_rows(new, new) == ([], [])
+
+
+def test_a_modify_with_a_new_id_is_a_remove_and_an_upsert() -> None:
+    before = order_rows([Order(order_id="old", price=Decimal("10"), quantity=Decimal("1"))], 1, "a")
+    after = order_rows([Order(order_id="new", price=Decimal("11"), quantity=Decimal("1"))], 1, "a")
+    upserts, removes = diff_rows(before, after)
+    assert [row["id"] for row in upserts] == ["new"]
+    assert removes == ["old"]
