@@ -7,6 +7,7 @@ team member whose role may not act gets a plain 403 page.
 
 from __future__ import annotations
 
+import datetime
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from orders import access, services
+from orders.feed import account_statuses
 from orders.forms import AccountForm, SignInForm, add_service_errors
 from orders.models import ExchangeAccount
 
@@ -69,15 +71,39 @@ def refuse_with_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 
 
 @dataclass(frozen=True)
+class LiveState:
+    """What the live feed says about an account right now, in words for the accounts list."""
+
+    code: str  # live | stale | error | connecting | idle
+    label: str
+    detail: str
+    as_of: datetime.datetime | None
+
+
+_LIVE_LABELS = {"live": "Live", "stale": "Stale", "error": "Error", "connecting": "Connecting"}
+
+
+def _live_state(status: Any) -> LiveState:
+    if status is None or status.state not in _LIVE_LABELS:
+        return LiveState("idle", "Not watched", "Nobody has this account open; it is read when someone does.", None)
+    as_of = datetime.datetime.fromtimestamp(status.as_of, tz=datetime.UTC) if status.as_of is not None else None
+    return LiveState(status.state, _LIVE_LABELS[status.state], status.reason, as_of)
+
+
+@dataclass(frozen=True)
 class AccountRow:
     account: ExchangeAccount
     state: services.AccountState
     can_manage: bool
+    live: LiveState
 
 
 def _rows(request: HttpRequest, accounts: Any) -> list[AccountRow]:
     managed = set(access.accounts_managed_by(request.user).values_list("pk", flat=True))
-    return [AccountRow(a, services.account_state(a), a.pk in managed) for a in accounts]
+    statuses = account_statuses()
+    return [
+        AccountRow(a, services.account_state(a), a.pk in managed, _live_state(statuses.get(a.pk))) for a in accounts
+    ]
 
 
 def _after_change_url(request: HttpRequest, account: ExchangeAccount) -> str:

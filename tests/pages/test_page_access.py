@@ -314,3 +314,24 @@ def test_audit_trail_pages(personas: Any, client_for: Any) -> None:
     assert "Page 1 of 2" in first
     second = client.get(reverse("audit_trail"), {"page": 2}).content.decode()
     assert "t59" not in second
+
+
+# --- live feed state on the accounts list ------------------------------------------------------
+
+
+def test_account_list_shows_the_live_feed_state_in_words(personas: Any, client_for: Any, monkeypatch: Any) -> None:
+    from orders import views
+    from orders.live_protocol import Status
+
+    stale = Status("stale", "QFEX did not answer within 10 s; next try in 4 s.", as_of=1_790_000_000.0)
+    monkeypatch.setattr(views, "account_statuses", lambda: {personas.team_account.pk: stale})
+    body = client_for(personas.viewer).get(reverse("account_list")).content.decode()
+    assert "Stale" in body
+    assert "QFEX did not answer within 10 s; next try in 4 s." in body
+    assert 'datetime="2026-09-21T' in body  # the data's time, from as_of
+    assert "Not watched" not in body.split("Desk A main")[1].split("</tr>")[0]
+
+
+def test_account_list_says_when_nobody_watches(personas: Any, client_for: Any) -> None:
+    body = client_for(personas.viewer).get(reverse("account_list")).content.decode()
+    assert "Not watched" in body
