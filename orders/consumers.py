@@ -2,7 +2,7 @@
 
 Message shapes are documented in :mod:`orders.live_protocol`. The consumer is thin: it authenticates
 the socket, checks access through :mod:`orders.access`, joins each account's group, sends the cached
-snapshot, asks the feed for a refresh, and relays the feed's pre-encoded messages.
+snapshot (its parts, back to back), asks the feed for a refresh, and relays the feed's pre-encoded messages.
 
 Refusals (the origin was already checked by :mod:`orders.routing`): the socket is accepted and closed
 at once with 4001 (no valid session) or 4004 (no such account — identical for another team's
@@ -203,6 +203,9 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         self.sent: dict[int, int] = {}  # account → seq of the last snapshot/diff sent to this socket
         self.joined: set[int] = set()
         self.closing = False
+        # Held while the parts of a snapshot go out, so no diff or status of the account (relayed by
+        # feed_message) and no other snapshot (the re-check task joins accounts) lands between them.
+        self.send_lock = asyncio.Lock()
         self.recheck_task: asyncio.Task[None] | None = None
         self.max_frame_bytes = int(_setting("QFEXDASH_WS_MAX_FRAME_BYTES", 4096))
         # QFEXDASH_WS_RATE frames per RATE_WINDOW_SECONDS from each browser socket.
@@ -250,9 +253,11 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         await self._send_snapshot(account)
 
     async def _send_snapshot(self, account: int) -> None:
-        seq, text = await get_feed().snapshot_message(account)
-        self.sent[account] = seq
-        await self.send(text_data=text)
+        async with self.send_lock:
+            seq, texts = await get_feed().snapshot_messages(account)
+            self.sent[account] = seq
+            for text in texts:
+                await self.send(text_data=text)
 
     async def _leave_all(self) -> None:
         joined, self.joined = self.joined, set()
@@ -333,14 +338,15 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
 
     async def feed_message(self, event: dict[str, Any]) -> None:
         account = event["account"]
-        last = self.sent.get(account)
-        if last is None or self.closing:
-            return
-        if event["kind"] == lp.DIFF:
-            if event["seq"] <= last:
-                return  # already part of the snapshot this socket got
-            self.sent[account] = event["seq"]
-        await self.send(text_data=event["text"])
+        async with self.send_lock:
+            last = self.sent.get(account)
+            if last is None or self.closing:
+                return
+            if event["kind"] == lp.DIFF:
+                if event["seq"] <= last:
+                    return  # already part of the snapshot this socket got
+                self.sent[account] = event["seq"]
+            await self.send(text_data=event["text"])
 
     # --- access re-check --------------------------------------------------------------------------
 

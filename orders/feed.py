@@ -5,7 +5,7 @@ Public API (all coroutines run on the feed's event loop — the server's loop un
     feed = get_feed()                                   # the process's feed, bound to the running loop
     await feed.watch(account_id, viewer)                # a viewer (a consumer's channel name) is interested
     await feed.unwatch(account_id, viewer)
-    seq, text = await feed.snapshot_message(account_id) # the encoded snapshot message, from the cache
+    seq, texts = await feed.snapshot_messages(account_id) # the encoded snapshot's parts, from the cache
     snap = await feed.snapshot(account_id)              # FeedSnapshot(account, seq, as_of, status, orders, twaps)
     done = await feed.refresh(account_id, max_age=None) # asyncio.Future[bool]; await it to wait for the fetch
     snap = await feed.wait_for(account_id, predicate, timeout)
@@ -25,7 +25,8 @@ How it behaves (design.md §2):
   ``order_responses`` push triggers one; so does every ``QFEXDASH_RECONCILE_SECONDS`` while watched.
 - Fetches are paced by a per-API-key budget of QFEX weight (``QFEXDASH_RATE_BUDGET_SHARE`` of
   12 000 / 60 s; 5 per ``get_user_orders`` page): work beyond it is deferred, not dropped.
-- A fetch that changes rows publishes a diff (seq + 1); one that changes nothing publishes a small
+- A fetch that changes rows publishes a diff (seq + 1) — several consecutive diffs when the change is
+  larger than ``QFEXDASH_WS_ROWS_PER_MESSAGE`` rows; one that changes nothing publishes a small
   ``live`` status heartbeat. No periodic full snapshots: a viewer gets a snapshot when it joins or
   asks (``resync``), and every heartbeat carries the seq so a page that lost a diff notices.
 - Failures keep the last good rows and publish ``stale`` with the cause and the next try; reconnects
@@ -120,13 +121,16 @@ class Feed:
             return FeedSnapshot(account_id, 0, None, status, {}, {})
         return account.snapshot()
 
-    async def snapshot_message(self, account_id: int) -> tuple[int, str]:
-        """``(seq, text)`` of a full snapshot message from the cache (no upstream call)."""
+    async def snapshot_messages(self, account_id: int) -> tuple[int, list[str]]:
+        """``(seq, texts)``: the encoded parts of a full snapshot, from the cache (no upstream call).
+
+        Send every text, in order, with nothing of this account in between (see ``live_protocol``).
+        """
         account = self._accounts.get(account_id)
         if account is None:
             snap = await self.snapshot(account_id)
-            return snap.seq, lp.encode(lp.snapshot_message(account_id, snap.seq, None, snap.status, [], []))
-        return await account.snapshot_text()
+            return snap.seq, [lp.encode(lp.snapshot_message(account_id, snap.seq, None, snap.status, [], []))]
+        return await account.snapshot_texts()
 
     async def refresh(self, account_id: int, *, max_age: float | None = None) -> asyncio.Future[bool]:
         """Ask for a fetch; returns a future that resolves (True on success) when it is done.

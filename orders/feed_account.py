@@ -82,7 +82,7 @@ class AccountFeed:
         self.twaps: dict[str, Row] = {}
         self.data_as_of: float | None = None
         self.status = lp.Status(lp.CONNECTING, "Connecting to QFEX…")
-        self._snapshot_cache: tuple[tuple[int, lp.Status], str] | None = None
+        self._snapshot_cache: tuple[tuple[int, lp.Status], list[str]] | None = None
         self._label = ""
         self._public_key = ""
         self._fingerprint: str | None = None
@@ -157,20 +157,21 @@ class AccountFeed:
     def snapshot(self) -> FeedSnapshot:
         return FeedSnapshot(self.account_id, self.seq, self.data_as_of, self.status, self.orders, self.twaps)
 
-    async def snapshot_text(self) -> tuple[int, str]:
-        """The current snapshot message, encoded once per (seq, status) and off the loop."""
+    async def snapshot_texts(self) -> tuple[int, list[str]]:
+        """The current snapshot's encoded parts, encoded once per (seq, status) and off the loop."""
         key = (self.seq, self.status)
         cached = self._snapshot_cache
         if cached is not None and cached[0] == key:
             return self.seq, cached[1]
         seq, as_of, status, orders, twaps = self.seq, self.data_as_of, self.status, self.orders, self.twaps
+        args = (self.account_id, seq, as_of, status, orders, twaps, self.config.rows_per_message)
         if len(orders) + len(twaps) <= 200:  # small: cheaper than a hop to the pool
-            text = upstream.encode_snapshot(self.account_id, seq, as_of, status, orders, twaps)
+            texts = upstream.encode_snapshot(*args)
         else:
-            text = await self._in_pool(upstream.encode_snapshot, self.account_id, seq, as_of, status, orders, twaps)
+            texts = await self._in_pool(upstream.encode_snapshot, *args)
         if (self.seq, self.status) == key:
-            self._snapshot_cache = (key, text)
-        return seq, text
+            self._snapshot_cache = (key, texts)
+        return seq, texts
 
     async def wait_for(self, predicate: Callable[[FeedSnapshot], bool], timeout: float) -> FeedSnapshot:
         """Wait until ``predicate(snapshot)`` holds; ``TimeoutError`` after ``timeout`` seconds."""
@@ -343,6 +344,7 @@ class AccountFeed:
                 old_orders=self.orders,
                 old_twaps=self.twaps,
                 next_seq=self.seq + 1,
+                rows_per_message=self.config.rows_per_message,
             )
         except Exception as exc:
             self._fetching = False
@@ -365,9 +367,13 @@ class AccountFeed:
         self._attempt = 0
         self.orders, self.twaps = result.orders, result.twaps
         self.data_as_of = result.fetched_at
-        if result.changed and result.diff_text is not None:
-            self.seq += 1
-            await self._publish(lp.DIFF, result.diff_text)
+        if result.diff_texts:
+            # The seq jumps to the last diff's at once: a snapshot taken while the diffs are being
+            # published holds the new rows, and its seq makes consumers skip the diffs it contains.
+            first_seq = self.seq + 1
+            self.seq += len(result.diff_texts)
+            for offset, text in enumerate(result.diff_texts):
+                await self._publish(lp.DIFF, text, first_seq + offset)
         live = lp.Status(lp.LIVE, "", self.data_as_of, None)
         if live != self.status or not result.changed:
             # A state change, or a heartbeat: nothing changed, but the data is fresh as of now.
@@ -503,8 +509,9 @@ class AccountFeed:
         await self._publish(lp.STATUS, lp.encode(lp.status_message(self.account_id, self.seq, status)))
         self._notify()
 
-    async def _publish(self, kind: str, text: str) -> None:
-        await self.feed.publish(self.group, {"account": self.account_id, "seq": self.seq, "kind": kind, "text": text})
+    async def _publish(self, kind: str, text: str, seq: int | None = None) -> None:
+        seq = self.seq if seq is None else seq
+        await self.feed.publish(self.group, {"account": self.account_id, "seq": seq, "kind": kind, "text": text})
 
     def _notify(self) -> None:
         event, self._updated = self._updated, asyncio.Event()

@@ -41,6 +41,9 @@ class FeedConfig:
     page_size: int = 1000
     # The rate budget may be spent this many seconds' worth at once (then refills steadily).
     budget_burst_seconds: float = 15.0
+    # Most rows in one message to a browser: bigger snapshots go in parts, bigger changes in several
+    # diffs, so no message reaches the WebSocket server's size limit (Daphne: 1 MiB).
+    rows_per_message: int = 500
 
     @property
     def weight_per_second(self) -> float:
@@ -62,6 +65,7 @@ class FeedConfig:
             "backoff_base_seconds": float(getattr(settings, "QFEXDASH_BACKOFF_BASE_SECONDS", 1.0)),
             "backoff_cap_seconds": float(getattr(settings, "QFEXDASH_BACKOFF_CAP_SECONDS", 30.0)),
             "auth_retry_seconds": float(getattr(settings, "QFEXDASH_AUTH_RETRY_SECONDS", 300.0)),
+            "rows_per_message": max(1, int(getattr(settings, "QFEXDASH_WS_ROWS_PER_MESSAGE", 500))),
         }
         known = {field.name for field in fields(cls)}
         unknown = set(overrides) - known

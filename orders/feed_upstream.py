@@ -128,7 +128,9 @@ class FetchResult:
     fetched_at: float
     pages: int
     changed: bool
-    diff_text: str | None  # the encoded diff message, None when nothing changed
+    # The change as encoded diff messages with consecutive seqs from ``next_seq`` (several when it is
+    # larger than ``rows_per_message``); empty when nothing changed.
+    diff_texts: list[str]
     upserts: int
     removes: int
 
@@ -142,8 +144,9 @@ def fetch_and_diff(
     old_orders: dict[str, Row],
     old_twaps: dict[str, Row],
     next_seq: int,
+    rows_per_message: int = lp.DEFAULT_ROWS_PER_MESSAGE,
 ) -> FetchResult:
-    """One full fetch, turned into rows, compared with the previous rows and encoded as a diff.
+    """One full fetch, turned into rows, compared with the previous rows and encoded as diffs.
 
     Rows, diff and encoding are built here, in the pool, so a 10 000-order book never stalls the
     event loop. ``old_*`` are only read: the feed replaces its dicts, it never mutates them.
@@ -154,26 +157,26 @@ def fetch_and_diff(
     order_upserts, order_removes = diff_rows(old_orders, orders)
     twap_upserts, twap_removes = diff_rows(old_twaps, twaps)
     changed = bool(order_upserts or order_removes or twap_upserts or twap_removes)
-    text = None
+    texts = []
     if changed:
-        text = lp.encode(
-            lp.diff_message(
-                account_id,
-                next_seq,
-                snapshot.fetched_at,
-                upsert_orders=order_upserts,
-                upsert_twaps=twap_upserts,
-                remove_orders=order_removes,
-                remove_twaps=twap_removes,
-            )
+        messages = lp.diff_messages(
+            account_id,
+            next_seq,
+            snapshot.fetched_at,
+            upsert_orders=order_upserts,
+            upsert_twaps=twap_upserts,
+            remove_orders=order_removes,
+            remove_twaps=twap_removes,
+            rows_per_message=rows_per_message,
         )
+        texts = [lp.encode(message) for message in messages]
     return FetchResult(
         orders=orders,
         twaps=twaps,
         fetched_at=snapshot.fetched_at,
         pages=snapshot.pages,
         changed=changed,
-        diff_text=text,
+        diff_texts=texts,
         upserts=len(order_upserts) + len(twap_upserts),
         removes=len(order_removes) + len(twap_removes),
     )
@@ -191,9 +194,17 @@ def listen(session: QfexSession, timeout: float) -> int:
 
 
 def encode_snapshot(
-    account_id: int, seq: int, as_of: float | None, status: lp.Status, orders: dict[str, Row], twaps: dict[str, Row]
-) -> str:
-    return lp.encode(lp.snapshot_message(account_id, seq, as_of, status, orders.values(), twaps.values()))
+    account_id: int,
+    seq: int,
+    as_of: float | None,
+    status: lp.Status,
+    orders: dict[str, Row],
+    twaps: dict[str, Row],
+    rows_per_message: int = lp.DEFAULT_ROWS_PER_MESSAGE,
+) -> list[str]:
+    """The snapshot's parts, each encoded (see :func:`orders.live_protocol.snapshot_messages`)."""
+    messages = lp.snapshot_messages(account_id, seq, as_of, status, orders.values(), twaps.values(), rows_per_message)
+    return [lp.encode(message) for message in messages]
 
 
 # --- plain words for failures ---------------------------------------------------------------------

@@ -9,7 +9,7 @@ user may see; every message names its ``account``).
 
 Server → browser::
 
-    {"type": "snapshot", "account": 7, "seq": 42, "as_of": 1764030000.12,
+    {"type": "snapshot", "account": 7, "seq": 42, "as_of": 1764030000.12, "part": 1, "parts": 1,
      "status": {"state": "live", "reason": "", "as_of": 1764030000.12, "next_retry_at": null},
      "orders": [ORDER_ROW, ...], "twaps": [TWAP_ROW, ...]}
 
@@ -23,6 +23,24 @@ Server → browser::
 
     {"type": "error", "account": 7 | null, "code": "bad_message" | "too_large" | "rate_limited" | "unknown_type",
      "message": "plain words"}
+
+Size limits — no message carries more than ``rows_per_message`` rows (``QFEXDASH_WS_ROWS_PER_MESSAGE``,
+500 by default; ~440 bytes a row), because the WebSocket server refuses to send a message over its
+size limit (Daphne: 1 MiB). The one exception: TWAPs are never split, so part 1 of a snapshot of an
+account with more TWAPs than that carries them all.
+
+- A snapshot is sent in **parts**: every snapshot message carries ``"part": i`` (1-based) and
+  ``"parts": n``; a small snapshot is ``part 1 of 1``. Every part repeats ``account``, ``seq``,
+  ``as_of`` and ``status``. Part 1 carries every TWAP and fills the rest of its row budget with
+  orders; the other parts carry up to ``rows_per_message`` orders each, in order. The parts of one
+  snapshot are sent consecutively to a socket, with no other message in between. The page collects
+  the parts of one seq and replaces its rows only when all ``n`` arrived; a part of another seq, or
+  out of order (anything but part 1 when no set is pending, or not the next part of the pending
+  set), discards the pending set and the page sends ``resync``. A part 1 always starts a new set.
+- A change larger than ``rows_per_message`` rows (upserts + removes) is published as several
+  consecutive ``diff`` messages, each with its own seq (``seq``, ``seq + 1``, …) and each a valid
+  diff on its own; applying them in order gives the same rows as one big diff would. Diffs have no
+  part fields.
 
 Rules:
 
@@ -129,18 +147,56 @@ class Status:
         return {"state": self.state, "reason": self.reason, "as_of": self.as_of, "next_retry_at": self.next_retry_at}
 
 
+DEFAULT_ROWS_PER_MESSAGE = 500
+
+
 def snapshot_message(
-    account: int, seq: int, as_of: float | None, status: Status, orders: Iterable[dict], twaps: Iterable[dict]
+    account: int,
+    seq: int,
+    as_of: float | None,
+    status: Status,
+    orders: Iterable[dict],
+    twaps: Iterable[dict],
+    *,
+    part: int = 1,
+    parts: int = 1,
 ) -> dict[str, Any]:
+    """One snapshot message (one part of a snapshot; see :func:`snapshot_messages` for the split)."""
     return {
         "type": SNAPSHOT,
         "account": account,
         "seq": seq,
         "as_of": as_of,
+        "part": part,
+        "parts": parts,
         "status": status.as_dict(),
         "orders": list(orders),
         "twaps": list(twaps),
     }
+
+
+def snapshot_messages(
+    account: int,
+    seq: int,
+    as_of: float | None,
+    status: Status,
+    orders: Iterable[dict],
+    twaps: Iterable[dict],
+    rows_per_message: int = DEFAULT_ROWS_PER_MESSAGE,
+) -> list[dict[str, Any]]:
+    """A snapshot as its parts (always at least one): TWAPs and the first orders in part 1, then the
+    remaining orders ``rows_per_message`` at a time."""
+    limit = max(1, rows_per_message)
+    order_list, twap_list = list(orders), list(twaps)
+    first = max(0, limit - len(twap_list))
+    chunks = [order_list[:first]] + [order_list[i : i + limit] for i in range(first, len(order_list), limit)]
+    parts = len(chunks)
+    return [
+        snapshot_message(
+            account, seq, as_of, status, chunk, twap_list if index == 0 else (), part=index + 1, parts=parts
+        )
+        for index, chunk in enumerate(chunks)
+    ]
 
 
 def diff_message(
@@ -161,6 +217,40 @@ def diff_message(
         "upsert": {"orders": list(upsert_orders), "twaps": list(upsert_twaps)},
         "remove": {"orders": list(remove_orders), "twaps": list(remove_twaps)},
     }
+
+
+_DIFF_LISTS = ("upsert_orders", "upsert_twaps", "remove_orders", "remove_twaps")
+
+
+def diff_messages(
+    account: int,
+    first_seq: int,
+    as_of: float | None,
+    *,
+    upsert_orders: Iterable[dict] = (),
+    upsert_twaps: Iterable[dict] = (),
+    remove_orders: Iterable[str] = (),
+    remove_twaps: Iterable[str] = (),
+    rows_per_message: int = DEFAULT_ROWS_PER_MESSAGE,
+) -> list[dict[str, Any]]:
+    """A change as consecutive diffs of at most ``rows_per_message`` rows, seqs ``first_seq``, ``first_seq + 1``…
+
+    Within one change every row id appears at most once per kind (an upsert or a remove), so any split
+    of it applies, in order, to the same result as the whole. An empty change is one empty diff.
+    """
+    limit = max(1, rows_per_message)
+    items = [
+        (name, item)
+        for name, values in zip(_DIFF_LISTS, (upsert_orders, upsert_twaps, remove_orders, remove_twaps), strict=True)
+        for item in values
+    ]
+    messages = []
+    for offset in range(0, max(len(items), 1), limit):
+        lists: dict[str, list[Any]] = {name: [] for name in _DIFF_LISTS}
+        for name, item in items[offset : offset + limit]:
+            lists[name].append(item)
+        messages.append(diff_message(account, first_seq + len(messages), as_of, **lists))
+    return messages
 
 
 def status_message(account: int, seq: int, status: Status) -> dict[str, Any]:

@@ -106,6 +106,11 @@ DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "")
+# Every Redis key of this site (channel layer, feed leases, shared state) starts with this, so several
+# sites or test runs can share one Redis.
+QFEXDASH_REDIS_PREFIX = env_str("QFEXDASH_REDIS_PREFIX", "qfexdash")
+if not QFEXDASH_REDIS_PREFIX or not QFEXDASH_REDIS_PREFIX.replace("-", "").replace("_", "").isalnum():
+    raise ImproperlyConfigured("QFEXDASH_REDIS_PREFIX must be letters, digits, '-' or '_'.")
 if REDIS_URL:
     env_url("REDIS_URL", REDIS_URL, ("redis", "rediss", "unix"))
     CHANNEL_LAYERS = {
@@ -113,6 +118,7 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
+                "prefix": f"{QFEXDASH_REDIS_PREFIX}:asgi",
                 # A viewer that falls this far behind loses messages; the seq gap heals it with a snapshot.
                 "capacity": env_int("CHANNEL_LAYER_CAPACITY", 200, minimum=10),
                 "expiry": env_int("CHANNEL_LAYER_EXPIRY", 30, minimum=5),
@@ -185,6 +191,9 @@ QFEX_TIMEOUT_SECONDS = env_float("QFEX_TIMEOUT_SECONDS", 10.0, minimum=0.1, maxi
 # Live feed (orders.feed): how often every watched account is re-read from QFEX even without
 # pushes; TWAPs have no push channel, so this is also their refresh rate.
 QFEXDASH_RECONCILE_SECONDS = env_float("QFEXDASH_RECONCILE_SECONDS", 5.0, minimum=0.5, maximum=3600)
+# With several server processes (REDIS_URL): an account's upstream session belongs to the process
+# holding its lease in Redis, renewed every third of this; a dead owner is replaced within about this long.
+QFEXDASH_LEASE_SECONDS = env_float("QFEXDASH_LEASE_SECONDS", 6.0, minimum=1.0, maximum=300)
 # Threads for upstream work (bounded; never the event loop or asgiref's shared thread).
 QFEXDASH_FEED_THREADS = env_int("QFEXDASH_FEED_THREADS", 16, minimum=1, maximum=256)
 # Share of QFEX's per-key rate budget (12 000 weight / 60 s) the dashboard may use (P8).
@@ -198,6 +207,9 @@ QFEXDASH_BACKOFF_BASE_SECONDS = env_float("QFEXDASH_BACKOFF_BASE_SECONDS", 1.0, 
 QFEXDASH_BACKOFF_CAP_SECONDS = env_float("QFEXDASH_BACKOFF_CAP_SECONDS", 30.0, minimum=0.1, maximum=3600)
 # A rejected API key or unreadable secret is retried only this often (or at once when it is changed).
 QFEXDASH_AUTH_RETRY_SECONDS = env_float("QFEXDASH_AUTH_RETRY_SECONDS", 300.0, minimum=1, maximum=86400)
+# Most rows in one message to a browser; bigger snapshots go in parts, bigger diffs as several diffs,
+# so no message approaches Daphne's 1 MiB WebSocket message limit.
+QFEXDASH_WS_ROWS_PER_MESSAGE = env_int("QFEXDASH_WS_ROWS_PER_MESSAGE", 500, minimum=1, maximum=2000)
 # Largest frame a browser may send, and how many frames per 10 s.
 QFEXDASH_WS_MAX_FRAME_BYTES = env_int("QFEXDASH_WS_MAX_FRAME_BYTES", 4096, minimum=256)
 QFEXDASH_WS_RATE = env_int("QFEXDASH_WS_RATE", 20, minimum=1)

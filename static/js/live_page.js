@@ -154,6 +154,7 @@
   // ---------------------------------------------------------------------------------------------
 
   const tracker = new NS.SeqTracker();
+  const assembler = new NS.SnapshotAssembler();
   const seqs = {}; // account -> last rendered seq (the all-accounts test hook)
   const accounts = new Map(); // account -> {label, state, reason, statusAsOf, nextRetryAt, dataAsOf}
   let hadData = false;
@@ -211,6 +212,17 @@
   function handleMessage(msg) {
     if (!msg || typeof msg.type !== "string") {
       return;
+    }
+    if (msg.type === "snapshot") {
+      // A large snapshot comes in parts: rows are replaced only once all parts of one seq are in.
+      const assembled = assembler.add(msg);
+      if (assembled.resync && tracker.needSnapshot(msg.account, Date.now())) {
+        requestResync(msg.account);
+      }
+      if (!assembled.snapshot) {
+        return;
+      }
+      msg = assembled.snapshot;
     }
     const verdict = tracker.check(msg, Date.now());
     if (verdict.resync) {
@@ -414,6 +426,7 @@
     // A new connection starts from the snapshots the server sends on join; until they come, what is
     // shown is the old data.
     tracker.reset();
+    assembler.reset();
     for (const info of accounts.values()) {
       info.state = "stale";
       info.reason = "Reconnected; waiting for fresh data.";

@@ -6,6 +6,8 @@
  *   person (signed out, access refused, no such account).
  * - SeqTracker keeps each account's messages in `seq` order: a diff is applied only when it is exactly
  *   the next one; a gap, or a diff before any snapshot, asks the server for a snapshot (`resync`).
+ * - SnapshotAssembler joins the parts of a large snapshot (`part` i of `parts` n, same `seq`) into one
+ *   snapshot; a part that does not fit the set being collected discards it and asks for a `resync`.
  *
  * The message shapes are documented once, server side, in orders/live_protocol.py.
  * No build step: a classic script that adds to `window.QfexLive`.
@@ -97,6 +99,11 @@
       return { apply: true, resync: false };
     }
 
+    /** We need a snapshot of `account` (e.g. a snapshot part went missing): true when a resync should be sent. */
+    needSnapshot(account, nowMs) {
+      return this._askResync(account, nowMs);
+    }
+
     _askResync(account, nowMs) {
       const askedAt = this.resyncAskedAt.get(account);
       if (askedAt !== undefined && nowMs - askedAt < RESYNC_REPEAT_MS) {
@@ -104,6 +111,65 @@
       }
       this.resyncAskedAt.set(account, nowMs);
       return true;
+    }
+  }
+
+  /**
+   * Collects the parts of each account's snapshot. `add(msg)` returns {snapshot, resync}: `snapshot` is the
+   * whole snapshot (all parts' rows, in order) once its last part is in, else null; `resync` means the
+   * pending parts were thrown away and a snapshot must be asked for. Part 1 always starts a new set; any
+   * other part must be the next one of the pending set, with the same seq and count.
+   * A snapshot without part fields is a whole one.
+   */
+  class SnapshotAssembler {
+    constructor() {
+      this.pending = new Map(); // account -> {seq, parts, next, first, orders, twaps}
+    }
+
+    reset() {
+      this.pending.clear();
+    }
+
+    add(msg) {
+      const account = msg.account;
+      const part = msg.part === undefined ? 1 : msg.part;
+      const parts = msg.parts === undefined ? 1 : msg.parts;
+      const valid = Number.isInteger(part) && Number.isInteger(parts) && part >= 1 && part <= parts;
+      if (valid && part === 1) {
+        this.pending.delete(account); // a new snapshot supersedes an unfinished one
+        if (parts === 1) {
+          return { snapshot: msg, resync: false };
+        }
+        this.pending.set(account, { seq: msg.seq, parts: parts, next: 2, first: msg, orders: [], twaps: [] });
+        this._take(this.pending.get(account), msg);
+        return { snapshot: null, resync: false };
+      }
+      const set = this.pending.get(account);
+      if (!valid || !set || set.seq !== msg.seq || set.parts !== parts || set.next !== part) {
+        this.pending.delete(account);
+        return { snapshot: null, resync: true };
+      }
+      this._take(set, msg);
+      set.next += 1;
+      if (part < parts) {
+        return { snapshot: null, resync: false };
+      }
+      this.pending.delete(account);
+      return {
+        snapshot: Object.assign({}, set.first, { part: 1, parts: 1, orders: set.orders, twaps: set.twaps }),
+        resync: false,
+      };
+    }
+
+    _take(set, msg) {
+      // A loop, not push(...rows): spreading a very long array can overflow the call stack.
+      for (const [key, rows] of [["orders", set.orders], ["twaps", set.twaps]]) {
+        if (Array.isArray(msg[key])) {
+          for (const row of msg[key]) {
+            rows.push(row);
+          }
+        }
+      }
     }
   }
 
@@ -245,5 +311,6 @@
   NS.socketUrl = socketUrl;
   NS.backoffDelayMs = backoffDelayMs;
   NS.SeqTracker = SeqTracker;
+  NS.SnapshotAssembler = SnapshotAssembler;
   NS.LiveSocket = LiveSocket;
 })();

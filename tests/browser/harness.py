@@ -266,6 +266,25 @@ def snapshot(
     }
 
 
+def snapshot_parts(
+    seq: int,
+    orders: list[Message],
+    twaps: list[Message] | None = None,
+    rows_per_message: int = 500,
+    account: int = ACCOUNT,
+) -> list[Message]:
+    """A snapshot split as the server splits it: TWAPs and the first orders in part 1, then the rest."""
+    twaps = twaps or []
+    first = max(0, rows_per_message - len(twaps))
+    chunks = [orders[:first]] + [orders[i : i + rows_per_message] for i in range(first, len(orders), rows_per_message)]
+    messages = []
+    for index, chunk in enumerate(chunks):
+        message = snapshot(seq, chunk, twaps if index == 0 else [], account=account)
+        message.update(part=index + 1, parts=len(chunks))
+        messages.append(message)
+    return messages
+
+
 def diff(
     seq: int,
     orders: list[Message] | None = None,

@@ -12,7 +12,17 @@ from pathlib import Path
 import pytest
 
 from tests.browser.conftest import LiveSite
-from tests.browser.harness import ACCOUNT, AS_OF, STATIC_DIR, diff, order_row, snapshot, status, twap_row
+from tests.browser.harness import (
+    ACCOUNT,
+    AS_OF,
+    STATIC_DIR,
+    diff,
+    order_row,
+    snapshot,
+    snapshot_parts,
+    status,
+    twap_row,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -109,6 +119,34 @@ def test_seq_gap_asks_for_a_snapshot_and_ignores_diffs_until_then(live_site) -> 
     site.wait_seq(5)
     assert sorted(_column_values(site, "price")) == ["3.00", "4.00"]
     assert page.locator("#orders-count").text_content() == "2 orders"
+
+
+def test_a_snapshot_in_parts_renders_once_complete_and_a_missing_part_asks_for_resync(live_site) -> None:
+    parts = snapshot_parts(1, _rows(1200), [twap_row(1), twap_row(2)], rows_per_message=500)
+    assert [(p["part"], p["parts"], len(p["orders"])) for p in parts] == [(1, 3, 498), (2, 3, 500), (3, 3, 202)]
+    site = live_site(lambda _: parts)
+    page = site.open()
+    site.wait_seq(1)
+    assert page.locator("#orders-count").text_content() == "1,200 orders"
+    assert page.locator("#twaps-count").text_content() == "2 TWAPs"
+    assert sorted(_column_values(site, "id")) == [f"ord-{n:05d}" for n in range(1200)]
+
+    # Part 2 of the next snapshot never comes: the set is dropped, the rows stay, the page asks again.
+    later = snapshot_parts(2, [order_row(n, price="9.99") for n in range(1000, 2100)], rows_per_message=500)
+    site.ws.send(later[0])
+    site.ws.send(later[2])
+    _, frame = site.ws.wait_frame(lambda f: f.get("type") == "resync")
+    assert frame == {"type": "resync"}
+    site.ws.send(diff(3, orders=[order_row(0, price="1.00")]))  # waiting for a snapshot: ignored
+    assert page.locator("body").get_attribute("data-rendered-seq") == "1"
+    assert page.locator("#orders-count").text_content() == "1,200 orders"
+
+    for message in snapshot_parts(6, [order_row(n, price="9.99") for n in range(1000, 2100)], rows_per_message=500):
+        site.ws.send(message)
+    site.wait_seq(6)
+    assert page.locator("#orders-count").text_content() == "1,100 orders"
+    assert page.locator("#twaps-count").text_content() == "0 TWAPs"
+    assert set(_column_values(site, "price")) == {"9.99"}
 
 
 def test_sort_by_price_both_ways_numerically_with_aria_sort_and_keyboard(live_site) -> None:
@@ -374,6 +412,60 @@ def test_all_accounts_page_shows_accounts_and_resyncs_per_account(live_site) -> 
     site.ws.send(status(2, "stale", reason="QFEX is not answering."))
     site.wait("() => document.body.dataset.state === 'stale'")
     assert page.locator("#live-status-reason").text_content() == "Desk A main: Stale — QFEX is not answering."
+
+
+def test_all_accounts_page_collects_snapshot_parts_per_account(live_site) -> None:
+    seven = snapshot_parts(1, _rows(25), [twap_row(1)], rows_per_message=10)
+    eight = snapshot_parts(5, [order_row(n, account=8) for n in range(12)], rows_per_message=10, account=8)
+    assert (len(seven), len(eight)) == (3, 2)
+    # Parts of different accounts may interleave; each account's set is collected on its own.
+    site = live_site(lambda _: [seven[0], eight[0], seven[1], eight[1], seven[2]])
+    page = site.open("/all")
+    site.wait("() => window.qfexLive.seqs[7] === 1 && window.qfexLive.seqs[8] === 5")
+    assert page.locator("#orders-count").text_content() == "37 orders"
+    assert page.locator("#twaps-count").text_content() == "1 TWAP"
+
+    # A part of another seq in the middle of account 8's set: that set is dropped and account 8 resynced.
+    site.ws.send(snapshot_parts(6, [order_row(n, account=8) for n in range(3)], rows_per_message=2, account=8)[0])
+    site.ws.send(snapshot_parts(7, [order_row(n, account=8) for n in range(3)], rows_per_message=2, account=8)[1])
+    _, frame = site.ws.wait_frame(lambda f: f.get("type") == "resync")
+    assert frame == {"type": "resync", "account": 8}
+    site.ws.send(diff(2, remove_orders=["ord-00000"]))  # account 7 goes on
+    site.wait("() => window.qfexLive.seqs[7] === 2")
+    assert site.js("() => window.qfexLive.seqs[8]") == 5
+    assert page.locator("#orders-count").text_content() == "36 orders"
+
+
+def test_snapshot_assembler_rules(live_site) -> None:
+    site = live_site()
+    site.open()
+    site.wait("() => window.qfexLive !== undefined")
+    verdicts = site.js(
+        """() => {
+            const a = new window.QfexLive.SnapshotAssembler();
+            const v = (seq, part, parts, account = 7) => {
+                const r = a.add({type: "snapshot", account, seq, part, parts, orders: [part], twaps: []});
+                return (r.snapshot ? "whole:" + r.snapshot.orders.join("") : "wait") + (r.resync ? "+resync" : "");
+            };
+            return [
+                v(1, undefined, undefined),  // an old-style whole snapshot
+                v(2, 1, 1),
+                v(3, 1, 3), v(3, 2, 3), v(3, 3, 3),
+                v(4, 2, 2),                  // no part 1: doubt
+                v(5, 1, 2), v(6, 2, 2),      // another seq
+                v(7, 1, 3), v(7, 3, 3),      // a part skipped
+                v(8, 1, 2), v(9, 1, 2), v(9, 2, 2),  // a new part 1 replaces an unfinished set
+                v(10, 1, 2), v(10, 2, 3),    // the count changed
+                v(11, 1, 2), v(11, 1, 2, 8), v(11, 2, 2), v(11, 2, 2, 8),  // accounts apart
+                v(12, 0, 1), v(12, 2, 1),    // nonsense
+            ];
+        }"""
+    )
+    assert verdicts == [
+        "whole:", "whole:1", "wait", "wait", "whole:123", "wait+resync", "wait", "wait+resync",
+        "wait", "wait+resync", "wait", "wait", "whole:12", "wait", "wait+resync",
+        "wait", "wait", "whole:12", "whole:12", "wait+resync", "wait+resync",
+    ]  # fmt: skip
 
 
 def _serious_axe_violations(page) -> list[str]:

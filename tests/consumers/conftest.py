@@ -91,6 +91,13 @@ class Browser:
         self.states: dict[int, str] = {}
         self.gaps = 0
         self.last_type = ""
+        # Snapshot parts being collected: account → the first part, with every part's rows so far.
+        self.pending: dict[int, dict[str, Any]] = {}
+        self.snapshots = 0  # complete snapshots applied
+        self.broken_parts = 0  # parts that did not follow the pending set (the page resyncs)
+        self.interleaved = 0  # other messages of an account while its snapshot parts were coming
+        self.parts_seen: list[tuple[int, int, int, int]] = []  # (account, seq, part, parts) as received
+        self.diff_sizes: list[int] = []  # rows (upserts + removes) of each diff received
 
     async def connect(self) -> tuple[bool, Any]:
         return await self.communicator.connect(timeout=PATIENCE)
@@ -113,12 +120,21 @@ class Browser:
         """What the page does with a message, including asking for a snapshot after a seq gap."""
         account = message.get("account")
         self.last_type = message["type"]
+        if message["type"] != "snapshot" and account in self.pending:
+            self.interleaved += 1
         if message["type"] == "snapshot":
+            message = await self._assemble(message)
+            if message is None:
+                return
+            self.snapshots += 1
             self.seq[account] = message["seq"]
             self.orders[account] = {row["id"]: row for row in message["orders"]}
             self.twaps[account] = {row["id"]: row for row in message["twaps"]}
             self.states[account] = message["status"]["state"]
         elif message["type"] == "diff":
+            self.diff_sizes.append(
+                sum(len(message[k][kind]) for k in ("upsert", "remove") for kind in ("orders", "twaps"))
+            )
             if account not in self.seq:
                 return
             if message["seq"] != self.seq[account] + 1:
@@ -138,6 +154,27 @@ class Browser:
                 self.gaps += 1  # a heartbeat shows a diff went missing
                 del self.seq[account]
                 await self.send({"type": "resync", "account": account})
+
+    async def _assemble(self, part: dict[str, Any]) -> dict[str, Any] | None:
+        """The whole snapshot once its last part is in (the page's rules), else None."""
+        account = part["account"]
+        self.parts_seen.append((account, part["seq"], part["part"], part["parts"]))
+        if part["part"] == 1:
+            self.pending[account] = {**part, "orders": list(part["orders"]), "twaps": list(part["twaps"])}
+        else:
+            pending = self.pending.get(account)
+            expected = None if pending is None else (pending["seq"], pending["parts"], pending["part"] + 1)
+            if expected != (part["seq"], part["parts"], part["part"]):
+                self.broken_parts += 1
+                self.pending.pop(account, None)
+                await self.send({"type": "resync", "account": account})
+                return None
+            pending["orders"] += part["orders"]
+            pending["twaps"] += part["twaps"]
+            pending["part"] = part["part"]
+        if part["part"] < part["parts"]:
+            return None
+        return self.pending.pop(account)
 
     async def until(self, condition: Callable[[], bool], timeout: float = PATIENCE) -> None:
         async with asyncio.timeout(timeout):

@@ -52,8 +52,9 @@ print("SETUP " + json.dumps({"account": account.pk, "session": session.session_k
 
 
 @pytest.fixture
-def sim() -> Iterator[Simulator]:
-    with Simulator(accounts=[SimAccount(public_key=PUBLIC_KEY, secret=SECRET, orders=60, twaps=2)], seed=3) as s:
+def sim(request: pytest.FixtureRequest) -> Iterator[Simulator]:
+    orders = getattr(request, "param", 60)  # a test may ask for a bigger book (indirect parametrization)
+    with Simulator(accounts=[SimAccount(public_key=PUBLIC_KEY, secret=SECRET, orders=orders, twaps=2)], seed=3) as s:
         yield s
 
 
@@ -141,13 +142,26 @@ class Page:
         self.orders: dict[str, Any] = {}
         self.state = ""
         self.snapshots = 0
+        self.pending: list[dict[str, Any]] = []  # the parts of the snapshot being collected
+        self.last_parts = 0  # how many parts the last complete snapshot had
 
     def apply(self, message: dict[str, Any], ws: websocket.WebSocket) -> None:
         if message["type"] == "snapshot":
+            first = self.pending[0] if self.pending else message
+            expected = (first["seq"], len(self.pending) + 1, first["parts"])
+            if (message["seq"], message["part"], message["parts"]) != expected:
+                raise AssertionError(f"snapshot part out of order: {message['part']}/{message['parts']}")
+            self.pending.append(message)
+            if message["part"] < message["parts"]:
+                return
+            parts, self.pending = self.pending, []
             self.snapshots += 1
+            self.last_parts = len(parts)
             self.seq = message["seq"]
-            self.orders = {row["id"]: row for row in message["orders"]}
+            self.orders = {row["id"]: row for part in parts for row in part["orders"]}
             self.state = message["status"]["state"]
+        elif self.pending:
+            raise AssertionError("a message arrived between the parts of a snapshot")
         elif message["type"] == "diff" and self.seq is not None:
             if message["seq"] != self.seq + 1:
                 self.seq = None
@@ -212,6 +226,31 @@ def test_end_to_end_snapshot_and_a_restart(site: dict[str, Any], sim: Simulator)
     assert page.snapshots == 1
     ws.close()
     assert sim.forbidden_received == []
+
+
+@pytest.mark.parametrize("sim", [4000], indirect=True)
+def test_a_4000_order_account_reaches_the_page_in_bounded_messages(site: dict[str, Any], sim: Simulator) -> None:
+    """Daphne refuses to send a message over 1 MiB; a 4000-order book (~1.7 MB as one message) must
+    arrive as bounded diffs and snapshot parts, and the socket must stay open."""
+    ws = _open(site)
+    page = Page()
+    page.follow_until_truth(ws, sim)  # the join's snapshot, then the first fetch's diffs
+    assert len(page.orders) == 4000
+    # A snapshot of the full book: every part arrives, in order, and together they are the book.
+    ws.send(json.dumps({"type": "resync"}))
+    snapshots = page.snapshots
+    deadline = time.monotonic() + PATIENCE
+    while page.snapshots == snapshots:
+        assert time.monotonic() < deadline, "the snapshot's parts never all arrived"
+        page.apply(json.loads(ws.recv()), ws)
+    assert page.last_parts >= 8
+    assert set(page.orders) == _truth(sim)
+    # Still open and live: a refresh is answered (a heartbeat, or a diff if the book moved).
+    ws.send(json.dumps({"type": "refresh"}))
+    assert json.loads(ws.recv())["type"] in ("status", "diff")
+    ws.close()
+    _stop_daphne(site["process"])
+    assert b"PayloadExceeded" not in site["log"].read_bytes()
 
 
 def test_real_server_refuses_a_foreign_origin(site: dict[str, Any]) -> None:

@@ -125,6 +125,46 @@ async def test_all_accounts_stream_carries_every_visible_account(
     await browser.disconnect()
 
 
+async def test_snapshots_and_changes_bigger_than_a_message_come_in_bounded_pieces(
+    settings: Any, application: Any, team_admin: Any, live_team_account: ExchangeAccount, sim: Simulator
+) -> None:
+    """Each account's snapshot in parts (back to back), a big change in consecutive diffs: the page converges."""
+    settings.QFEXDASH_WS_ROWS_PER_MESSAGE = 7
+    personal = await sync_to_async(services.account_create)(
+        actor=team_admin,
+        label="Adam personal",
+        public_key="qfex_pub_owner_personal",
+        secret="qfex_secret_owner_personal_7f3a9c2e51d8",
+        owner_user=team_admin,
+        endpoint=ExchangeAccount.Endpoint.CUSTOM,
+        custom_url=sim.url,
+    )
+    accounts = (live_team_account, personal)
+    browser = Browser(application, "/ws/accounts/all/", await async_session_cookie(team_admin))
+    assert (await browser.connect())[0]
+    await browser.until(lambda: all(shows_truth(browser, sim, account)() for account in accounts))
+    # The join's snapshots were taken before the first fetch; ask again now that the books are in.
+    browser.parts_seen.clear()
+    snapshots = browser.snapshots
+    await browser.send({"type": "resync"})
+    await browser.until(lambda: browser.snapshots == snapshots + 2)
+    for account in accounts:
+        parts = [(part, parts) for pk, _, part, parts in browser.parts_seen if pk == account.pk]
+        # 30 orders and 2 TWAPs at 7 rows per message: 5 parts, in order.
+        assert parts == [(n, 5) for n in range(1, 6)]
+        assert shows_truth(browser, sim, account)()
+    assert browser.broken_parts == 0
+    assert browser.interleaved == 0
+
+    seq = browser.seq[live_team_account.pk]
+    sim.add_orders(live_team_account.public_key, 20)
+    await browser.until(shows_truth(browser, sim, live_team_account))
+    assert browser.seq[live_team_account.pk] >= seq + 3  # 20 rows, 7 per diff
+    assert max(browser.diff_sizes) <= 7
+    assert (browser.gaps, browser.broken_parts, browser.interleaved) == (0, 0, 0)
+    await browser.disconnect()
+
+
 async def test_all_accounts_stream_picks_up_a_newly_shared_account(
     application: Any, outsider: Any, live_team_account: ExchangeAccount, team: Any, sim: Simulator
 ) -> None:

@@ -165,6 +165,47 @@ async def test_diffs_rebuild_the_truth_with_consecutive_seqs(
     assert modified["order_id"] not in orders
 
 
+async def test_a_big_change_is_published_as_consecutive_bounded_diffs(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator
+) -> None:
+    # Only the push of the change (not the reconcile tick) makes a fetch here, so it sees all of it at once.
+    feed = make_feed(reconcile_seconds=60.0, rows_per_message=500)
+    listener = await GroupListener(feed.channel_layer, live_account.pk).start()
+    await feed.watch(live_account.pk, "viewer")
+    snapshot = await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    orders, seq = dict(snapshot.orders), snapshot.seq
+    key = book_key(live_account)
+    sim.add_orders(key, 1200, client_order_id="mass")
+
+    diffs = []
+    async with asyncio.timeout(PATIENCE):
+        while len(diffs) < 3:
+            message = await listener.next()
+            if message["type"] == lp.DIFF and message["seq"] > seq:  # not the first fetch's
+                diffs.append(message)
+    assert [message["seq"] for message in diffs] == [seq + 1, seq + 2, seq + 3]
+    sizes = [len(m["upsert"]["orders"]) + len(m["remove"]["orders"]) + len(m["upsert"]["twaps"]) for m in diffs]
+    assert sizes == [500, 500, 200]
+    for message in diffs:
+        for row in message["upsert"]["orders"]:
+            orders[row["id"]] = row
+        for row_id in message["remove"]["orders"]:
+            del orders[row_id]
+    assert orders == orjson.loads(orjson.dumps(expected_rows(sim, live_account)[0]))
+    assert (await feed.snapshot(live_account.pk)).seq == seq + 3
+
+    # The cached snapshot of the bigger book goes in parts too, all at the latest seq.
+    await listener.until(lambda m: m["type"] == lp.STATUS and m["seq"] == seq + 3)  # the fetch is over
+    at, texts = await feed.snapshot_messages(live_account.pk)
+    parts = [orjson.loads(text) for text in texts]
+    assert at == seq + 3
+    assert len(parts) == 3  # 40 + 1200 orders and 3 TWAPs, 500 rows at most per part
+    assert {(p["seq"], p["parts"]) for p in parts} == {(seq + 3, 3)}
+    assert [p["part"] for p in parts] == [1, 2, 3]
+    assert {row["id"] for p in parts for row in p["orders"]} == set(orders)
+    assert (await feed.snapshot_messages(live_account.pk))[1] is texts  # encoded once, then cached
+
+
 @pytest.mark.parametrize(
     ("fault", "value", "reason"),
     [

@@ -8,6 +8,9 @@ import orjson
 import pytest
 
 from orders import live_protocol as lp
+from orders.qfex.records import parse_order, parse_twap
+from orders.rows import order_rows, twap_rows
+from orders.simulator import SimAccount, Simulator
 
 
 def test_messages_have_the_documented_shapes() -> None:
@@ -18,6 +21,8 @@ def test_messages_have_the_documented_shapes() -> None:
         "account": 7,
         "seq": 42,
         "as_of": 1764030000.12,
+        "part": 1,
+        "parts": 1,
         "status": {"state": "stale", "reason": status.reason, "as_of": 1764030000.12, "next_retry_at": 1764030010.0},
         "orders": [{"id": "a"}],
         "twaps": [],
@@ -46,6 +51,83 @@ def test_messages_have_the_documented_shapes() -> None:
         "code": "too_large",
         "message": "too big",
     }
+
+
+MIB = 1024 * 1024
+
+
+def _sim_rows(orders: int, twaps: int) -> tuple[list[dict], list[dict]]:
+    """Realistic rows: the simulator's book (never started: no sockets) through the client's parser."""
+    sim = Simulator(accounts=[SimAccount(public_key="pk", secret="sk", orders=orders, twaps=twaps)], seed=1)
+    order_map = order_rows([parse_order(o) for o in sim.open_orders("pk")], 7, "Desk A main")
+    twap_map = twap_rows([parse_twap(t) for t in sim.active_twaps("pk")], 7, "Desk A main")
+    return list(order_map.values()), list(twap_map.values())
+
+
+def test_a_4000_order_snapshot_goes_in_parts_under_the_size_limit() -> None:
+    orders, twaps = _sim_rows(4000, 3)
+    status = lp.Status("live", "", 1764030000.12)
+    assert len(lp.encode(lp.snapshot_message(7, 42, 1.5, status, orders, twaps)).encode()) > MIB  # the bug
+    texts = [lp.encode(m) for m in lp.snapshot_messages(7, 42, 1.5, status, orders, twaps, rows_per_message=500)]
+    assert len(texts) >= 8
+    parts = [orjson.loads(text) for text in texts]
+    for index, (text, part) in enumerate(zip(texts, parts, strict=True), start=1):
+        assert len(text.encode()) < MIB
+        assert (part["part"], part["parts"], part["seq"], part["account"], part["as_of"]) == (
+            index,
+            len(texts),
+            42,
+            7,
+            1.5,
+        )
+        assert part["status"] == status.as_dict()
+        assert len(part["orders"]) + len(part["twaps"]) <= 500
+    assert [part["twaps"] for part in parts[1:]] == [[]] * (len(parts) - 1)
+    # Reassembled in order, the parts are the rows, in their order.
+    assert [row for part in parts for row in part["orders"]] == orjson.loads(orjson.dumps(orders))
+    assert parts[0]["twaps"] == orjson.loads(orjson.dumps(twaps))
+
+
+@pytest.mark.parametrize(
+    ("orders", "twaps", "expected"),
+    [(0, 0, [(0, 0)]), (3, 2, [(3, 2)]), (8, 2, [(8, 2)]), (9, 2, [(8, 2), (1, 0)]), (2, 12, [(0, 12), (2, 0)])],
+)
+def test_snapshot_parts_fill_part_one_with_twaps_then_orders(orders: int, twaps: int, expected: list) -> None:
+    messages = lp.snapshot_messages(
+        7, 1, None, lp.Status("live"), [{"id": str(n)} for n in range(orders)], [{"id": "t"}] * twaps, 10
+    )
+    assert [(len(m["orders"]), len(m["twaps"])) for m in messages] == expected
+    assert [(m["part"], m["parts"]) for m in messages] == [(i, len(expected)) for i in range(1, len(expected) + 1)]
+
+
+def test_a_large_change_becomes_consecutive_diffs_that_apply_to_the_same_rows() -> None:
+    before = {str(n): {"id": str(n), "v": 0} for n in range(1000)}
+    upserts = [{"id": str(n), "v": 1} for n in range(0, 1000, 2)] + [{"id": f"new{n}"} for n in range(300)]
+    removes = [str(n) for n in range(1, 1000, 4)]
+    twap_upserts = [{"id": "t1"}]
+    messages = lp.diff_messages(
+        7, 43, 2.5, upsert_orders=upserts, upsert_twaps=twap_upserts, remove_orders=removes, rows_per_message=400
+    )
+    assert [m["seq"] for m in messages] == [43, 44, 45]
+    rows, twaps = dict(before), {}
+    for message in messages:
+        assert (message["type"], message["account"], message["as_of"]) == ("diff", 7, 2.5)
+        assert "part" not in message
+        size = sum(len(message[k][kind]) for k in ("upsert", "remove") for kind in ("orders", "twaps"))
+        assert size <= 400
+        for row in message["upsert"]["orders"]:
+            rows[row["id"]] = row
+        for row in message["upsert"]["twaps"]:
+            twaps[row["id"]] = row
+        for row_id in message["remove"]["orders"]:
+            del rows[row_id]
+    whole = {**before, **{row["id"]: row for row in upserts}}
+    for row_id in removes:
+        del whole[row_id]
+    assert rows == whole
+    assert twaps == {"t1": {"id": "t1"}}
+    small = lp.diff_messages(7, 43, 2.5, remove_twaps=["t"], rows_per_message=400)
+    assert small == [lp.diff_message(7, 43, 2.5, remove_twaps=["t"])]
 
 
 def test_decimals_are_encoded_as_exact_strings() -> None:
