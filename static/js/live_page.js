@@ -238,8 +238,11 @@
         const orders = Array.isArray(msg.orders) ? msg.orders : [];
         const twaps = Array.isArray(msg.twaps) ? msg.twaps : [];
         rememberLabel(info, orders.length ? orders : twaps);
-        views.orders.applySnapshot(account, orders);
-        views.twaps.applySnapshot(account, twaps);
+        // A snapshot taken before the first fetch carries no data (as_of null): rows arriving after
+        // it are the first load and should not all flash as "new".
+        const hasData = typeof msg.as_of === "number";
+        views.orders.applySnapshot(account, orders, hasData);
+        views.twaps.applySnapshot(account, twaps, hasData);
         info.dataAsOf = typeof msg.as_of === "number" ? msg.as_of : info.dataAsOf;
         takeStatus(info, msg.status);
         hadData = true;
@@ -253,8 +256,14 @@
         const upsert = msg.upsert || {};
         const remove = msg.remove || {};
         rememberLabel(info, upsert.orders || upsert.twaps);
-        views.orders.applyDiff(account, upsert.orders || [], remove.orders || []);
-        views.twaps.applyDiff(account, upsert.twaps || [], remove.twaps || []);
+        // The first fetch after an empty snapshot arrives as diffs (several, for a big book, all with
+        // the same as_of): that is the first load, not a change, so its rows do not flash.
+        if (info.dataAsOf == null && typeof msg.as_of === "number") {
+          info.firstLoadAsOf = msg.as_of;
+        }
+        const flash = info.firstLoadAsOf === undefined || msg.as_of !== info.firstLoadAsOf;
+        views.orders.applyDiff(account, upsert.orders || [], remove.orders || [], flash);
+        views.twaps.applyDiff(account, upsert.twaps || [], remove.twaps || [], flash);
         info.dataAsOf = typeof msg.as_of === "number" ? msg.as_of : info.dataAsOf;
         markRendered(account, msg.seq);
         break;

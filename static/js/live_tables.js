@@ -516,8 +516,12 @@
 
     // --- applying server data ------------------------------------------------------------------
 
-    /** Replace the rows of one account (per-account page: the only account) with `rows`. */
-    applySnapshot(account, rows) {
+    /**
+     * Replace the rows of one account (per-account page: the only account) with `rows`. `hasData`
+     * is false for a snapshot taken before the server's first fetch: the rows that follow it are
+     * the first load, so they do not flash.
+     */
+    applySnapshot(account, rows, hasData = true) {
       for (let i = 0; i < rows.length; i++) {
         this._prepare(rows[i], account);
       }
@@ -526,7 +530,11 @@
       } else {
         this._replaceAccountRows(account, rows);
       }
-      this.loadedAccounts.add(account);
+      if (hasData) {
+        this.loadedAccounts.add(account);
+      } else {
+        this.loadedAccounts.delete(account);
+      }
     }
 
     _replaceAccountRows(account, rows) {
@@ -544,7 +552,12 @@
     }
 
     /** Apply one diff of one account: `upserts` rows, `removeIds` ids. */
-    applyDiff(account, upserts, removeIds) {
+    applyDiff(account, upserts, removeIds, flash = true) {
+      if (flash) {
+        this.loadedAccounts.add(account);
+      } else {
+        this.loadedAccounts.delete(account);
+      }
       for (let i = 0; i < upserts.length; i++) {
         this._prepare(upserts[i], account);
       }

@@ -102,6 +102,28 @@ def test_diff_flashes_changed_cell_and_removed_row_lingers_then_goes(live_site) 
     assert sorted(_column_values(site, "id")) == ["ord-00000", "ord-00001", "ord-00003", "ord-00009"]
 
 
+def test_first_data_arriving_as_diffs_after_an_empty_snapshot_does_not_flash(live_site) -> None:
+    # Before the server's first fetch a viewer gets an empty snapshot (as_of null); the first fetch
+    # then arrives as diffs — for a big book several, all with the same as_of. That is a first load.
+    empty = snapshot(1, [])
+    empty["as_of"] = None
+    empty["status"] = {"state": "connecting", "reason": "", "as_of": None, "next_retry_at": None}
+    site = live_site(lambda _: [empty])
+    page = site.open()
+    site.wait_seq(1)
+
+    site.ws.send(diff(2, orders=_rows(3), as_of=AS_OF + 1))
+    site.ws.send(diff(3, orders=[order_row(n) for n in range(4, 7)], as_of=AS_OF + 1))
+    site.wait_seq(3)
+    assert page.locator("#orders-count").text_content() == "6 orders"
+    assert page.locator("#orders-table .cell-flash").count() == 0
+
+    # A later change is a change: it flashes.
+    site.ws.send(diff(4, orders=[order_row(9)], as_of=AS_OF + 2))
+    site.wait_seq(4)
+    assert "cell-flash" in page.locator(_cell(site, "orders", "ord-00009", "symbol")).get_attribute("class")
+
+
 def test_seq_gap_asks_for_a_snapshot_and_ignores_diffs_until_then(live_site) -> None:
     site = live_site(lambda _: [snapshot(1, _rows(3))])
     page = site.open()
