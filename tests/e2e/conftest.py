@@ -1,0 +1,117 @@
+"""The whole stack, end to end: the QFEX simulator, qfexdash on a real Daphne, and Debian's Chromium.
+
+- ``sim``: the simulator runs in the test process with pace 0, so books change only when a test calls
+  ``sim.step()``, ``sim.add_orders()`` or ``sim.remove_order()``: a test always knows the truth it compares with.
+- ``site``: Daphne serves ``qfexdash.asgi:application`` in a subprocess with its own SQLite file, short
+  reconcile and backoff intervals, the test encryption key and the real QFEX URLs at a closed port
+  (see :mod:`tests.e2e.stack`).
+- ``browsing``: fresh Chromium contexts for each test; the console of every page and the end of Daphne's
+  log are printed when the test fails, and an uncaught error in a page fails it.
+
+Servers and the browser are package-scoped to keep the run short — not session-scoped: Playwright's sync API
+keeps an event loop running in this thread while it is open, which would break the asyncio tests after it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
+
+from orders.simulator import Simulator
+from tests.e2e.stack import PATIENCE_MS, Browsing, Site, sign_in, site_env, start_site, stop_site
+from tests.e2e.world import simulator_accounts
+
+CHROMIUM = os.environ.get("QFEXDASH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Keep each phase's report on the item so fixtures can tell, at teardown, that the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture(scope="package")
+def chromium() -> Iterator[Browser]:
+    # Checked first (tests ask for it before the servers) so a machine without Chromium skips in no time.
+    if not Path(CHROMIUM).exists():
+        reason = f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set QFEXDASH_CHROMIUM)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run the end-to-end tests, not skip them")
+        pytest.skip(reason)
+    # expect() has its own 5 s default, short for a machine shared with other test runs.
+    expect.set_options(timeout=PATIENCE_MS)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                yield browser
+            finally:
+                browser.close()
+    finally:
+        expect.set_options(timeout=None)  # back to Playwright's own default for other test folders
+
+
+@pytest.fixture(scope="package")
+def sim() -> Iterator[Simulator]:
+    with Simulator(accounts=simulator_accounts(), seed=11, pace=0.0) as simulator:
+        yield simulator
+
+
+@pytest.fixture(scope="package")
+def site(sim: Simulator) -> Iterator[Site]:
+    with (
+        tempfile.TemporaryDirectory(prefix="qfexdash-e2e-") as tmp,
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener,
+    ):
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(128)
+        listener.set_inheritable(True)
+        running = start_site(site_env(Path(tmp), sim), listener, Path(tmp) / "daphne.log")
+        try:
+            yield running
+        finally:
+            stop_site(running)
+
+
+@pytest.fixture(scope="package")
+def demo_state(chromium: Browser, site: Site) -> dict[str, Any]:
+    """Cookies of one signed-in ``demo`` session, shared by the tests that do not sign out.
+
+    Signing out deletes the session on the server, so a test that signs out signs in on its own.
+    """
+    context = chromium.new_context()
+    try:
+        sign_in(context.new_page(), site)
+        return context.storage_state()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def browsing(
+    chromium: Browser, site: Site, demo_state: dict[str, Any], request: pytest.FixtureRequest
+) -> Iterator[Browsing]:
+    session = Browsing(chromium, site, demo_state)
+    yield session
+    session.close()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print("\n--- browser console ---\n" + ("\n".join(session.console) or "(empty)"))
+        print("\n--- end of the Daphne log ---\n" + (site.log_tail() or "(empty)"))
+    assert not session.page_errors, f"uncaught errors in the page: {session.page_errors}"

@@ -1,0 +1,277 @@
+"""The pieces of the end-to-end stack the fixtures assemble, and the page conditions the tests wait on.
+
+- :class:`Site` — qfexdash served by a real Daphne subprocess on a socket the test process owns (``--fd``),
+  with its own SQLite file prepared by ``tests/e2e/world.py``;
+- :class:`Browsing` — one test's Chromium contexts and pages, keeping every page's console for the report;
+- :func:`sign_in` through the real form, and waits on the live page's test hooks (``document.body.dataset``
+  ``socket`` / ``state`` / ``renderedSeq`` and ``window.qfexLive``) — never sleeps.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Error, Page
+
+from orders.simulator import Simulator
+from tests.e2e.world import public_keys
+from tests.early_env import CLOSED_LOOPBACK_URL, TEST_ENCRYPTION_KEY
+
+ROOT = Path(__file__).resolve().parents[2]
+DAPHNE = Path(sys.executable).with_name("daphne")
+AXE = ROOT / "static" / "vendor" / "axe-core-4.14.1" / "axe.min.js"
+PASSWORD = "e2e-Passw0rd-not-secret"
+# Generous limits for conditions: two cores, shared with other test runs. The things under test are fast.
+PATIENCE_MS = 20_000
+STARTUP_SECONDS = 120.0
+
+
+# --- the site --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Site:
+    """The running qfexdash: its address, the accounts' ids by label and the simulator keys behind them."""
+
+    url: str
+    accounts: dict[str, int]
+    keys: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def page_url(self, path: str) -> str:
+        return self.url + path
+
+    def live_path(self, label: str) -> str:
+        return f"/accounts/{self.accounts[label]}/"
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+def site_env(state: Path, sim: Simulator) -> dict[str, str]:
+    """Settings for the server under test, all through its environment as in production."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "qfexdash.settings",
+        "DATABASE_URL": f"sqlite:///{state / 'db.sqlite3'}",
+        "QFEXDASH_STATE_DIR": str(state / "state"),
+        "QFEXDASH_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
+        "SECRET_KEY": "e2e-test-secret-key-0123456789-abcdefghijklmnopqrstuv",
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        "QFEX_TRADE_URL": CLOSED_LOOPBACK_URL,
+        "QFEX_UAT_TRADE_URL": CLOSED_LOOPBACK_URL,
+        # Short intervals so staleness, recovery and a sign-out show within seconds.
+        "QFEXDASH_RECONCILE_SECONDS": "1",
+        "QFEXDASH_BACKOFF_BASE_SECONDS": "0.2",
+        "QFEXDASH_BACKOFF_CAP_SECONDS": "1",
+        "QFEX_TIMEOUT_SECONDS": "2",
+        "QFEXDASH_ACCESS_RECHECK_SECONDS": "0.5",
+        "E2E_SIM_URL": sim.url,
+        "E2E_PASSWORD": PASSWORD,
+    }
+    # One process with the in-memory channel layer; nothing from the developer's own setup leaks in.
+    for name in ("REDIS_URL", "CSRF_TRUSTED_ORIGINS", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE"):
+        env.pop(name, None)
+    return env
+
+
+def prepare_database(env: dict[str, str]) -> dict[str, int]:
+    """Migrate and fill the site's database in a subprocess; the accounts' ids by label."""
+    prepared = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.world"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_SECONDS,
+    )
+    assert prepared.returncode == 0, f"preparing the site's database failed:\n{prepared.stderr[-4000:]}"
+    line = next(line for line in prepared.stdout.splitlines() if line.startswith("WORLD "))
+    return json.loads(line.removeprefix("WORLD "))
+
+
+def start_site(env: dict[str, str], listener: socket.socket, log: Path) -> Site:
+    """Start Daphne on ``listener`` and return once it answers HTTP."""
+    port = listener.getsockname()[1]
+    site = Site(f"http://127.0.0.1:{port}", prepare_database(env), public_keys(), log)
+    fd = listener.fileno()
+    with open(log, "ab") as out:
+        site.process = subprocess.Popen(
+            [str(DAPHNE), "--fd", str(fd), "-v", "0", "qfexdash.asgi:application"],
+            env=env,
+            cwd=ROOT,
+            pass_fds=(fd,),
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        # The socket listens before Daphne runs: this request waits in its queue until Daphne answers.
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=STARTUP_SECONDS)
+        try:
+            connection.request("GET", "/healthz")
+            status = connection.getresponse().status
+        finally:
+            connection.close()
+        assert status == 200, f"/healthz answered {status}"
+    except (OSError, AssertionError) as exc:
+        stop_site(site)
+        raise AssertionError(f"Daphne did not start ({exc}); its log:\n{site.log_tail()}") from None
+    return site
+
+
+def stop_site(site: Site) -> None:
+    process = site.process
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+
+
+# --- the browser -----------------------------------------------------------------------------------
+
+
+def sign_in(page: Page, site: Site, username: str = "demo", password: str = PASSWORD) -> None:
+    """Sign in through the real form (the login page, its CSRF token, the session cookie)."""
+    page.goto(site.page_url("/accounts/login/"))
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    assert "/accounts/login/" not in page.url, f"signing in as {username} failed"
+
+
+class Browsing:
+    """One test's browser contexts and pages, with every page's console kept for the failure report."""
+
+    def __init__(self, browser: Browser, site: Site, demo_state: dict[str, Any]) -> None:
+        self.browser = browser
+        self.site = site
+        self.demo_state = demo_state
+        self.contexts: list[BrowserContext] = []
+        self.console: list[str] = []
+        self.page_errors: list[str] = []
+        self._pages = 0
+
+    def context(self, *, signed_in: bool = True) -> BrowserContext:
+        """A new browser profile; signed in as ``demo`` (one shared session) unless told otherwise."""
+        context = self.browser.new_context(
+            viewport={"width": 1400, "height": 900},
+            accept_downloads=True,
+            storage_state=self.demo_state if signed_in else None,
+        )
+        context.set_default_timeout(PATIENCE_MS)
+        context.on("page", self._watch)
+        self.contexts.append(context)
+        return context
+
+    def page(self, path: str | None = None, *, signed_in: bool = True) -> Page:
+        """A page in a new context, opened at ``path`` if given."""
+        page = self.context(signed_in=signed_in).new_page()
+        if path is not None:
+            page.goto(self.site.page_url(path))
+        return page
+
+    def _watch(self, page: Page) -> None:
+        self._pages += 1
+        name = f"page {self._pages}"
+
+        def on_console(message: ConsoleMessage) -> None:
+            self.console.append(f"[{name} {message.type}] {message.text}")
+
+        def on_error(error: Error) -> None:
+            self.page_errors.append(str(error))
+            self.console.append(f"[{name} pageerror] {error}")
+
+        page.on("console", on_console)
+        page.on("pageerror", on_error)
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+
+# --- page conditions ---------------------------------------------------------------------------------
+
+# The order rows a person sees (filtered, in table order), without removed rows lingering struck through.
+SHOWN_ORDERS = "window.qfexLive.orders.getData('active').filter(d => !d._gone)"
+
+
+def wait_live(page: Page) -> None:
+    """The page's socket is open and its data rendered and fresh."""
+    page.wait_for_function(
+        "() => document.body.dataset.socket === 'open' && document.body.dataset.state === 'live'"
+        " && document.body.dataset.renderedSeq !== undefined",
+        timeout=PATIENCE_MS,
+    )
+
+
+def wait_rows(page: Page, order_ids: list[str], twap_ids: list[str] | None = None) -> None:
+    """Until the page holds exactly these order ids (and TWAP ids, when given), filter aside."""
+    page.wait_for_function(
+        """([orders, twaps]) => {
+            const same = (table, ids) => {
+                const have = new Set(table.getData().filter(d => !d._gone).map(d => d.id));
+                return have.size === ids.length && ids.every(id => have.has(id));
+            };
+            const live = window.qfexLive;
+            return live !== undefined && same(live.orders, orders) && (twaps === null || same(live.twaps, twaps));
+        }""",
+        arg=[order_ids, twap_ids],
+        timeout=PATIENCE_MS,
+    )
+
+
+def wait_book(page: Page, sim: Simulator, key: str) -> None:
+    """Until every order on the page (status, remaining quantity) and every TWAP equals the simulator's."""
+    orders = {o["order_id"]: [o["status"], o["quantity_remaining"]] for o in sim.open_orders(key)}
+    twaps = [t["twap_id"] for t in sim.active_twaps(key)]
+    page.wait_for_function(
+        """([orders, twaps]) => {
+            if (window.qfexLive === undefined) return false;
+            const rows = window.qfexLive.orders.getData().filter(d => !d._gone);
+            const twapRows = window.qfexLive.twaps.getData().filter(d => !d._gone);
+            const ids = new Set(twapRows.map(d => d.id));
+            return rows.length === Object.keys(orders).length
+                && rows.every(d => orders[d.id] !== undefined
+                    && d.status === orders[d.id][0] && Number(d.quantity_remaining) === orders[d.id][1])
+                && ids.size === twaps.length && twaps.every(id => ids.has(id));
+        }""",
+        arg=[orders, twaps],
+        timeout=PATIENCE_MS,
+    )
+
+
+def book(sim: Simulator, key: str) -> tuple[list[str], list[str]]:
+    """The simulator's truth for one account: its open order ids and active TWAP ids."""
+    return [o["order_id"] for o in sim.open_orders(key)], [t["twap_id"] for t in sim.active_twaps(key)]
+
+
+def serious_axe_violations(page: Page) -> list[str]:
+    """Run axe-core on the page as it is now; its serious and critical findings, one line each."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.add_script_tag(path=str(AXE))
+    results = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:5]}"
+        for v in results["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
