@@ -1,4 +1,9 @@
-"""Run the benchmarks and print design.md's P-figures: ``python -m bench [--only P1,P6] [--samples N]``."""
+"""Run the benchmarks and print design.md's P-figures: ``python -m bench [--only P1,P6] [--samples N]``.
+
+P1 and P6 time the protocol client against the simulator; P2-P5 and P8 run qfexdash in a real Daphne
+subprocess with browser sockets (``bench/live.py``); P7 drives the live page in headless Chromium
+(``bench/browser.py``). Everything listens on 127.0.0.1 only.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import argparse
 import os
 import platform
 import sys
+import time
 from collections.abc import Callable
 
 import django
@@ -19,20 +25,31 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qfexdash.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")  # per-connection INFO lines would drown the figures
     django.setup()
-    from bench import upstream
+    from bench import browser, live, upstream
 
     figures: dict[str, Callable[[int], list[str]]] = {
         "P1": upstream.p1,
+        "P2": live.p2,
+        "P3": live.p3,
+        "P4": live.p4,
+        "P5": live.p5,
         "P6": lambda n: upstream.p6(max(5, n // 4)),
+        "P7": browser.p7,
+        "P8": live.p8,
     }
     chosen = [name.strip().upper() for name in args.only.split(",") if name.strip()] or list(figures)
     unknown = [name for name in chosen if name not in figures]
     if unknown:
         parser.error(f"unknown figure(s): {', '.join(unknown)}; choose from {', '.join(figures)}")
-    print(f"# qfexdash benchmarks — Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}")
+    print(
+        f"# qfexdash benchmarks {time.strftime('%Y-%m-%d')} — Python {platform.python_version()},"
+        f" {os.cpu_count()} CPUs, {platform.machine()}, --samples {args.samples}"
+    )
     for name in chosen:
+        started = time.monotonic()
         for line in figures[name](args.samples):
             print(line, flush=True)
+        print(f"   ({name} took {time.monotonic() - started:.0f} s)", flush=True)
     return 0
 
 

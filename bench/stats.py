@@ -19,3 +19,13 @@ def summary_ms(samples: Sequence[float]) -> str:
 
 def ratio(numerator: Sequence[float], denominator: Sequence[float]) -> float:
     return statistics.median(numerator) / statistics.median(denominator)
+
+
+def verdict(met: bool) -> str:
+    """How a goal line ends: 'met' or 'NOT met' (capitals, so a miss stands out in the output)."""
+    return "met" if met else "NOT met"
+
+
+def goal_p95_ms(samples: Sequence[float], goal_seconds: float) -> str:
+    """'goal p95 ≤ 15 ms → met' for samples in seconds."""
+    return f"goal p95 ≤ {goal_seconds * 1000:g} ms → {verdict(p95(samples) <= goal_seconds)}"

@@ -1,0 +1,53 @@
+"""The benchmark code runs end to end with tiny parameters, so it cannot rot unnoticed.
+
+These are not measurements: nothing here looks at a time. Each figure builds its own world (simulator,
+Daphne subprocess, sockets, or Chromium) and must tear it all down.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from bench import browser, live
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert not leaked, f"threads left running: {leaked}"
+
+
+# Each figure with tiny parameters, and words its output must contain (its goal's verdict).
+FIGURES: dict[str, tuple[Callable[[], list[str]], str]] = {
+    "P2": (lambda: live.p2(2, cold_starts=1), "goal p95 ≤ 5 ms →"),
+    "P3": (lambda: live.p3(2, viewer_counts=(1, 3)), "Pages independent of N:"),
+    "P4": (lambda: live.p4(1, sockets=4, settle=0.0), "goal ≤ 64 KiB →"),
+    "P5": (lambda: live.p5(1), "goal ≤ 2 % →"),
+    "P8": (lambda: live.p8(1, window=1.5, viewers=2), "default ≤ 10 %:"),
+}
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("name", FIGURES)
+def test_live_figure_runs(name: str) -> None:
+    run, verdict = FIGURES[name]
+    lines = run()
+    assert lines[0].startswith(name)
+    assert len(lines) >= 3
+    assert all(isinstance(line, str) and line for line in lines)
+    assert any(verdict in line for line in lines), lines
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(240)
+def test_browser_figure_runs() -> None:
+    lines = browser.p7(2, rows=300)
+    assert lines[0].startswith("P7")
+    if "skipped" not in lines[0]:
+        assert len(lines) == 6
+        assert "300 orders" in lines[0]
