@@ -67,11 +67,12 @@ Browser → server::
     {"type": "refresh", "account": 7}     all-accounts stream: refresh one account (default: all)
 
 Anything else → an ``error`` frame (``unknown_type`` / ``bad_message``); frames over 4 KiB →
-``too_large`` and close code 1009; more than 20 frames per 10 s → ``rate_limited`` (close 1008 on
+``too_large`` and close code 4009; more than 20 frames per 10 s → ``rate_limited`` (close 4008 on
 sustained abuse).
 
 Close codes: 4001 not authenticated, 4003 origin refused or access lost, 4004 no such account
-(identical for "exists but is not yours"), 1009 frame too large, 1008 flooding.
+(identical for "exists but is not yours"), 4009 frame too large, 4008 flooding. Application close
+codes must be 1000 or 3000-4999: Daphne (autobahn) refuses RFC 6455's 1008/1009 from an application.
 
 ORDER_ROW and TWAP_ROW are built by :mod:`orders.rows`.
 """
@@ -114,8 +115,8 @@ UNKNOWN_TYPE = "unknown_type"
 CLOSE_NOT_AUTHENTICATED = 4001
 CLOSE_FORBIDDEN = 4003  # origin refused, or access lost while connected
 CLOSE_NO_SUCH_ACCOUNT = 4004  # also "exists but is not yours"
-CLOSE_TOO_LARGE = 1009
-CLOSE_POLICY = 1008  # sustained flooding
+CLOSE_TOO_LARGE = 4009
+CLOSE_POLICY = 4008  # sustained flooding
 
 
 def decimal_text(value: Decimal) -> str:

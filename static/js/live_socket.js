@@ -296,7 +296,7 @@
       this._attempt += 1;
       this.nextRetryAt = Date.now() + delay;
       this._timer = setTimeout(() => this._connectNow(), delay);
-      this._setState("closed", code === 1009 ? "The server refused a message as too large." : "Connection to the server lost.");
+      this._setState("closed", code === 4009 ? "The server refused a message as too large." : "Connection to the server lost.");
     }
 
     _setState(state, reason) {

@@ -277,7 +277,7 @@ async def _next_of_type(browser: Browser, kind: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("size", [4097, 2 * 1024 * 1024])
-async def test_oversized_frames_are_refused_with_1009(
+async def test_oversized_frames_are_refused_with_the_too_large_close(
     application: Any, trader: Any, live_team_account: ExchangeAccount, sim: Simulator, size: int
 ) -> None:
     browser, _ = await _watching(application, trader, live_team_account, sim)
