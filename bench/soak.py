@@ -583,6 +583,19 @@ class Soak:
                 f" (margin {cfg.thread_margin})",
             )
         )
+        # Design §3: a secret never appears in a log (Daphne's whole log, every restart included).
+        try:
+            log_text = self.daphne.log_path.read_text(errors="replace")
+        except OSError:
+            log_text = ""
+        leaked = sum(1 for secret in self.site.secrets.values() if secret in log_text)
+        checks.append(
+            Check(
+                "no secret in Daphne's log",
+                leaked == 0,
+                f"{leaked} of {len(self.site.secrets)} secrets found" if leaked else "none of the secrets found",
+            )
+        )
         crashed = [t for t in self.tasks if t.done() and not t.cancelled() and t.exception() is not None]
         checks.append(
             Check("browser tasks alive", not crashed, f"{len(crashed)} socket tasks crashed" if crashed else "alive")
