@@ -1,10 +1,13 @@
 # Routine targets. `make demo` installs and starts the demo; `make test` runs every test.
+# `make test-postgres` runs the whole suite on PostgreSQL; `make services` starts PostgreSQL and Redis.
 PYTHON ?= python3
+# The database `make test-postgres` names; pytest-django creates (and drops) test_<name> beside it.
+POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/qfexdash
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench chromium
+.PHONY: install demo test test-postgres test-services services lint bench chromium
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +32,18 @@ lint: install
 
 test: install chromium lint
 	$(BIN)/pytest $(ARGS)
+
+# The same suite with DATABASE_URL pointing at PostgreSQL (the services tests use their own databases).
+test-postgres: install chromium
+	DATABASE_URL=$(POSTGRES_URL) $(BIN)/pytest $(ARGS)
+
+# Only the tests on the real PostgreSQL and Redis (several Daphne processes, leases, failover).
+test-services: install
+	$(BIN)/pytest -m services $(ARGS)
+
+# Start PostgreSQL and Redis on 127.0.0.1 when they are installed but stopped.
+services:
+	.ci/services
 
 bench: install
 	$(BIN)/python -m bench $(ARGS)

@@ -2,7 +2,8 @@
 
 P1 and P6 time the protocol client against the simulator; P2-P5 and P8 run qfexdash in a real Daphne
 subprocess with browser sockets (``bench/live.py``); P7 drives the live page in headless Chromium
-(``bench/browser.py``). Everything listens on 127.0.0.1 only.
+(``bench/browser.py``); P3-redis and P4-redis repeat P3 and P4 on two Daphne processes with PostgreSQL
+and the Redis channel layer (``bench/cluster.py``). Everything listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qfexdash.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")  # per-connection INFO lines would drown the figures
     django.setup()
-    from bench import browser, live, upstream
+    from bench import browser, cluster, live, upstream
 
     figures: dict[str, Callable[[int], list[str]]] = {
         "P1": upstream.p1,
@@ -36,8 +37,13 @@ def main() -> int:
         "P6": lambda n: upstream.p6(max(5, n // 4)),
         "P7": browser.p7,
         "P8": live.p8,
+        # Two Daphne processes on PostgreSQL and Redis (bench/cluster.py); skipped without those services.
+        "P3-redis": cluster.p3,
+        "P4-redis": cluster.p4,
     }
-    chosen = [name.strip().upper() for name in args.only.split(",") if name.strip()] or list(figures)
+    names = {name.upper(): name for name in figures}
+    chosen = [names.get(name.strip().upper(), name.strip()) for name in args.only.split(",") if name.strip()]
+    chosen = chosen or list(figures)
     unknown = [name for name in chosen if name not in figures]
     if unknown:
         parser.error(f"unknown figure(s): {', '.join(unknown)}; choose from {', '.join(figures)}")

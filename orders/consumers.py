@@ -192,6 +192,10 @@ def _setting(name: str, default: Any) -> Any:
 
 
 RATE_WINDOW_SECONDS = 10.0
+# Channel-layer group memberships expire (settings.CHANNEL_LAYER_GROUP_EXPIRY, one hour): a socket
+# renews its own this often, so a page left open for days keeps receiving, while the memberships of a
+# process that died vanish within the hour instead of a day.
+GROUP_REJOIN_SECONDS = 600.0
 
 # --- the consumer ---------------------------------------------------------------------------------
 
@@ -207,6 +211,7 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         # feed_message) and no other snapshot (the re-check task joins accounts) lands between them.
         self.send_lock = asyncio.Lock()
         self.recheck_task: asyncio.Task[None] | None = None
+        self.feed_tasks: set[asyncio.Task[None]] = set()
         self.max_frame_bytes = int(_setting("QFEXDASH_WS_MAX_FRAME_BYTES", 4096))
         # QFEXDASH_WS_RATE frames per RATE_WINDOW_SECONDS from each browser socket.
         self.limiter = FrameLimiter(int(_setting("QFEXDASH_WS_RATE", 20)), RATE_WINDOW_SECONDS)
@@ -249,7 +254,7 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         feed = get_feed()
         await self.channel_layer.group_add(group_name(account), self.channel_name)
         self.joined.add(account)
-        await feed.watch(account, self.channel_name)
+        await feed.watch(account, self.channel_name, self._from_feed)
         await self._send_snapshot(account)
 
     async def _send_snapshot(self, account: int) -> None:
@@ -258,6 +263,14 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
             self.sent[account] = seq
             for text in texts:
                 await self.send(text_data=text)
+
+    async def _rejoin_groups(self) -> None:
+        for account in sorted(self.joined):
+            try:
+                await self.channel_layer.group_add(group_name(account), self.channel_name)
+            except Exception:
+                logger.warning("could not renew a group membership; will retry", exc_info=True)
+                return
 
     async def _leave_all(self) -> None:
         joined, self.joined = self.joined, set()
@@ -283,6 +296,8 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for feed_task in list(getattr(self, "feed_tasks", ())):
+            feed_task.cancel()
         if getattr(self, "joined", None):
             await self._leave_all()
 
@@ -336,6 +351,24 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
 
     # --- feed → browser ---------------------------------------------------------------------------
 
+    def _from_feed(self, message: dict[str, Any]) -> None:
+        """The feed's direct word to this socket (see ``Feed.watch``): handled like a channel message."""
+        if self.closing:
+            return
+        task = asyncio.get_running_loop().create_task(self.dispatch(message))
+        self.feed_tasks.add(task)
+        task.add_done_callback(self.feed_tasks.discard)
+
+    async def feed_resnapshot(self, event: dict[str, Any]) -> None:
+        """A follower process's mirror of the account has just been filled (several server processes).
+
+        Only a socket whose snapshot was taken before that (seq 0, nothing yet) needs a new one; any
+        other socket already follows the owner's diffs, and a page that missed one asks for a resync.
+        """
+        account = event["account"]
+        if account in self.joined and not self.closing and self.sent.get(account) == 0:
+            await self._send_snapshot(account)
+
     async def feed_message(self, event: dict[str, Any]) -> None:
         account = event["account"]
         async with self.send_lock:
@@ -365,7 +398,11 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         interval = float(_setting("QFEXDASH_ACCESS_RECHECK_SECONDS", 2.0))
         # Spread the re-checks of sockets that connected together.
         await asyncio.sleep(interval * random.uniform(0.5, 1.0))  # noqa: S311  (load spreading only)
+        rejoin_at = time.monotonic() + GROUP_REJOIN_SECONDS
         while not self.closing:
+            if time.monotonic() >= rejoin_at:
+                rejoin_at = time.monotonic() + GROUP_REJOIN_SECONDS
+                await self._rejoin_groups()
             try:
                 verdict = await self._verdict()
             except Exception:

@@ -36,8 +36,10 @@ How it behaves (design.md §2):
   (checked every interval, and on a refresh). ``RateLimited`` pauses the key for QFEX's hint.
 - No viewers for one reconcile interval → the session closes and the account's cache is dropped.
   QFEX closing a healthy session (maximum lifetime) → a transparent reconnect and a fetch.
-- Ownership goes through a lease (:mod:`orders.leases`, in-process for now) so a cluster-wide lease
-  can later keep one upstream session per account across processes.
+- Ownership goes through a lease (:mod:`orders.leases`). With one process it is in-process. With
+  ``REDIS_URL`` set (several Daphne processes) it is a Redis lease, and :mod:`orders.feed_cluster`
+  makes the feed cluster-wide: one process owns each account's upstream session, the others mirror
+  its rows and forward refreshes to it, and another process takes over when the owner dies.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import logging
 import os
 import secrets
 import socket
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -54,8 +57,10 @@ from typing import Any
 from channels.layers import get_channel_layer
 
 from orders import live_protocol as lp
+from orders.cluster_state import ClusterState
 from orders.feed_account import AccountFeed, FeedSnapshot, FeedStats
 from orders.feed_budget import RateBudget
+from orders.feed_cluster import ClusterLink, cluster_state_from_settings
 from orders.feed_config import FeedConfig, group_name
 from orders.leases import Leases, LocalLeases
 
@@ -77,7 +82,12 @@ MESSAGE_TYPE = "feed.message"  # handled by consumers' feed_message()
 
 
 class Feed:
-    """Every account feed of this process. Create it inside the event loop it will run on."""
+    """Every account feed of this process. Create it inside the event loop it will run on.
+
+    ``cluster``: the shared Redis state of several server processes; the feed then takes its leases,
+    rate budgets and viewer interest from it and follows accounts other processes own (see
+    :mod:`orders.feed_cluster`). The process's feed (:func:`get_feed`) gets one when ``REDIS_URL`` is set.
+    """
 
     def __init__(
         self,
@@ -85,23 +95,38 @@ class Feed:
         *,
         channel_layer: Any = None,
         leases: Leases | None = None,
+        cluster: ClusterState | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.config = config or FeedConfig.from_settings()
         self.pool = ThreadPoolExecutor(max_workers=self.config.threads, thread_name_prefix="qfex-feed")
         self.channel_layer = channel_layer if channel_layer is not None else get_channel_layer()
-        self.leases: Leases = leases or LocalLeases()
+        # Replaced by the feed's inbox channel name once the cluster link starts (see feed_cluster).
         self.owner_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.cluster: ClusterLink | None = None
+        if cluster is not None:
+            self.cluster = ClusterLink(self, cluster)
+            self.leases: Leases = cluster.leases
+        else:
+            self.leases = leases or LocalLeases()
         self._accounts: dict[int, AccountFeed] = {}
         self._budgets: dict[str, RateBudget] = {}
         self._closed = False
 
     # --- viewers ------------------------------------------------------------------------------------
 
-    async def watch(self, account_id: int, viewer: str) -> None:
-        """Register interest; starts the account's upstream session if it is not running."""
+    async def watch(self, account_id: int, viewer: str, notify: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Register interest; starts the account's upstream session if it is not running.
+
+        ``notify``: called on the loop with the messages only this process's viewers need (with several
+        processes: ``feed.resnapshot`` when a follower's mirror has just been filled, and statuses only a
+        follower knows about). Called directly, never through the channel layer, so a follower with a
+        thousand viewers does not fill its own channel-layer inbox.
+        """
         self._check_open()
-        self._account(account_id, create=True).add_viewer(viewer)
+        if self.cluster is not None and account_id not in self._accounts:
+            await self.cluster.join(account_id)  # before the account feed can ask anyone for a snapshot
+        self._account(account_id, create=True).add_viewer(viewer, notify)
 
     async def unwatch(self, account_id: int, viewer: str) -> None:
         account = self._accounts.get(account_id)
@@ -130,6 +155,8 @@ class Feed:
         if account is None:
             snap = await self.snapshot(account_id)
             return snap.seq, [lp.encode(lp.snapshot_message(account_id, snap.seq, None, snap.status, [], []))]
+        # A follower that has just started waits (briefly) for the owner's rows rather than showing none.
+        await account.wait_mirrored(self.config.refresh_coalesce_seconds + 1.0)
         return await account.snapshot_texts()
 
     async def refresh(self, account_id: int, *, max_age: float | None = None) -> asyncio.Future[bool]:
@@ -173,6 +200,9 @@ class Feed:
     # --- used by account feeds ----------------------------------------------------------------------
 
     def budget_for(self, key: str) -> RateBudget:
+        """The weight budget of one API key; shared with the other processes in a cluster."""
+        if self.cluster is not None:
+            return self.cluster.state.budget(key, self.config.weight_per_second, self.config.budget_burst)
         budget = self._budgets.get(key)
         if budget is None:
             budget = RateBudget(self.config.weight_per_second, self.config.budget_burst)
@@ -194,6 +224,12 @@ class Feed:
             account.ensure_running()  # someone joined while the session was closing
         else:
             del self._accounts[account.account_id]
+            if self.cluster is not None and not self._closed:
+                self.loop.create_task(self._cluster_forget(account.account_id), name="qfex-feed-cluster-leave")
+
+    async def _cluster_forget(self, account_id: int) -> None:
+        if self.cluster is not None and account_id not in self._accounts:  # not watched again meanwhile
+            await self.cluster.leave(account_id)
 
     def _account(self, account_id: int, *, create: bool) -> AccountFeed:
         account = self._accounts.get(account_id)
@@ -231,6 +267,10 @@ class Feed:
                 for task in pending:
                     task.cancel()
                 await asyncio.wait(pending, timeout=limit)
+        if self.cluster is not None:
+            for account in accounts:
+                await self.cluster.leave(account.account_id)
+            await self.cluster.aclose()
         self._accounts.clear()
         # Joining the threads blocks; do it off the loop (the pool is idle by now).
         await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
@@ -253,8 +293,26 @@ def get_feed() -> Feed:
         _feed.pool.shutdown(wait=False, cancel_futures=True)
         _feed = None
     if _feed is None or _feed.closed:
-        _feed = Feed()
+        _feed = Feed(cluster=cluster_state_from_settings())
+        _close_with_the_server(_feed)
     return _feed
+
+
+def _close_with_the_server(feed: Feed) -> None:
+    """Under Daphne, close the feed before the server exits (SIGTERM): upstream sessions end cleanly
+    and, with several processes, the leases are released, so another process takes the accounts over
+    at once instead of after the lease time."""
+    reactor = sys.modules.get("twisted.internet.reactor")  # never import it: that would install one
+    if reactor is None or getattr(reactor, "_asyncioEventloop", None) is not feed.loop:
+        return
+    from twisted.internet import defer
+
+    def before_shutdown() -> Any:
+        if feed.closed:
+            return None
+        return defer.Deferred.fromFuture(asyncio.ensure_future(feed.aclose(timeout=5.0)))
+
+    reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
 
 
 def current_feed() -> Feed | None:
@@ -278,6 +336,22 @@ async def shutdown_feed() -> None:
 
 
 def account_statuses() -> dict[int, lp.Status]:
-    """State of every account this process feeds (others are idle). Safe from any thread."""
+    """State of every account being fed (others are idle). Safe from any thread.
+
+    With several processes (``REDIS_URL``) the owners' statuses are read from Redis, so every process's
+    accounts page shows the same; if Redis cannot be reached, this process's own view is shown.
+    """
+    from django.conf import settings
+
     feed = _feed
-    return {} if feed is None else feed.statuses()
+    local = {} if feed is None else feed.statuses()
+    url = getattr(settings, "REDIS_URL", "")
+    if not url:
+        return local
+    from orders.cluster_state import read_statuses
+
+    try:
+        return {**local, **read_statuses(url, getattr(settings, "QFEXDASH_REDIS_PREFIX", "qfexdash"))}
+    except Exception:
+        logger.warning("could not read account statuses from Redis; showing this process's view", exc_info=True)
+        return local

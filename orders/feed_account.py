@@ -16,11 +16,18 @@ The loop, one step at a time:
 Refresh semantics: a refresh while a fetch runs joins it; one asked for within the coalescing
 window after a fetch started (or within ``max_age`` of it) is answered by that fetch; otherwise it
 makes the next fetch, which starts no sooner than one coalescing window after the previous one.
+
+With several server processes (``feed.cluster`` set) an account feed is either the account's
+*owner* (it holds the Redis lease: the loop above) or a *follower* (another process holds it): step 3
+then finds the lease taken, and the feed mirrors the owner's published rows instead of fetching,
+forwards refreshes to the owner, and tries the lease again every third of the lease time. See
+:mod:`orders.feed_cluster`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import math
@@ -29,6 +36,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import orjson
+
+from orders import feed_cluster as cluster
 from orders import feed_upstream as upstream
 from orders import live_protocol as lp
 from orders.feed_budget import full_jitter_backoff
@@ -76,8 +86,11 @@ class AccountFeed:
         self.account_id = account_id
         self.group = group_name(account_id)
         self.viewers: set[str] = set()
+        self._notifiers: dict[str, Callable[[dict[str, Any]], None]] = {}  # viewer → local callback
         # Starting from the wall clock keeps seq increasing across feed restarts (see live_protocol).
-        self.seq = int(time.time() * 1000)
+        # In a cluster the seq is the owner's: 0 until this process owns the account or mirrors it.
+        self.cluster = feed.cluster
+        self.seq = 0 if self.cluster is not None else int(time.time() * 1000)
         self.orders: dict[str, Row] = {}
         self.twaps: dict[str, Row] = {}
         self.data_as_of: float | None = None
@@ -107,21 +120,41 @@ class AccountFeed:
         self._updated = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self._lease_name = f"qfexdash.feed.account.{account_id}"
-        self._lease_ttl = max(3 * self.config.reconcile_seconds, 15.0)
+        self._lease_name = cluster.lease_name(account_id)
+        if self.cluster is not None:
+            self._lease_ttl = self.config.lease_seconds
+        else:
+            self._lease_ttl = max(3 * self.config.reconcile_seconds, 15.0)
         self._lease_renew_at = 0.0
         self._holds_lease = False
+        # Cluster only: until when our lease is surely ours (renewed by the cluster ticker), whether
+        # other processes have viewers, and the follower's mirror of the owner's rows.
+        self._lease_valid_until = 0.0
+        self.remote_interest = False
+        self._mirrored = False
+        self._mirror_event = asyncio.Event()
+        self._mirror_buffer: list[dict[str, Any]] = []
+        self._snapshot_asked_at = -math.inf
+        self._remote_waiters: list[asyncio.Future[bool]] = []
+        self._forward_max_age: float | None = None
+        self._forward_pending = False
+        self._forward_scheduled = False
+        self._last_forward = -math.inf
+        self._helpers: set[asyncio.Task[None]] = set()
         self.stats = FeedStats()
 
     # --- called by Feed (on the loop) ---------------------------------------------------------------
 
-    def add_viewer(self, viewer: str) -> None:
+    def add_viewer(self, viewer: str, notify: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.viewers.add(viewer)
+        if notify is not None:
+            self._notifiers[viewer] = notify
         self._idle_since = None
         self.ensure_running()
 
     def remove_viewer(self, viewer: str) -> None:
         self.viewers.discard(viewer)
+        self._notifiers.pop(viewer, None)
         if not self.viewers and self._idle_since is None:
             self._idle_since = time.monotonic()
             self._wake.set()
@@ -139,7 +172,9 @@ class AccountFeed:
         future: asyncio.Future[bool] = self.feed.loop.create_future()
         window = self.config.refresh_coalesce_seconds if max_age is None else max(max_age, 0.0)
         now = time.monotonic()
-        if self._fetching:
+        if self.cluster is not None and not self._holds_lease:
+            self._follower_refresh(future, window)
+        elif self._fetching:
             self._joined.append(future)
         elif self._fatal:
             # Retrying a rejected key on every click would hammer QFEX; look whether an admin changed it.
@@ -173,6 +208,14 @@ class AccountFeed:
             self._snapshot_cache = (key, texts)
         return seq, texts
 
+    async def wait_mirrored(self, timeout: float) -> None:
+        """A follower whose mirror is being filled waits up to ``timeout`` for it; others return at once."""
+        if self.cluster is None or self._holds_lease or self._mirrored:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._mirror_event.wait()
+
     async def wait_for(self, predicate: Callable[[FeedSnapshot], bool], timeout: float) -> FeedSnapshot:
         """Wait until ``predicate(snapshot)`` holds; ``TimeoutError`` after ``timeout`` seconds."""
         async with asyncio.timeout(timeout):
@@ -185,6 +228,128 @@ class AccountFeed:
 
     def stop(self) -> None:
         self._stopping = True
+        self._wake.set()
+
+    # --- called by the cluster link (on the loop) -------------------------------------------------
+
+    @property
+    def holds_lease(self) -> bool:
+        return self._holds_lease
+
+    def owns(self) -> bool:
+        """Whether this process may act as the account's owner right now (cluster: lease surely ours)."""
+        if self.cluster is None:
+            return True
+        return self._holds_lease and time.monotonic() < self._lease_valid_until
+
+    def lease_renewed(self, valid_until: float) -> None:
+        if self._holds_lease:
+            self._lease_valid_until = valid_until
+
+    def lease_lost(self) -> None:
+        """Renewal failed: stop publishing now; the loop closes the session after the call in flight
+        and follows whichever process takes the lease (possibly this one again)."""
+        if not self._holds_lease:
+            return
+        logger.warning("account %s: lost the upstream lease; closing the session", self.account_id)
+        self._holds_lease = False
+        self._lease_valid_until = 0.0
+        self._mirrored = False
+        self._mirror_event = asyncio.Event()
+        self._mirror_buffer = []
+        self._snapshot_asked_at = -math.inf
+        self.remote_interest = False
+        if not self.viewers and self._idle_since is None:
+            self._idle_since = time.monotonic()
+        waiters, self._waiters = self._waiters, []
+        self._remote_waiters.extend(waiters)  # answered by the owner's next data
+        self._retry_at = 0.0
+        self._wake.set()
+
+    def set_remote_interest(self, interested: bool) -> None:
+        """Other processes have (or no longer have) viewers of the account we own."""
+        if self.remote_interest and not interested and not self.viewers:
+            self._idle_since = time.monotonic()  # one reconcile interval from now, as for a last local viewer
+            self._wake.set()
+        elif interested and self._idle_since is not None and not self.viewers:
+            self._idle_since = None
+        self.remote_interest = interested
+
+    def on_published(self, event: dict[str, Any]) -> None:
+        """A message the account's owner published to the group (our inbox is in it): mirror it."""
+        if self._holds_lease or self.cluster is None:
+            return  # our own publication coming back
+        if not self._mirrored:
+            if len(self._mirror_buffer) < 10_000:
+                self._mirror_buffer.append(event)
+            return
+        try:
+            self._apply_published(event)
+        except cluster.MirrorGap:
+            self._mirror_lost()
+
+    async def on_snapshot_reply(self, event: dict[str, Any]) -> None:
+        """The owner's snapshot: (re)fill the mirror, catch up on what arrived meanwhile, tell our viewers."""
+        if self._holds_lease or self.cluster is None:
+            return
+        texts = event["texts"]
+        if sum(len(text) for text in texts) <= 100_000:
+            parsed = cluster.parse_snapshot(texts)
+        else:
+            parsed = await self._in_pool(cluster.parse_snapshot, texts)
+        if self._holds_lease:
+            return  # we took over while parsing
+        seq, as_of, status, orders, twaps = parsed
+        if self._mirrored and seq <= self.seq:
+            return  # an older answer than what we already mirror
+        self.seq, self.data_as_of, self.status, self.orders, self.twaps = seq, as_of, status, orders, twaps
+        self._snapshot_cache = ((seq, status), list(texts))
+        self._mirrored = True
+        buffered, self._mirror_buffer = self._mirror_buffer, []
+        try:
+            for message in buffered:
+                self._apply_published(message)
+        except cluster.MirrorGap:
+            self._mirror_lost()
+        if self._mirrored:
+            self._mirror_event.set()
+            self._resolve_remote(True)
+            self._tell_viewers({"type": cluster.RESNAPSHOT, "account": self.account_id})
+        self._notify()
+
+    def _apply_published(self, event: dict[str, Any]) -> None:
+        seq = event["seq"]
+        if event["kind"] == lp.DIFF:
+            if seq <= self.seq:
+                return
+            if seq != self.seq + 1:
+                raise cluster.MirrorGap
+            message = orjson.loads(event["text"])
+            self.orders, self.twaps = cluster.apply_diff(self.orders, self.twaps, message)
+            self.seq = seq
+            self.data_as_of = message.get("as_of", self.data_as_of)
+        elif event["kind"] == lp.STATUS:
+            if seq > self.seq:
+                raise cluster.MirrorGap  # a diff went missing
+            message = orjson.loads(event["text"])
+            self.status = lp.Status(
+                message["state"], message.get("reason") or "", message.get("as_of"), message.get("next_retry_at")
+            )
+            if self.status.as_of is not None:
+                self.data_as_of = self.status.as_of
+        else:
+            return
+        if self.status.state in (lp.LIVE, lp.STALE, lp.FAILED):
+            self._resolve_remote(self.status.state == lp.LIVE)
+        self._notify()
+
+    def _mirror_lost(self) -> None:
+        """A gap: keep showing the rows we have, ask the owner for its snapshot at once."""
+        self._mirrored = False
+        self._mirror_event = asyncio.Event()
+        self._mirror_buffer = []
+        self._snapshot_asked_at = -math.inf
+        self._retry_at = 0.0
         self._wake.set()
 
     @property
@@ -202,9 +367,14 @@ class AccountFeed:
                     logger.exception("account %s: unexpected error in the feed", self.account_id)
                     await self._fail(exc)
         finally:
+            if not self._stopping:
+                logger.info("account %s: nobody watches any more; stopping its feed", self.account_id)
+            for helper in list(self._helpers):
+                helper.cancel()
             await self._end_session()
-            self._resolve(self._waiters + self._joined, False)
-            self._waiters, self._joined = [], []
+            await self._release_lease()
+            self._resolve(self._waiters + self._joined + self._remote_waiters, False)
+            self._waiters, self._joined, self._remote_waiters = [], [], []
             self._task = None
             self.feed._account_stopped(self)
 
@@ -213,7 +383,7 @@ class AccountFeed:
 
     def _until_idle_expiry(self) -> float:
         """Seconds until an unwatched feed stops (infinite while anyone watches)."""
-        if self.viewers or self._idle_since is None:
+        if self.viewers or self.remote_interest or self._idle_since is None:
             return math.inf
         return self._idle_since + self.config.reconcile_seconds - time.monotonic()
 
@@ -236,7 +406,7 @@ class AccountFeed:
 
     def _fetch_wait(self, now: float) -> float | None:
         """None when no fetch is due; else seconds until it may start (0: now)."""
-        if not self.viewers and not self._waiters:
+        if not self.viewers and not self._waiters and not self.remote_interest:
             return None
         if not (self._wanted or now >= self._next_reconcile):
             return None
@@ -288,8 +458,18 @@ class AccountFeed:
     # --- upstream steps ---------------------------------------------------------------------------
 
     async def _connect(self) -> None:
-        if not self.viewers and not self._waiters:
+        if not self.viewers and not self._waiters and not self.remote_interest:
             await self._sleep(self.config.listen_slice_seconds)
+            return
+        # The lease first: a process that does not own the account never reads its secret.
+        try:
+            taken = await self._take_lease()
+        except Exception as exc:
+            await self._fail(exc)
+            return
+        if not taken:
+            # Another process owns this account's upstream session: follow it, try again soon.
+            await self._follow()
             return
         try:
             info, credentials = await self._in_pool(upstream.load_account, self.account_id)
@@ -297,11 +477,6 @@ class AccountFeed:
             await self._fail(exc)
             return
         self._label, self._public_key, self._fingerprint = info.label, info.public_key, info.fingerprint
-        if not await self._take_lease():
-            del credentials
-            # Another process owns this account's upstream session (several server processes).
-            self._retry_at = time.monotonic() + self.config.reconcile_seconds
-            return
         budget_wait = self._budget().wait_time(SUBSCRIBE_WEIGHT)
         if budget_wait > 0:
             del credentials
@@ -362,6 +537,11 @@ class AccountFeed:
         self._fetching = False
         self.stats.pages += result.pages
         budget.charge((result.pages - expected_pages) * GET_USER_ORDERS_WEIGHT)
+        if not self.owns():
+            # The lease went to another process during the fetch: it publishes from now on, not us.
+            joined, self._joined = self._joined, []
+            self._resolve(joined, False)
+            return
         self._last_pages = max(1, result.pages)
         self._last_good_fetch_start = start
         self._attempt = 0
@@ -471,22 +651,44 @@ class AccountFeed:
         self._notify()
 
     async def _end_session(self) -> None:
+        """Close the upstream session. The lease is kept (failures and backoff included) until the feed
+        stops, so in a cluster no other process retries a failing account at the same time."""
         session, self._session = self._session, None
         if session is not None:
             try:
                 await self._in_pool(upstream.close_session, session)
             except RuntimeError:  # the pool is already shut down (a feed closing past its deadline)
                 upstream.close_session(session)
-        if self._holds_lease:
-            self._holds_lease = False
-            await self.feed.leases.release(self._lease_name, self.feed.owner_id)
+
+    async def _release_lease(self) -> None:
+        if not self._holds_lease:
+            return
+        self._holds_lease = False
+        self._lease_valid_until = 0.0
+        await self.feed.leases.release(self._lease_name, self.feed.owner_id)
+        if self.cluster is not None:
+            await self.cluster.clear_status(self.account_id)
 
     async def _take_lease(self) -> bool:
+        """Take (or extend) the lease; True when we hold it."""
+        held_before = self._holds_lease
+        asked_at = time.monotonic()
         self._holds_lease = await self.feed.leases.acquire(self._lease_name, self.feed.owner_id, self._lease_ttl)
-        self._lease_renew_at = time.monotonic() + self._lease_ttl / 3
+        self._lease_renew_at = asked_at + self._lease_ttl / 3
+        if self._holds_lease:
+            self._lease_valid_until = asked_at + self._lease_ttl
+            if self.cluster is not None and not held_before:
+                self._become_owner()
         return self._holds_lease
 
     async def _keep_lease(self) -> bool:
+        if self.cluster is not None:
+            # The cluster ticker renews; here we only act on its verdict (or on a renewal it is late with).
+            if self.owns():
+                return True
+            self.lease_lost()
+            await self._end_session()
+            return False
         if time.monotonic() < self._lease_renew_at:
             return True
         if await self.feed.leases.renew(self._lease_name, self.feed.owner_id, self._lease_ttl):
@@ -497,6 +699,79 @@ class AccountFeed:
         await self._end_session()
         return False
 
+    # --- cluster roles ----------------------------------------------------------------------------
+
+    def _become_owner(self) -> None:
+        """We just took the lease: continue from the mirror's rows with a seq well above it."""
+        logger.info("account %s: this process now owns the upstream session", self.account_id)
+        self.seq = max(self.seq + 1000, int(time.time() * 1000))
+        self._snapshot_cache = None
+        self._mirrored = False
+        self._mirror_buffer = []
+        self._mirror_event.set()  # nobody waits for a mirror any more
+        self._wanted = True
+        # Refreshes forwarded while following are answered by our first fetch.
+        self._waiters.extend(self._remote_waiters)
+        self._remote_waiters = []
+        self._attempt, self._retry_at, self._fatal = 0, 0.0, False
+
+    async def _follow(self) -> None:
+        """One follower step: make sure the mirror is (being) filled, forward refreshes, retry soon."""
+        assert self.cluster is not None
+        now = time.monotonic()
+        if self._waiters:
+            # Refreshes asked for before we knew we were a follower.
+            waiters, self._waiters = self._waiters, []
+            self._remote_waiters.extend(waiters)
+            self._forward_pending = True
+        if not self._mirrored and now - self._snapshot_asked_at >= self.cluster.tick_seconds:
+            self._snapshot_asked_at = now
+            await self.cluster.request_snapshot(self.account_id)
+        if self._forward_pending:
+            await self._forward_refresh()
+        self._retry_at = time.monotonic() + self.cluster.follower_retry_seconds()
+
+    def _follower_refresh(self, future: asyncio.Future[bool], window: float) -> None:
+        fresh = self.data_as_of is not None and time.time() - self.data_as_of < window
+        if self._mirrored and fresh and self.status.state == lp.LIVE:
+            future.set_result(True)
+            return
+        self._remote_waiters.append(future)
+        self._forward_max_age = window if self._forward_max_age is None else min(self._forward_max_age, window)
+        self._forward_pending = True
+        if not self._forward_scheduled:
+            # Forwards are coalesced like fetches: at most one per coalescing window.
+            self._forward_scheduled = True
+            delay = max(0.0, self._last_forward + self.config.refresh_coalesce_seconds - time.monotonic())
+            self._spawn(self._forward_later(delay), f"qfex-feed-forward-{self.account_id}")
+
+    async def _forward_later(self, delay: float) -> None:
+        try:
+            if delay > 0:
+                await asyncio.sleep(delay)
+        finally:
+            self._forward_scheduled = False
+        await self._forward_refresh()
+
+    async def _forward_refresh(self) -> None:
+        if not self._forward_pending or self.cluster is None or self._holds_lease:
+            return
+        self._forward_pending = False
+        self._last_forward = time.monotonic()
+        max_age, self._forward_max_age = self._forward_max_age, None
+        if not await self.cluster.forward_refresh(self.account_id, max_age):
+            self._retry_at = 0.0  # no owner right now: try the lease at once
+            self._wake.set()
+
+    def _spawn(self, coroutine: Any, name: str) -> None:
+        task = self.feed.loop.create_task(coroutine, name=name)
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
+
+    def _resolve_remote(self, value: bool) -> None:
+        waiters, self._remote_waiters = self._remote_waiters, []
+        self._resolve(waiters, value)
+
     # --- helpers ----------------------------------------------------------------------------------
 
     def _budget(self) -> Any:
@@ -505,13 +780,29 @@ class AccountFeed:
     async def _set_status(self, status: lp.Status, *, force: bool = False) -> None:
         if status == self.status and not force:
             return
+        changed = status != self.status
         self.status = status
         await self._publish(lp.STATUS, lp.encode(lp.status_message(self.account_id, self.seq, status)))
+        if changed and self.cluster is not None and self.owns():
+            await self.cluster.publish_status(self.account_id, status)
         self._notify()
 
     async def _publish(self, kind: str, text: str, seq: int | None = None) -> None:
         seq = self.seq if seq is None else seq
-        await self.feed.publish(self.group, {"account": self.account_id, "seq": seq, "kind": kind, "text": text})
+        payload = {"account": self.account_id, "seq": seq, "kind": kind, "text": text}
+        if self.owns():
+            await self.feed.publish(self.group, payload)
+        elif self.cluster is not None and kind == lp.STATUS:
+            # A follower's own trouble (e.g. Redis unreachable) concerns only its own viewers.
+            self._tell_viewers({"type": cluster.PUBLISHED, **payload})
+
+    def _tell_viewers(self, message: dict[str, Any]) -> None:
+        """A message for this process's viewers only, through their ``notify`` callbacks."""
+        for viewer, notify in list(self._notifiers.items()):
+            try:
+                notify(message)
+            except Exception:
+                logger.warning("account %s: could not notify viewer %s", self.account_id, viewer, exc_info=True)
 
     def _notify(self) -> None:
         event, self._updated = self._updated, asyncio.Event()

@@ -44,6 +44,9 @@ class FeedConfig:
     # Most rows in one message to a browser: bigger snapshots go in parts, bigger changes in several
     # diffs, so no message reaches the WebSocket server's size limit (Daphne: 1 MiB).
     rows_per_message: int = 500
+    # Several server processes (REDIS_URL): an account's upstream lease lasts this long unless renewed
+    # (every third of it); a dead owner process is replaced within about this long.
+    lease_seconds: float = 6.0
 
     @property
     def weight_per_second(self) -> float:
@@ -66,6 +69,7 @@ class FeedConfig:
             "backoff_cap_seconds": float(getattr(settings, "QFEXDASH_BACKOFF_CAP_SECONDS", 30.0)),
             "auth_retry_seconds": float(getattr(settings, "QFEXDASH_AUTH_RETRY_SECONDS", 300.0)),
             "rows_per_message": max(1, int(getattr(settings, "QFEXDASH_WS_ROWS_PER_MESSAGE", 500))),
+            "lease_seconds": float(getattr(settings, "QFEXDASH_LEASE_SECONDS", 6.0)),
         }
         known = {field.name for field in fields(cls)}
         unknown = set(overrides) - known

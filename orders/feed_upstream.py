@@ -227,6 +227,9 @@ def failure_cause(exc: BaseException, timeout: float) -> str:
         return f"QFEX answered with an error ({exc.error_code})"
     if isinstance(exc, QfexError):
         return exc.user_message.rstrip(".")
+    if type(exc).__module__.startswith("redis."):
+        # Several server processes: the lease that says which one talks to QFEX lives in Redis.
+        return "The server cannot reach Redis, which its processes share"
     return "The dashboard's connection to QFEX failed unexpectedly"
 
 

@@ -111,17 +111,32 @@ REDIS_URL = env_str("REDIS_URL", "")
 QFEXDASH_REDIS_PREFIX = env_str("QFEXDASH_REDIS_PREFIX", "qfexdash")
 if not QFEXDASH_REDIS_PREFIX or not QFEXDASH_REDIS_PREFIX.replace("-", "").replace("_", "").isalnum():
     raise ImproperlyConfigured("QFEXDASH_REDIS_PREFIX must be letters, digits, '-' or '_'.")
+# Group memberships of the channel layer expire after this; live sockets and feeds renew theirs every
+# 10 minutes, so only those of dead processes lapse (docs/deployment.md, "Channel layer").
+CHANNEL_LAYER_GROUP_EXPIRY = 3600
 if REDIS_URL:
     env_url("REDIS_URL", REDIS_URL, ("redis", "rediss", "unix"))
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # No read timeout: redis-py 8's default (5 s) ends channels_redis's 5 s blocking wait just
+                # as Redis answers "nothing yet", and any read timeout can swallow the cancellation of a
+                # closing socket's receive, which then holds the layer's receive lock for good. Dead
+                # connections are found by TCP keepalive instead.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": None,
+                        "socket_connect_timeout": 5,
+                        "socket_keepalive": True,
+                    }
+                ],
                 "prefix": f"{QFEXDASH_REDIS_PREFIX}:asgi",
                 # A viewer that falls this far behind loses messages; the seq gap heals it with a snapshot.
                 "capacity": env_int("CHANNEL_LAYER_CAPACITY", 200, minimum=10),
                 "expiry": env_int("CHANNEL_LAYER_EXPIRY", 30, minimum=5),
+                "group_expiry": CHANNEL_LAYER_GROUP_EXPIRY,
             },
         }
     }
@@ -129,7 +144,11 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels.layers.InMemoryChannelLayer",
-            "CONFIG": {"capacity": env_int("CHANNEL_LAYER_CAPACITY", 200, minimum=10), "expiry": 30},
+            "CONFIG": {
+                "capacity": env_int("CHANNEL_LAYER_CAPACITY", 200, minimum=10),
+                "expiry": 30,
+                "group_expiry": CHANNEL_LAYER_GROUP_EXPIRY,
+            },
         }
     }
 

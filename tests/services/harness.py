@@ -1,0 +1,381 @@
+"""A real multi-process site on the machine's PostgreSQL and Redis, for tests and benchmarks.
+
+``ClusterSite`` creates a throwaway PostgreSQL database, migrates it, stores one user, one session and
+one exchange account pointing at a simulator, and runs several Daphne processes that share that
+database and one Redis (each under its own key prefix, so parallel runs never meet). Each process
+serves a listening socket the harness owns (``--fd``): a process can be killed and restarted on the
+same address. ``Page`` is what the page script does with the messages of one account.
+
+Nothing here imports pytest: the benchmarks (``bench/cluster.py``) use it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import websocket
+
+ROOT = Path(__file__).resolve().parents[2]
+DAPHNE = Path(sys.executable).with_name("daphne")
+
+# Where this machine's services are; override for another machine.
+POSTGRES_ADMIN_URL = os.environ.get("QFEXDASH_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("QFEXDASH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+# The fixed test key of tests/early_env.py.
+TEST_ENCRYPTION_KEY = "ZmFrZS10ZXN0LWtleS1mb3ItcWZleGRhc2gtdGVzdHM="
+
+SETUP_SCRIPT = """
+import json, os
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from orders import services
+user = get_user_model().objects.create_user("cluster_user", password="not-used-Passw0rd")
+accounts = []
+for n, (public_key, secret) in enumerate(json.loads(os.environ["TEST_KEYS"])):
+    account = services.account_create(
+        actor=user, label=f"Cluster {n + 1}", public_key=public_key, secret=secret, owner_user=user,
+        endpoint="custom", custom_url=os.environ["TEST_SIM_URL"],
+    )
+    accounts.append(account.pk)
+session = SessionStore()
+session[SESSION_KEY] = str(user.pk)
+session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+session.create()
+print("SETUP " + json.dumps({"accounts": accounts, "session": session.session_key}))
+"""
+
+
+def services_problem(postgres_url: str = POSTGRES_ADMIN_URL, redis_url: str = REDIS_URL) -> str | None:
+    """None when PostgreSQL and Redis answer; otherwise what is missing, in words."""
+    problems = []
+    try:
+        import psycopg
+
+        with psycopg.connect(_libpq(postgres_url), connect_timeout=3) as connection:
+            connection.execute("SELECT 1")
+    except Exception as exc:
+        problems.append(f"PostgreSQL at {_where(postgres_url)} ({type(exc).__name__}: {str(exc).strip()[:200]})")
+    try:
+        import redis
+
+        client = redis.Redis.from_url(redis_url, socket_timeout=3, socket_connect_timeout=3)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:
+        problems.append(f"Redis at {_where(redis_url)} ({type(exc).__name__}: {str(exc).strip()[:200]})")
+    return "; ".join(problems) or None
+
+
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}"
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgres://", "postgresql://", 1)
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def unique_name(stem: str) -> str:
+    return f"{stem}_{os.getpid()}_{secrets.token_hex(4)}"
+
+
+class PostgresDatabase:
+    """A fresh database on the server of ``admin_url``, dropped (even with open connections) by ``drop``."""
+
+    def __init__(self, admin_url: str = POSTGRES_ADMIN_URL, name: str | None = None) -> None:
+        import psycopg
+
+        self.admin_url = admin_url
+        self.name = name or unique_name("qfexdash_cluster")
+        with psycopg.connect(_libpq(admin_url), autocommit=True, connect_timeout=5) as connection:
+            connection.execute(f'CREATE DATABASE "{self.name}"')
+        self.url = _with_database(admin_url, self.name)
+
+    def drop(self) -> None:
+        import psycopg
+
+        with psycopg.connect(_libpq(self.admin_url), autocommit=True, connect_timeout=5) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def delete_redis_keys(redis_url: str, prefix: str) -> int:
+    """Remove every key under ``prefix`` (what one test run or one site left behind)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+        return len(keys)
+    finally:
+        client.close()
+
+
+@dataclass
+class Process:
+    listener: socket.socket
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        return self.listener.getsockname()[1]
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+
+@dataclass
+class ClusterSite:
+    """Several Daphne processes of one site on PostgreSQL + Redis, watching simulator accounts."""
+
+    workdir: Path
+    sim_url: str
+    keys: list[tuple[str, str]]
+    processes: int = 2
+    settings: dict[str, str] = field(default_factory=dict)
+    postgres_admin_url: str = POSTGRES_ADMIN_URL
+    redis_url: str = REDIS_URL
+    patience: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.prefix = unique_name("qfexdash-test").replace("_", "-")
+        self.database: PostgresDatabase | None = None
+        self.nodes: list[Process] = []
+        self.accounts: list[int] = []
+        self.session = ""
+        self.env: dict[str, str] = {}
+
+    # --- life cycle ---------------------------------------------------------------------------------
+
+    def start(self) -> ClusterSite:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.database = PostgresDatabase(self.postgres_admin_url)
+            self.env = self._environment()
+            manage = [sys.executable, str(ROOT / "manage.py")]
+            subprocess.run(
+                [*manage, "migrate", "--noinput", "-v", "0"], env=self.env, cwd=ROOT, check=True, timeout=180
+            )
+            out = subprocess.run(
+                [*manage, "shell", "-c", SETUP_SCRIPT],
+                env=self.env,
+                cwd=ROOT,
+                check=True,
+                timeout=120,
+                capture_output=True,
+                text=True,
+            ).stdout
+            data = json.loads(next(line for line in out.splitlines() if line.startswith("SETUP "))[6:])
+            self.accounts, self.session = data["accounts"], data["session"]
+            for index in range(self.processes):
+                listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                listener.bind(("127.0.0.1", 0))
+                listener.listen(1024)
+                listener.set_inheritable(True)
+                self.nodes.append(Process(listener, self.workdir / f"daphne-{index}.log"))
+                self.start_process(index)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _environment(self) -> dict[str, str]:
+        assert self.database is not None
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("QFEX", "DATABASE", "REDIS", "DEBUG"))}
+        return {
+            **inherited,
+            "DJANGO_SETTINGS_MODULE": "qfexdash.settings",
+            "DATABASE_URL": self.database.url,
+            "REDIS_URL": self.redis_url,
+            "QFEXDASH_REDIS_PREFIX": self.prefix,
+            "QFEXDASH_STATE_DIR": str(self.workdir / "state"),
+            "QFEXDASH_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
+            "SECRET_KEY": "cluster-test-secret-key-0123456789-abcdefghijklmnop",
+            "DEBUG": "0",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "LOG_LEVEL": "INFO",
+            "QFEX_TRADE_URL": "ws://127.0.0.1:9",
+            "QFEX_UAT_TRADE_URL": "ws://127.0.0.1:9",
+            "QFEXDASH_RECONCILE_SECONDS": "1",
+            "QFEXDASH_LEASE_SECONDS": "3",
+            "QFEX_TIMEOUT_SECONDS": "3",
+            "QFEXDASH_BACKOFF_BASE_SECONDS": "0.2",
+            "QFEXDASH_BACKOFF_CAP_SECONDS": "1",
+            "QFEXDASH_WS_RATE": "1000",
+            "TEST_KEYS": json.dumps(self.keys),
+            "TEST_SIM_URL": self.sim_url,
+            **self.settings,
+        }
+
+    def start_process(self, index: int) -> None:
+        node = self.nodes[index]
+        fd = node.listener.fileno()
+        with open(node.log, "ab") as log:
+            node.popen = subprocess.Popen(
+                [str(DAPHNE), "--fd", str(fd), "-v", "0", "qfexdash.asgi:application"],
+                env=self.env,
+                cwd=ROOT,
+                pass_fds=(fd,),
+                stdout=log,
+                stderr=log,
+            )
+
+    def stop_process(self, index: int) -> None:
+        popen = self.nodes[index].popen
+        if popen is not None and popen.poll() is None:
+            popen.send_signal(signal.SIGTERM)
+            try:
+                popen.wait(timeout=self.patience)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+                popen.wait(timeout=self.patience)
+
+    def kill_process(self, index: int) -> None:
+        """SIGKILL: no shutdown code runs, the lease is not released (an owner that dies)."""
+        popen = self.nodes[index].popen
+        if popen is not None and popen.poll() is None:
+            popen.kill()
+            popen.wait(timeout=self.patience)
+
+    def close(self) -> None:
+        for index in range(len(self.nodes)):
+            self.stop_process(index)
+        for node in self.nodes:
+            node.listener.close()
+        self.nodes = []
+        if self.database is not None:
+            self.database.drop()
+            self.database = None
+        delete_redis_keys(self.redis_url, self.prefix)
+
+    def __enter__(self) -> ClusterSite:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- browsers -----------------------------------------------------------------------------------
+
+    def open(self, index: int, account: int | None = None, *, timeout: float | None = None) -> websocket.WebSocket:
+        """A browser socket to process ``index`` watching ``account`` (default: the first)."""
+        port = self.nodes[index].port
+        account = self.accounts[0] if account is None else account
+        return websocket.create_connection(
+            f"ws://127.0.0.1:{port}/ws/accounts/{account}/",
+            origin=f"http://127.0.0.1:{port}",
+            cookie=f"sessionid={self.session}",
+            timeout=timeout or self.patience,
+        )
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {node.log.name}\n{node.log.read_text(errors='replace')}" for node in self.nodes)
+
+
+class Page:
+    """What the page script does with one account's messages: parts, seq gaps, resync."""
+
+    def __init__(self, ws: websocket.WebSocket) -> None:
+        self.ws = ws
+        self.seq: int | None = None
+        self.orders: dict[str, Any] = {}
+        self.twaps: dict[str, Any] = {}
+        self.state = ""
+        self.snapshots = 0
+        self.diffs = 0
+        self.gaps = 0
+        self.messages = 0
+        self._pending: list[dict[str, Any]] = []
+
+    def receive(self) -> dict[str, Any]:
+        message = json.loads(self.ws.recv())
+        self.apply(message)
+        return message
+
+    def resync(self) -> None:
+        self.seq = None
+        self._pending = []
+        self.ws.send(json.dumps({"type": "resync"}))
+
+    def apply(self, message: dict[str, Any]) -> None:
+        self.messages += 1
+        kind = message["type"]
+        if kind == "snapshot":
+            self._snapshot_part(message)
+        elif kind == "diff" and self.seq is not None:
+            if message["seq"] <= self.seq:
+                return
+            if message["seq"] != self.seq + 1:
+                self.gaps += 1
+                self.resync()
+                return
+            self.seq = message["seq"]
+            self.diffs += 1
+            for name, rows in (("orders", self.orders), ("twaps", self.twaps)):
+                for row in message["upsert"][name]:
+                    rows[row["id"]] = row
+                for row_id in message["remove"][name]:
+                    rows.pop(row_id, None)
+        elif kind == "status":
+            self.state = message["state"]
+            if self.seq is not None and message["seq"] > self.seq:
+                self.gaps += 1  # a heartbeat shows a diff went missing
+                self.resync()
+
+    def _snapshot_part(self, message: dict[str, Any]) -> None:
+        part, parts = message.get("part", 1), message.get("parts", 1)
+        if part == 1:
+            self._pending = [message]
+        elif self._pending and self._pending[0]["seq"] == message["seq"] and len(self._pending) + 1 == part:
+            self._pending.append(message)
+        else:
+            self.gaps += 1
+            self.resync()
+            return
+        if len(self._pending) < parts:
+            return
+        pieces, self._pending = self._pending, []
+        first = pieces[0]
+        self.seq = first["seq"]
+        self.state = first["status"]["state"]
+        self.snapshots += 1
+        self.orders = {}
+        self.twaps = {row["id"]: row for row in first["twaps"]}
+        for piece in pieces:
+            for row in piece["orders"]:
+                self.orders[row["id"]] = row
+
+    def follow_until(self, condition: Callable[[], bool], patience: float, what: str) -> None:
+        deadline = time.monotonic() + patience
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out waiting until {what}")
+            self.ws.settimeout(remaining)
+            try:
+                self.receive()
+            except websocket.WebSocketTimeoutException:
+                raise AssertionError(f"timed out waiting until {what}") from None
