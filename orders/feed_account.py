@@ -626,9 +626,13 @@ class AccountFeed:
                 self._attempt, self.config.backoff_base_seconds, self.config.backoff_cap_seconds
             )
             if isinstance(exc, RateLimited):
-                delay = (
-                    exc.retry_after if exc.retry_after is not None else max(backoff, self.config.backoff_base_seconds)
+                # QFEX's hint is when one more request fits, but a fetch needs several pages: waiting
+                # only the hint refused page 2 forever. Consecutive refusals wait at least an
+                # exponentially growing pause (capped) so the key's budget refills for a whole fetch.
+                floor = min(
+                    self.config.backoff_cap_seconds, self.config.backoff_base_seconds * 2 ** (self._attempt - 1)
                 )
+                delay = max(exc.retry_after if exc.retry_after is not None else backoff, floor)
                 self._budget().block_for(delay)
             else:
                 delay = backoff

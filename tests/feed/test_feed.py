@@ -356,6 +356,26 @@ async def test_rate_limited_is_honoured_and_recovers(
     await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
 
 
+async def test_a_whole_fetch_completes_while_qfexs_own_limit_binds(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator
+) -> None:
+    # QFEX's bucket holds a little over two pages (12 weight, 5 a page) and refills slowly, as when
+    # the trader's own bots use most of the key's budget. Waiting only for QFEX's hint gets one page
+    # through and the next refused, forever; the feed must wait long enough for a whole fetch.
+    feed = make_feed(
+        reconcile_seconds=0.3, refresh_coalesce_seconds=0.0, backoff_base_seconds=0.5, backoff_cap_seconds=8.0
+    )
+    await feed.watch(live_account.pk, "viewer")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    sim.faults.rate_limit_window = 6.0
+    sim.faults.rate_limit_weight = 12.0
+    await feed.wait_for(live_account.pk, in_state("stale", "QFEX is rate-limiting this key"), PATIENCE)
+    sim.add_orders(book_key(live_account), 3)
+    # The limit still binds, and yet the table catches up with the book.
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), 2 * PATIENCE)
+    assert sim.faults.rate_limit_weight == 12.0
+
+
 async def test_rate_budget_defers_refreshes_without_dropping_them(
     make_feed: Any, live_account: ExchangeAccount, sim: Simulator
 ) -> None:
