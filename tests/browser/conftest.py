@@ -7,42 +7,20 @@ fails; an uncaught page error fails the test.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
 
 from tests.browser.harness import FakeLiveServer, Message, PageServer, render_live_page
-
-CHROMIUM = os.environ.get("QFEXDASH_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
-    """Keep each phase's report on the item so fixtures can tell, at teardown, that the test failed."""
-    report = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 
 # Package scope, not session: Playwright's sync API keeps an event loop running in this thread while
 # it is open, which would stop the asyncio tests that run after the browser tests.
 @pytest.fixture(scope="package")
 def chromium() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        reason = f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set QFEXDASH_CHROMIUM)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must run the browser tests, not skip them")
-        pytest.skip(reason)
+    require_chromium("the browser tests")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

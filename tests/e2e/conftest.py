@@ -14,7 +14,6 @@ keeps an event loop running in this thread while it is open, which would break t
 
 from __future__ import annotations
 
-import os
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -25,35 +24,15 @@ import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
 from orders.simulator import Simulator
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.e2e.stack import PATIENCE_MS, Browsing, Site, sign_in, site_env, start_site, stop_site
 from tests.e2e.world import simulator_accounts
-
-CHROMIUM = os.environ.get("QFEXDASH_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
-    """Keep each phase's report on the item so fixtures can tell, at teardown, that the test failed."""
-    report = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report
 
 
 @pytest.fixture(scope="package")
 def chromium() -> Iterator[Browser]:
     # Checked first (tests ask for it before the servers) so a machine without Chromium skips in no time.
-    if not Path(CHROMIUM).exists():
-        reason = f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set QFEXDASH_CHROMIUM)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must run the end-to-end tests, not skip them")
-        pytest.skip(reason)
+    require_chromium("the end-to-end tests")
     # expect() has its own 5 s default, short for a machine shared with other test runs.
     expect.set_options(timeout=PATIENCE_MS)
     try:
