@@ -143,7 +143,9 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            # Channels' in-memory layer, but its expiry sweep runs once a second instead of on every
+            # receive (see qfexdash/channel_layers.py): fan-out to many sockets stays linear.
+            "BACKEND": "qfexdash.channel_layers.SweepingInMemoryChannelLayer",
             "CONFIG": {
                 "capacity": env_int("CHANNEL_LAYER_CAPACITY", 200, minimum=10),
                 "expiry": 30,

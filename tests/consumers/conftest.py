@@ -35,7 +35,7 @@ def fast_live_settings(settings: Any, persona_encryption_key: str) -> None:
     settings.QFEXDASH_REFRESH_COALESCE_SECONDS = 0.2
     settings.QFEXDASH_ACCESS_RECHECK_SECONDS = 0.3
     settings.QFEXDASH_FEED_THREADS = 4
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "qfexdash.channel_layers.SweepingInMemoryChannelLayer"}}
 
 
 @pytest.fixture(autouse=True)
