@@ -36,7 +36,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from orders import live_protocol as lp
-from orders.feed import current_feed, get_feed, group_name
+from orders.feed import MESSAGE_TYPE, current_feed, get_feed, group_name
 
 logger = logging.getLogger(__name__)
 
@@ -350,6 +350,18 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=lp.encode(lp.error_message(account, code, message)))
 
     # --- feed → browser ---------------------------------------------------------------------------
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch, minus its database-thread hop for the feed's diffs and statuses.
+
+        Channels runs ``close_old_connections`` in its database thread before every handler. For
+        ``feed.message`` — one per update per socket, a thousand at once on a busy process — that is a
+        thread round trip for a handler that never touches the database (design.md P4).
+        """
+        if message.get("type") == MESSAGE_TYPE:
+            await self.feed_message(message)
+            return
+        await super().dispatch(message)
 
     def _from_feed(self, message: dict[str, Any]) -> None:
         """The feed's direct word to this socket (see ``Feed.watch``): handled like a channel message."""

@@ -48,6 +48,34 @@ async def test_snapshot_on_join_then_live_diffs(
     await browser.disconnect()
 
 
+async def test_feed_diffs_skip_the_database_thread_but_browser_frames_do_not(
+    application: Any, trader: Any, live_team_account: ExchangeAccount, sim: Simulator, monkeypatch: Any
+) -> None:
+    """P4: Channels hops to its database thread before every handler; a feed diff needs no database."""
+    import channels.consumer
+
+    hops: list[str] = []
+    original = channels.consumer.aclose_old_connections
+
+    async def counting() -> None:
+        hops.append("hop")
+        await original()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counting)
+    browser = Browser(application, f"/ws/accounts/{live_team_account.pk}/", await async_session_cookie(trader))
+    assert (await browser.connect())[0]
+    await browser.until(shows_truth(browser, sim, live_team_account))
+    before, seq = len(hops), browser.seq[live_team_account.pk]
+    for n in range(3):
+        added = sim.add_orders(live_team_account.public_key, 1, client_order_id=f"fresh-{n}")[0]
+        await browser.until(lambda added=added: added["order_id"] in browser.orders[live_team_account.pk])
+    assert browser.seq[live_team_account.pk] >= seq + 3
+    assert len(hops) == before
+    await browser.send({"type": "refresh"})  # a frame from the page still gets Channels' usual handling
+    await browser.until(lambda: len(hops) > before)
+    await browser.disconnect()
+
+
 async def test_a_second_viewer_gets_the_cached_snapshot_at_once(
     application: Any, trader: Any, viewer: Any, live_team_account: ExchangeAccount, sim: Simulator
 ) -> None:
@@ -191,7 +219,7 @@ async def test_a_viewer_that_misses_diffs_heals_through_resync(
     """F9: with a tiny channel capacity, group messages to a stalled viewer are dropped; the page sees
     the seq gap, asks for a snapshot and converges to the exchange's state."""
     settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1}}
+        "default": {"BACKEND": "qfexdash.channel_layers.SweepingInMemoryChannelLayer", "CONFIG": {"capacity": 1}}
     }
     _SlowConsumer.gate = asyncio.Event()
     _SlowConsumer.gate.set()
