@@ -568,7 +568,8 @@ def p2(samples: int, cold_starts: int | None = None) -> list[str]:
         f"   for context, change at the exchange → diff in the browser (push, coalescing, 2-page fetch): "
         f"{summary_ms(change_to_diff)}",
         f"   for context, resync → whole snapshot received (encoded from the feed's cache): {summary_ms(resyncs)}",
-        f"   in-process, what the feed does after the last page (1000 orders): rows {_ms(costs['rows'])}, "
+        f"   in-process, what the feed does after the last page (1000 orders): rows {_ms(costs['rows'])} "
+        f"(from scratch) or {_ms(costs['rows_reused'])} (one order changed since the last fetch), "
         f"diff {_ms(costs['diff'])}, encode a 1-row diff {_ms(costs['encode_diff'])}",
         f"   encoding a 1000-row snapshot in-process: orjson {_ms(costs['orjson'])}, stdlib json {_ms(costs['json'])}"
         f" ({costs['json'] / costs['orjson']:.1f}×)",
@@ -623,14 +624,22 @@ async def _p2(
 def _server_side_costs(sim: Simulator, key: str, samples: int) -> dict[str, float]:
     """Median in-process cost (seconds) of what the feed does after a fetch's last page, for 1000 orders:
     build the rows from the parsed records, diff them against the previous rows, encode one diff; and the
-    cost of encoding a whole 1000-row snapshot with orjson (what the feed uses) and with stdlib json."""
+    cost of encoding a whole 1000-row snapshot with orjson (what the feed uses) and with stdlib json.
+    Rows are built both from scratch (a cold feed) and reusing the last fetch's rows (one order changed)."""
     from orders import live_protocol as lp
     from orders.qfex.records import parse_order, parse_twap
-    from orders.rows import diff_rows, order_rows, twap_rows
+    from orders.rows import build_order_rows, build_twap_rows, diff_rows, order_rows, twap_rows
 
     records = [parse_order(o) for o in sim.open_orders(key)]
     twap_records = [parse_twap(t) for t in sim.active_twaps(key)]
     previous = order_rows(records, 1, "Bench")
+    # The same book after one order changed, parsed afresh as a new fetch's records would be.
+    changed = [dict(o) for o in sim.open_orders(key)]
+    changed[0]["quantity_remaining"] = "0.5"
+    new_records = [parse_order(o) for o in changed]
+    new_twap_records = [parse_twap(t) for t in sim.active_twaps(key)]
+    last_orders = build_order_rows(records, 1, "Bench")
+    last_twaps = build_twap_rows(twap_records, 1, "Bench")
     orders = order_rows(records, 1, "Bench")
     twaps = twap_rows(twap_records, 1, "Bench")
     upserts = [next(iter(orders.values()))]
@@ -646,6 +655,12 @@ def _server_side_costs(sim: Simulator, key: str, samples: int) -> dict[str, floa
 
     return {
         "rows": timed(lambda: (order_rows(records, 1, "Bench"), twap_rows(twap_records, 1, "Bench"))),
+        "rows_reused": timed(
+            lambda: (
+                build_order_rows(new_records, 1, "Bench", last_orders),
+                build_twap_rows(new_twap_records, 1, "Bench", last_twaps),
+            )
+        ),
         "diff": timed(lambda: diff_rows(previous, orders)),
         "encode_diff": timed(lambda: lp.encode(lp.diff_message(1, 2, 1.0, upsert_orders=upserts))),
         "orjson": timed(lambda: lp.encode(snapshot)),

@@ -44,7 +44,7 @@ from orders import live_protocol as lp
 from orders.feed_budget import full_jitter_backoff
 from orders.feed_config import GET_USER_ORDERS_WEIGHT, SUBSCRIBE_WEIGHT, group_name
 from orders.qfex import ConnectionLost, QfexSession, RateLimited
-from orders.rows import Row
+from orders.rows import Row, RowSet
 
 if TYPE_CHECKING:
     from orders.feed import Feed
@@ -93,6 +93,10 @@ class AccountFeed:
         self.seq = 0 if self.cluster is not None else int(time.time() * 1000)
         self.orders: dict[str, Row] = {}
         self.twaps: dict[str, Row] = {}
+        # The last fetch's rows with their records; reused only while they are still self.orders/twaps
+        # (a follower's mirror replaces those with the owner's rows).
+        self._order_set: RowSet | None = None
+        self._twap_set: RowSet | None = None
         self.data_as_of: float | None = None
         self.status = lp.Status(lp.CONNECTING, "Connecting to QFEX…")
         self._snapshot_cache: tuple[tuple[int, lp.Status], list[str]] | None = None
@@ -520,6 +524,8 @@ class AccountFeed:
                 old_twaps=self.twaps,
                 next_seq=self.seq + 1,
                 rows_per_message=self.config.rows_per_message,
+                previous_orders=_still_current(self._order_set, self.orders),
+                previous_twaps=_still_current(self._twap_set, self.twaps),
             )
         except Exception as exc:
             self._fetching = False
@@ -546,6 +552,7 @@ class AccountFeed:
         self._last_good_fetch_start = start
         self._attempt = 0
         self.orders, self.twaps = result.orders, result.twaps
+        self._order_set, self._twap_set = result.order_set, result.twap_set
         self.data_as_of = result.fetched_at
         if result.diff_texts:
             # The seq jumps to the last diff's at once: a snapshot taken while the diffs are being
@@ -827,3 +834,8 @@ class AccountFeed:
         except asyncio.CancelledError:
             await asyncio.wait([future])
             raise
+
+
+def _still_current(built: RowSet | None, rows: dict[str, Row]) -> RowSet | None:
+    """``built`` when its rows are still the feed's rows (not replaced by a mirror), else None."""
+    return built if built is not None and built.rows is rows else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connections
@@ -29,7 +29,7 @@ from orders.qfex import (
     RateLimited,
     fetch_open_orders,
 )
-from orders.rows import Row, diff_rows, order_rows, twap_rows
+from orders.rows import Row, RowSet, build_order_rows, build_twap_rows, diff_rows
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +133,9 @@ class FetchResult:
     diff_texts: list[str]
     upserts: int
     removes: int
+    # The rows with the records they came from: pass them to the next fetch as ``previous_*``.
+    order_set: RowSet = field(default_factory=RowSet)
+    twap_set: RowSet = field(default_factory=RowSet)
 
 
 def fetch_and_diff(
@@ -145,15 +148,20 @@ def fetch_and_diff(
     old_twaps: dict[str, Row],
     next_seq: int,
     rows_per_message: int = lp.DEFAULT_ROWS_PER_MESSAGE,
+    previous_orders: RowSet | None = None,
+    previous_twaps: RowSet | None = None,
 ) -> FetchResult:
     """One full fetch, turned into rows, compared with the previous rows and encoded as diffs.
 
     Rows, diff and encoding are built here, in the pool, so a 10 000-order book never stalls the
     event loop. ``old_*`` are only read: the feed replaces its dicts, it never mutates them.
+    ``previous_*``: the last fetch's row sets, whose rows are reused for records that did not change
+    (pass them only when ``old_*`` are their rows).
     """
     snapshot = fetch_open_orders(session, page_size=page_size)
-    orders = order_rows(snapshot.orders, account_id, label)
-    twaps = twap_rows(snapshot.twaps, account_id, label)
+    order_set = build_order_rows(snapshot.orders, account_id, label, previous_orders)
+    twap_set = build_twap_rows(snapshot.twaps, account_id, label, previous_twaps)
+    orders, twaps = order_set.rows, twap_set.rows
     order_upserts, order_removes = diff_rows(old_orders, orders)
     twap_upserts, twap_removes = diff_rows(old_twaps, twaps)
     changed = bool(order_upserts or order_removes or twap_upserts or twap_removes)
@@ -179,6 +187,8 @@ def fetch_and_diff(
         diff_texts=texts,
         upserts=len(order_upserts) + len(twap_upserts),
         removes=len(order_removes) + len(twap_removes),
+        order_set=order_set,
+        twap_set=twap_set,
     )
 
 

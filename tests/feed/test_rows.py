@@ -10,7 +10,17 @@ import pytest
 from orders import live_protocol as lp
 from orders.qfex import Order, Twap
 from orders.qfex.records import loads, parse_order, parse_twap
-from orders.rows import diff_rows, order_row, order_rows, percent, twap_row
+from orders.rows import (
+    build_order_rows,
+    build_twap_rows,
+    diff_rows,
+    order_row,
+    order_rows,
+    percent,
+    twap_row,
+    twap_rows,
+)
+from orders.simulator import SimAccount, Simulator
 
 
 def test_order_row_matches_the_documented_example() -> None:
@@ -143,3 +153,60 @@ def test_a_modify_with_a_new_id_is_a_remove_and_an_upsert() -> None:
     upserts, removes = diff_rows(before, after)
     assert [row["id"] for row in upserts] == ["new"]
     assert removes == ["old"]
+
+
+# --- rebuilding only what changed (P2) ------------------------------------------------------------
+
+
+def _parsed(items: list[dict]) -> list[Order]:
+    return [parse_order(item) for item in loads(orjson.dumps(items))]
+
+
+def test_rows_of_unchanged_records_are_reused_and_changed_ones_rebuilt() -> None:
+    first = _parsed([{"order_id": "a", "price": 10, "quantity": 2}, {"order_id": "b", "price": 5, "quantity": 1}])
+    built = build_order_rows(first, 1, "Desk")
+    again = _parsed([{"order_id": "a", "price": 10, "quantity": 2}, {"order_id": "b", "price": 6, "quantity": 1}])
+    rebuilt = build_order_rows(again, 1, "Desk", built)
+    assert rebuilt.rows["a"] is built.rows["a"]  # same record as QFEX sent it: same row object
+    assert rebuilt.rows["b"] is not built.rows["b"]
+    assert rebuilt.rows["b"]["price"] == "6"
+    assert rebuilt.rows == order_rows(again, 1, "Desk")
+    upserts, removes = diff_rows(built.rows, rebuilt.rows)
+    assert [row["id"] for row in upserts] == ["b"]
+    assert removes == []
+
+
+def test_a_renamed_account_rebuilds_every_row() -> None:
+    records = _parsed([{"order_id": "a", "price": 10, "quantity": 2}])
+    built = build_order_rows(records, 1, "Desk")
+    renamed = build_order_rows(records, 1, "Desk A", built)
+    assert renamed.rows["a"]["account_label"] == "Desk A"
+    other_account = build_order_rows(records, 2, "Desk", built)
+    assert other_account.rows["a"]["account"] == 2
+
+
+def test_reusing_rows_gives_exactly_what_building_afresh_gives() -> None:
+    """Through a few hundred simulated book changes (fills, cancels, new orders, TWAP slices)."""
+    with Simulator(accounts=[SimAccount(public_key="pk", secret="sk", orders=200, twaps=20)], seed=11) as sim:
+        orders = build_order_rows(_parsed(sim.open_orders("pk")), 3, "Desk")
+        twaps = build_twap_rows([parse_twap(t) for t in loads(orjson.dumps(sim.active_twaps("pk")))], 3, "Desk")
+        reused = 0
+        for _ in range(60):
+            sim.step(5)
+            records = _parsed(sim.open_orders("pk"))
+            twap_records = [parse_twap(t) for t in loads(orjson.dumps(sim.active_twaps("pk")))]
+            next_orders = build_order_rows(records, 3, "Desk", orders)
+            next_twaps = build_twap_rows(twap_records, 3, "Desk", twaps)
+            assert next_orders.rows == order_rows(records, 3, "Desk")
+            assert list(next_orders.rows) == list(order_rows(records, 3, "Desk"))  # same order, too
+            assert next_twaps.rows == twap_rows(twap_records, 3, "Desk")
+            reused += sum(1 for key, row in next_orders.rows.items() if orders.rows.get(key) is row)
+            orders, twaps = next_orders, next_twaps
+        assert reused > 60 * 150  # most of a 200-order book is unchanged after 5 events
+
+
+def test_a_later_duplicate_id_still_wins_when_rows_are_reused() -> None:
+    items = [{"order_id": "a", "price": 1, "quantity": 1}, {"order_id": "a", "price": 2, "quantity": 1}]
+    built = build_order_rows(_parsed(items), 1, "Desk")
+    again = build_order_rows(_parsed(items), 1, "Desk", built)
+    assert built.rows["a"]["price"] == again.rows["a"]["price"] == "2"
