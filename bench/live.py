@@ -942,16 +942,20 @@ class BudgetRun:
 RESOLUTION = 1.02
 
 
-def p8(samples: int, window: float = 20.0, viewers: int = 5) -> list[str]:
-    """The dashboard's share of QFEX's weight budget under a refresh flood: default, a 10 000-order
-    account, a lowered share, and QFEX answering RateLimited."""
+def p8(samples: int, window: float = 20.0, viewers: int = 5, first_minute: float = 60.0) -> list[str]:
+    """The dashboard's share of QFEX's weight budget under a refresh flood: default, the first minute
+    (``first_minute`` seconds) of a cold 10 000-order account, a lowered share, and QFEX answering
+    RateLimited."""
     del samples  # fixed windows, not samples
     main = _sim_account("p8", 1000)
     big = _sim_account("p8_big", 10_000, twaps=5)
     with live_site([main, big]) as site:
         site.sim.pace = 2.0  # background activity: order pushes trigger fetches too
         default = asyncio.run(_budget_run(site, main.public_key, viewers, window, "default (10 %), 1000 orders"))
-        big_run = asyncio.run(_budget_run(site, big.public_key, viewers, window, "default (10 %), 10 000 orders"))
+        # From before the first viewer joins, over a whole minute: the first minute of a cold feed.
+        big_run = asyncio.run(
+            _budget_run(site, big.public_key, viewers, first_minute, "default, 10 000 orders, cold", from_cold=True)
+        )
         site.restart(QFEXDASH_RATE_BUDGET_SHARE="0.02")
         lowered = asyncio.run(_budget_run(site, main.public_key, viewers, window, "QFEXDASH_RATE_BUDGET_SHARE=0.02"))
         site.restart()
@@ -973,8 +977,8 @@ def p8(samples: int, window: float = 20.0, viewers: int = 5) -> list[str]:
     lowered_steady = lowered.sustained_share()
     lines.append(
         f"   default ≤ 10 %: sustained {verdict(bool(sustained) and max(sustained) <= 0.10 * RESOLUTION)};"
-        f" over the whole {window:g} s {verdict(max(default.share, big_run.share) <= 0.10)}"
-        " (a cold 10 000-order feed first spends the budget's 15 s burst allowance);"
+        f" over the first {first_minute:g} s of a cold 10 000-order feed ({big_run.share:.1%})"
+        f" {verdict(big_run.share <= 0.10)};"
         f" lowered to 2 %: {verdict(lowered_steady is not None and lowered_steady <= 0.02 * RESOLUTION)}"
     )
     refused_at = next((a.t_ns for a in limited.answers if a.refused), None)
@@ -993,12 +997,19 @@ def p8(samples: int, window: float = 20.0, viewers: int = 5) -> list[str]:
     return lines
 
 
-async def _budget_run(site: Site, key: str, count: int, window: float, name: str) -> BudgetRun:
+async def _budget_run(
+    site: Site, key: str, count: int, window: float, name: str, *, from_cold: bool = False
+) -> BudgetRun:
+    """``window`` seconds of refresh flood; counted from when the viewers are live, or with
+    ``from_cold`` from before they join an account nobody watched (its first fetch included)."""
+    subscribes = site.sim.request_count("subscribe")
+    start = time.monotonic_ns()
     viewers = await open_viewers(site, key, count)
     try:
         await until(viewers, lambda v: v.state == "live" and v.snapshots >= 1, "live viewers")
-        subscribes = site.sim.request_count("subscribe")
-        start = time.monotonic_ns()
+        if not from_cold:
+            subscribes = site.sim.request_count("subscribe")
+            start = time.monotonic_ns()
         end = start + int(window * 1e9)
         marks = [len(v.frames) for v in viewers]
         await _flood(viewers, end)

@@ -60,6 +60,7 @@ from bench.stack import (
     reenter_keys,
     shows,
 )
+from orders.feed_config import FeedConfig
 from orders.simulator import SimAccount, Simulator
 
 logger = logging.getLogger("bench.soak")
@@ -116,9 +117,8 @@ class SoakConfig:
 
     def budget_pages(self, seconds: float, processes: int = 1) -> float:
         """Most get_user_orders pages the feed's budget allows one key in ``seconds`` (one burst per process)."""
-        rate = EXCHANGE_WEIGHT_PER_SECOND * self.budget_share
-        burst = max(rate * 15.0, PAGE_WEIGHT)  # FeedConfig.budget_burst_seconds = 15
-        return (processes * burst + rate * seconds) / PAGE_WEIGHT
+        config = FeedConfig(rate_budget_share=self.budget_share)
+        return (processes * config.budget_burst + config.weight_per_second * seconds) / PAGE_WEIGHT
 
 
 @dataclass

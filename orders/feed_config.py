@@ -39,8 +39,9 @@ class FeedConfig:
     # Longest single blocking wait for order pushes; bounds how late a refresh can start.
     listen_slice_seconds: float = 0.25
     page_size: int = 1000
-    # The rate budget may be spent this many seconds' worth at once (then refills steadily).
-    budget_burst_seconds: float = 15.0
+    # The rate budget may be spent this many seconds' worth at once (then refills steadily); the refill
+    # rate is lowered to match, so no 60 s window ever holds more than the share (see weight_per_second).
+    budget_burst_seconds: float = 5.0
     # Most rows in one message to a browser: bigger snapshots go in parts, bigger changes in several
     # diffs, so no message reaches the WebSocket server's size limit (Daphne: 1 MiB).
     rows_per_message: int = 500
@@ -49,8 +50,16 @@ class FeedConfig:
     lease_seconds: float = 6.0
 
     @property
+    def weight_per_minute(self) -> float:
+        """The most weight the dashboard may spend in any 60 s: its share of QFEX's per-key budget (P8)."""
+        return EXCHANGE_WEIGHT_PER_MINUTE * self.rate_budget_share
+
+    @property
     def weight_per_second(self) -> float:
-        return EXCHANGE_WEIGHT_PER_MINUTE * self.rate_budget_share / 60.0
+        """The budget's refill rate. A token bucket lets any window of T seconds spend its burst plus T
+        seconds of refill, so the rate leaves room for one burst in every minute:
+        ``burst + 60 x rate = weight_per_minute`` (9.2 % sustained, 10 % in any minute, by default)."""
+        return self.weight_per_minute / (60.0 + self.budget_burst_seconds)
 
     @property
     def budget_burst(self) -> float:

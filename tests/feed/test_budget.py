@@ -18,9 +18,37 @@ class Clock:
 
 def test_default_budget_is_ten_percent_of_qfex() -> None:
     config = FeedConfig()
-    # 10 % of 12 000 weight per minute = 1 200 weight = 240 get_user_orders pages per minute.
-    assert config.weight_per_second * 60 == pytest.approx(1200)
-    assert config.weight_per_second * 60 / 5 == pytest.approx(240)
+    # 10 % of 12 000 weight per minute = 1 200 weight = 240 get_user_orders pages per minute, burst included.
+    assert config.weight_per_minute == pytest.approx(1200)
+    assert config.budget_burst + 60 * config.weight_per_second == pytest.approx(1200)
+
+
+@pytest.mark.parametrize(
+    ("share", "pages_per_fetch"),
+    [(0.10, 1), (0.10, 11), (0.10, 18), (0.02, 1), (0.02, 3), (0.5, 11), (0.10, 40), (0.02, 11)],
+)
+def test_no_minute_ever_holds_more_than_the_share(share: float, pages_per_fetch: int) -> None:
+    """A feed that fetches whenever the budget lets it, from a full bucket: every 60 s window, the
+    first one included, stays within the share; and the budget is not left idle either. A fetch
+    bigger than the whole burst starts from a full bucket and runs into debt: a minute may then hold
+    that one fetch's excess over the burst as well."""
+    config = FeedConfig(rate_budget_share=share)
+    clock = Clock()
+    budget = RateBudget(config.weight_per_second, config.budget_burst, clock=clock)
+    weight = pages_per_fetch * 5.0
+    spent: list[tuple[float, float]] = []
+    start = clock.now
+    while clock.now < start + 600:
+        wait = budget.wait_time(weight)
+        if wait > 0:
+            clock.now += max(wait, 1e-6)
+            continue
+        budget.charge(weight)
+        spent.append((clock.now, weight))
+    most = max(sum(w for t, w in spent if begin <= t < begin + 60) for begin, _ in spent)
+    excess = max(0.0, weight - config.budget_burst)
+    assert most <= config.weight_per_minute + excess + 1e-6
+    assert sum(w for _, w in spent) >= 0.9 * config.weight_per_minute * 10
 
 
 def test_budget_defers_work_beyond_it() -> None:

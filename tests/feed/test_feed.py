@@ -379,8 +379,8 @@ async def test_a_whole_fetch_completes_while_qfexs_own_limit_binds(
 async def test_rate_budget_defers_refreshes_without_dropping_them(
     make_feed: Any, live_account: ExchangeAccount, sim: Simulator
 ) -> None:
-    # 10 weight/s (2 pages/s) with a one-second burst: far below the exchange's own limit.
-    share = 10.0 * 60 / 12_000
+    # 610 weight a minute with a one-second burst: 10 weight/s (2 pages/s), far below the exchange's limit.
+    share = 10.0 * 61 / 12_000
     feed = make_feed(
         reconcile_seconds=60.0, refresh_coalesce_seconds=0.0, rate_budget_share=share, budget_burst_seconds=1.0
     )
