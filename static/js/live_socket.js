@@ -196,6 +196,7 @@
       this._ws = null;
       this._timer = null;
       this._stopped = false;
+      this._signInRetried = false; // one quiet reconnect after a 4001 (see _afterClose)
       this._onOnline = () => {
         // The network came back: try now rather than at the end of a long backoff.
         if (this.state === "closed" && !this.fatal && !this._stopped) {
@@ -231,6 +232,7 @@
     /** A message proved the connection healthy: the next drop starts the backoff from the beginning. */
     markHealthy() {
       this._attempt = 0;
+      this._signInRetried = false;
     }
 
     _connectNow() {
@@ -285,6 +287,14 @@
     _afterClose(code) {
       if (this._stopped) {
         this._setState("closed", "Disconnected.");
+        return;
+      }
+      if (code === 4001 && !this._signInRetried) {
+        // The session may have been re-signed since this socket opened (another tab after a server key
+        // rotation): ask once more, at once. A second 4001 without any data in between is final.
+        this._signInRetried = true;
+        this._timer = setTimeout(() => this._connectNow(), 0);
+        this._setState("closed", "Checking your sign-in…");
         return;
       }
       if (FATAL_CLOSE_REASONS[code]) {

@@ -39,7 +39,7 @@ class FakeLiveServer:
     """The server side of the live protocol, driven by the test.
 
     ``on_connect(index)`` returns the messages sent to each new connection at once (the real consumer sends a
-    snapshot on join). Frames the page sends are kept in order with the index of their connection.
+    snapshot on join); ``{"__close__": code}`` among them closes the connection with that code instead. Frames the page sends are kept in order with the index of their connection.
     """
 
     def __init__(self, on_connect: Callable[[int], list[Message]] | None = None) -> None:
@@ -62,6 +62,9 @@ class FakeLiveServer:
             self._changed.notify_all()
         try:
             for message in self.on_connect(index) if self.on_connect else []:
+                if "__close__" in message:  # the test asks for this connection to be closed with a code
+                    connection.close(message["__close__"])
+                    return
                 connection.send(json.dumps(message))
             for raw in connection:
                 with self._changed:

@@ -397,6 +397,37 @@ def test_refused_access_is_an_error_without_retries(live_site) -> None:
     assert site.js("() => window.qfexLive.socket.nextRetryAt") is None
 
 
+def test_signed_out_close_is_checked_once_at_once_and_the_page_carries_on(live_site) -> None:
+    """After a server key rotation another tab's page load re-signs the session and this socket is
+    closed 4001: one immediate reconnect finds the session valid again."""
+    site = live_site(lambda index: [snapshot(1 + index, _rows(2 + index))])
+    page = site.open()
+    site.wait_seq(1)
+
+    site.ws.close(code=4001)
+    site.ws.wait_connections(2)
+    site.wait_seq(2)
+    assert page.locator("body").get_attribute("data-state") == "live"
+    assert page.locator("#orders-count").text_content() == "3 orders"
+
+    # Working again, so a later sign-out is checked once more too.
+    site.ws.close(code=4001)
+    site.ws.wait_connections(3)
+    site.wait_seq(3)
+
+
+def test_signed_out_twice_in_a_row_is_final(live_site) -> None:
+    site = live_site(lambda index: [snapshot(1, _rows(2))] if index == 0 else [{"__close__": 4001}])
+    page = site.open()
+    site.wait_seq(1)
+
+    site.ws.close(code=4001)
+    site.wait("() => document.body.dataset.state === 'error'")
+    assert "signed out" in page.locator("#live-status-reason").text_content()
+    assert site.js("() => window.qfexLive.socket.nextRetryAt") is None
+    assert site.ws.connection_count == 2  # one check, no reconnect loop
+
+
 def test_refresh_button_sends_refresh(live_site) -> None:
     site = live_site(lambda _: [snapshot(1, _rows(1))])
     page = site.open()
