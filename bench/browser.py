@@ -18,7 +18,6 @@ of its message from text, as the socket would.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,15 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import p95, summary_ms, verdict
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = os.environ.get("QFEXDASH_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 ROWS_PER_MESSAGE = 500  # the server's default QFEXDASH_WS_ROWS_PER_MESSAGE: snapshots come in parts this big
 DIFF_ROWS = 100
 

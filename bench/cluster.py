@@ -33,14 +33,15 @@ from bench.live import (
     ViewerRun,
     _raise_open_files_limit,
     _sim_account,
-    _sleep_until,
+    changes_window,
     close_viewers,
     one_update,
     open_viewers,
+    p3_table,
     showing,
     until,
 )
-from bench.stats import goal_p95_ms, summary_ms, verdict
+from bench.stats import summary_ms, verdict
 from orders.simulator import SimAccount
 from tests.services.harness import ClusterSite, services_problem
 
@@ -150,28 +151,12 @@ def p3(samples: int, viewer_counts: Sequence[int] = (1, 10, 50, 200)) -> list[st
     _raise_open_files_limit(2 * max(viewer_counts) + 512)
     with cluster_site(list(accounts.values())) as (_site, views):
         runs = asyncio.run(_p3(views, accounts, changes))
-    lines = [
+    return p3_table(
         f"P3-redis one account (1000 orders), N viewers spread over {PROCESSES} Daphne processes (PostgreSQL,"
         " Redis channel layer): upstream get_user_orders pages and reply → every viewer updated",
-        f"   {'N':>5}  {'pages: joins':>12}  {'pages: window':>13}  all N updated (reply → last viewer)",
-    ]
-    for run in runs:
-        lines.append(
-            f"   {run.viewers:>5}  {run.join_requests:>12}  {run.window_requests:>13}  {summary_ms(run.all_updated)}"
-            + (f"  ({run.gaps} seq gaps!)" if run.gaps else "")
-        )
-    windows = {run.window_requests for run in runs}
-    joins = {run.join_requests for run in runs}
-    same = len(windows) == 1 and len(joins) == 1
-    lines.append(
-        f"   window: {runs[0].window_seconds:.1f} s with {changes} one-order changes, {SPACING:g} s apart; each N"
-        f" joins a cold feed. Pages independent of N: {'yes' if same else 'NO'}"
-        f" (joins {sorted(joins)}, window {sorted(windows)})"
+        runs,
+        changes,
     )
-    fifty = next((run for run in runs if run.viewers == 50), None)
-    if fifty is not None:
-        lines.append(f"   50 viewers all updated: {goal_p95_ms(fifty.all_updated, 0.075)}")
-    return lines
 
 
 async def _p3(views: Sequence[ProcessSite], accounts: dict[int, SimAccount], changes: int) -> list[ViewerRun]:
@@ -186,18 +171,7 @@ async def _p3(views: Sequence[ProcessSite], accounts: dict[int, SimAccount], cha
             joined = len(site.sim.answers(key)) - before
             change = Changer(site.sim, key)
             await settle_viewers(views, key, viewers, change)
-            latencies = []
-            start = time.monotonic_ns()
-            for n in range(changes):
-                await _sleep_until(start + int((n + 1) * SPACING * 1e9))
-                update = await one_update(site, key, viewers, change)  # type: ignore[arg-type]
-                latencies.append(update.reply_to_last)
-            end = start + int((changes + 1) * SPACING * 1e9)
-            await _sleep_until(end)
-            window = len(site.sim.answers(key, start, end))
-            runs.append(
-                ViewerRun(count, joined, window, (end - start) / 1e9, changes, latencies, sum(v.gaps for v in viewers))
-            )
+            runs.append(await changes_window(site, key, viewers, change, changes, joined))  # type: ignore[arg-type]
         finally:
             await close_viewers(viewers)
     return runs

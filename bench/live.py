@@ -689,11 +689,17 @@ def p3(samples: int, viewer_counts: Sequence[int] = (1, 10, 50, 200)) -> list[st
     _raise_open_files_limit(2 * max(viewer_counts) + 256)
     with live_site(list(accounts.values())) as site:
         runs = asyncio.run(_p3(site, accounts, changes))
-    lines = [
+    return p3_table(
         "P3 one account (1000 orders), N viewers on one Daphne: upstream get_user_orders pages and "
         "reply → every viewer updated",
-        f"   {'N':>5}  {'pages: joins':>12}  {'pages: window':>13}  all N updated (reply → last viewer)",
-    ]
+        runs,
+        changes,
+    )
+
+
+def p3_table(title: str, runs: Sequence[ViewerRun], changes: int) -> list[str]:
+    """The P3 report: pages per N viewers (joins and window), reply → last viewer, and the verdicts."""
+    lines = [title, f"   {'N':>5}  {'pages: joins':>12}  {'pages: window':>13}  all N updated (reply → last viewer)"]
     for run in runs:
         lines.append(
             f"   {run.viewers:>5}  {run.join_requests:>12}  {run.window_requests:>13}  {summary_ms(run.all_updated)}"
@@ -714,6 +720,23 @@ def p3(samples: int, viewer_counts: Sequence[int] = (1, 10, 50, 200)) -> list[st
     return lines
 
 
+async def changes_window(
+    site: Site, key: str, viewers: Sequence[Viewer], change: Changer, changes: int, joined: int
+) -> ViewerRun:
+    """``changes`` one-order changes, SPACING apart: reply → last viewer for each, and the pages QFEX
+    answered over the whole window (which must not depend on how many viewers there are)."""
+    latencies = []
+    start = time.monotonic_ns()
+    for n in range(changes):
+        await _sleep_until(start + int((n + 1) * SPACING * 1e9))
+        latencies.append((await one_update(site, key, viewers, change)).reply_to_last)
+    end = start + int((changes + 1) * SPACING * 1e9)
+    await _sleep_until(end)
+    window = len(site.sim.answers(key, start, end))
+    gaps = sum(v.gaps for v in viewers)
+    return ViewerRun(len(viewers), joined, window, (end - start) / 1e9, changes, latencies, gaps)
+
+
 async def _p3(site: Site, accounts: dict[int, SimAccount], changes: int) -> list[ViewerRun]:
     runs = []
     for count, account in accounts.items():
@@ -723,18 +746,7 @@ async def _p3(site: Site, accounts: dict[int, SimAccount], changes: int) -> list
         try:
             await until(viewers, showing(site, key), f"{count} viewers showing the book")
             joined = len(site.sim.answers(key)) - before
-            change = Changer(site.sim, key)
-            latencies = []
-            start = time.monotonic_ns()
-            for n in range(changes):
-                await _sleep_until(start + int((n + 1) * SPACING * 1e9))
-                latencies.append((await one_update(site, key, viewers, change)).reply_to_last)
-            end = start + int((changes + 1) * SPACING * 1e9)
-            await _sleep_until(end)
-            window = len(site.sim.answers(key, start, end))
-            runs.append(
-                ViewerRun(count, joined, window, (end - start) / 1e9, changes, latencies, sum(v.gaps for v in viewers))
-            )
+            runs.append(await changes_window(site, key, viewers, Changer(site.sim, key), changes, joined))
         finally:
             await close_viewers(viewers)
     return runs
