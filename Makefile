@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-postgres test-services services lint bench chromium
+.PHONY: install demo test test-postgres test-services services lint bench soak load chromium
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,3 +47,11 @@ services:
 
 bench: install
 	$(BIN)/python -m bench $(ARGS)
+
+# The long runs of docs/reliability.md: every fault F1-F12 for 10 minutes each (about 2 h; e.g.
+# ARGS="--seconds-per-fault 120 --faults F1,F9"), and 1000 sockets on one process with updates flowing.
+soak: install
+	$(BIN)/python -m bench.soak $(ARGS)
+
+load: install
+	$(BIN)/python -m bench.load $(ARGS)
