@@ -70,9 +70,6 @@ class LoadConfig:
     concurrency: int = 100  # handshakes in flight at once
     deadline: float = 300.0  # longest any wait may take
     workdir: Path | None = None
-    # What-if: serve the app with the in-memory layer's expiry sweep run at most once a second (see
-    # `application_with_gated_cleanup`), to show what that sweep costs at this fan-out.
-    gated_layer_cleanup: bool = False
 
 
 @dataclass
@@ -103,7 +100,8 @@ class LoadReport:
     gaps: int = 0
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    layer_fanout: list[float] = field(default_factory=list)
+    layer_fanout: list[float] = field(default_factory=list)  # the project's layer (settings.CHANNEL_LAYERS)
+    stock_layer_fanout: list[float] = field(default_factory=list)  # Channels' own InMemoryChannelLayer
     load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_average_end: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
@@ -151,12 +149,15 @@ class _Arrivals:
             self.as_of.setdefault(seq, message["as_of"])
 
 
-async def layer_fanout(channels: int, repeats: int = 7) -> list[float]:
-    """Channels' ``InMemoryChannelLayer`` alone (the default layer, no server, no sockets): seconds from one
-    ``group_send`` to ``channels`` waiting receivers until every one of them has received it."""
+async def layer_fanout(channels: int, repeats: int = 7, *, stock: bool = False) -> list[float]:
+    """An in-memory channel layer alone (no server, no sockets): seconds from one ``group_send`` to
+    ``channels`` waiting receivers until every one of them has received it. The project's layer
+    (``qfexdash.channel_layers``), or with ``stock`` Channels' own, which sweeps on every receive."""
     from channels.layers import InMemoryChannelLayer
 
-    layer = InMemoryChannelLayer(capacity=200)
+    from qfexdash.channel_layers import SweepingInMemoryChannelLayer
+
+    layer = InMemoryChannelLayer(capacity=200) if stock else SweepingInMemoryChannelLayer(capacity=200)
     names = [await layer.new_channel() for _ in range(channels)]
     for name in names:
         await layer.group_add("fanout", name)
@@ -194,6 +195,7 @@ async def _load(config: LoadConfig) -> LoadReport:
     started = time.monotonic()
     report.load_average = os.getloadavg()
     report.layer_fanout = await layer_fanout(config.sockets)
+    report.stock_layer_fanout = await layer_fanout(config.sockets, stock=True)
     raise_nofile_limit(config.sockets * 2 + 1024)
     account = SimAccount(
         public_key=f"qfex_pub_load_{secrets.token_hex(4)}",
@@ -208,10 +210,7 @@ async def _load(config: LoadConfig) -> LoadReport:
     tasks: list[asyncio.Task[None]] = []
     with Simulator([account], seed=23, pace=0.0) as sim:
         site = await asyncio.to_thread(prepare_site, workdir, sim, [account], users=config.users)
-        application = (
-            "bench.load:application_with_gated_cleanup" if config.gated_layer_cleanup else "qfexdash.asgi:application"
-        )
-        daphne = DaphneServer(site, backlog=min(4096, config.sockets + 64), application=application)
+        daphne = DaphneServer(site, backlog=min(4096, config.sockets + 64))
         target = site.accounts[0]
 
         def new_socket(index: int) -> PageSocket:
@@ -378,8 +377,7 @@ def format_report(report: LoadReport) -> list[str]:
     n = cfg.sockets
     lines = [
         f"# Load — {n} sockets on one Daphne process watching one account ({cfg.orders} orders),"
-        f" spread over {cfg.users} viewers' sessions; {report.seconds:.0f} s in all"
-        + (" — WHAT-IF: in-memory layer sweep gated to once a second" if cfg.gated_layer_cleanup else ""),
+        f" spread over {cfg.users} viewers' sessions; {report.seconds:.0f} s in all",
         f"   connected {report.connected}/{n}, snapshots {report.snapshots}/{n}, in {report.connect_seconds:.1f} s"
         f" ({cfg.concurrency} handshakes at a time)",
         f"   Daphne RSS: {report.rss_before_kib / 1024:.1f} MiB with 1 socket → {report.rss_idle_kib / 1024:.1f} MiB"
@@ -399,8 +397,9 @@ def format_report(report: LoadReport) -> list[str]:
     lines += [
         "(times: median / p95)",
         "",
-        f"   for context, channels' InMemoryChannelLayer alone, one group_send to {n} waiting channels until all"
-        f" received: {_ms(report.layer_fanout)}",
+        f"   for context, the in-memory channel layer alone, one group_send to {n} waiting channels until all"
+        f" received: the project's (sweeps once a second) {_ms(report.layer_fanout)}; Channels' own (sweeps on"
+        f" every receive) {_ms(report.stock_layer_fanout)}",
         f"   machine: {os.cpu_count()} CPUs, load average {report.load_average[0]:.1f} at the start,"
         f" {report.load_average_end[0]:.1f} at the end (other work on the machine shows here)",
         f"   seq gaps seen by the pages: {report.gaps}; errors: {'; '.join(report.errors) or 'none'}",
@@ -409,38 +408,6 @@ def format_report(report: LoadReport) -> list[str]:
         lines.append(f"   {goal}: {'met' if met else 'NOT met'}")
     lines.append("RESULT: " + ("PASS" if report.ok else "FAIL"))
     return lines
-
-
-def _gate_layer_cleanup() -> None:
-    """Make channels' InMemoryChannelLayer sweep expired messages at most once a second per layer.
-
-    The stock layer sweeps every channel and group on *every* ``receive`` and ``group_send``, so one group
-    message to N waiting consumers costs O(N²). Expiry is a 30 s matter; a sweep per second keeps it.
-    Used only by ``--gated-layer-cleanup`` runs, inside the Daphne process.
-    """
-    from channels.layers import InMemoryChannelLayer
-
-    original = InMemoryChannelLayer._clean_expired
-
-    def gated(self: Any) -> None:
-        now = time.monotonic()
-        if now < getattr(self, "_bench_next_sweep", 0.0):
-            return
-        self._bench_next_sweep = now + 1.0
-        original(self)
-
-    InMemoryChannelLayer._clean_expired = gated  # type: ignore[method-assign]
-
-
-def __getattr__(name: str) -> Any:
-    """``bench.load:application_with_gated_cleanup``: the project's ASGI app with the layer's sweep gated
-    (imported by Daphne for ``--gated-layer-cleanup``; never by the benchmark process itself)."""
-    if name == "application_with_gated_cleanup":
-        _gate_layer_cleanup()
-        from qfexdash.asgi import application
-
-        return application
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run(config: LoadConfig) -> LoadReport:
@@ -455,11 +422,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paces", default="0.25,0.5,1,2", help="book events per second, one phase each")
     parser.add_argument("--updates", type=int, default=15, help="diffs measured per phase")
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument(
-        "--gated-layer-cleanup",
-        action="store_true",
-        help="what-if: run Daphne with the in-memory channel layer's expiry sweep at most once a second",
-    )
     args = parser.parse_args(argv)
     try:
         paces = tuple(float(p) for p in args.paces.split(",") if p.strip())
@@ -475,7 +437,6 @@ def main(argv: list[str] | None = None) -> int:
         paces=paces,
         updates=args.updates,
         workdir=args.workdir,
-        gated_layer_cleanup=args.gated_layer_cleanup,
     )
     report = run(config)
     for line in format_report(report):
