@@ -39,7 +39,8 @@ class FakeLiveServer:
     """The server side of the live protocol, driven by the test.
 
     ``on_connect(index)`` returns the messages sent to each new connection at once (the real consumer sends a
-    snapshot on join); ``{"__close__": code}`` among them closes the connection with that code instead. Frames the page sends are kept in order with the index of their connection.
+    snapshot on join); ``{"__close__": code}`` among them closes the connection with that code instead.
+    Frames the page sends are kept in order with the index of their connection.
     """
 
     def __init__(self, on_connect: Callable[[int], list[Message]] | None = None) -> None:
