@@ -27,11 +27,9 @@ import json
 import os
 import resource
 import secrets
-import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -50,9 +48,10 @@ from websockets.exceptions import ConnectionClosed
 
 from bench.stats import goal_p95_ms, summary_ms, verdict
 from orders.simulator import SimAccount, Simulator
+from tests.daphne import DAPHNE as DAPHNE
+from tests.daphne import ROOT as ROOT
+from tests.daphne import base_env, loopback_listener, migrate, run_setup, sqlite_url, start_daphne, stop_daphne
 
-ROOT = Path(__file__).resolve().parents[1]
-DAPHNE = Path(sys.executable).with_name("daphne")
 PATIENCE = 30.0  # seconds any single wait may take before the benchmark gives up
 # Changes are spaced by more than the feed's coalescing window (0.5 s by default), so each change
 # gets its own fetch and no measured update waits for the window.
@@ -179,16 +178,7 @@ class Site:
 
     def start(self, **settings: str) -> None:
         """Start Daphne with the default settings plus ``settings`` (environment variables); wait until it answers."""
-        fd = self.listener.fileno()
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [str(DAPHNE), "--fd", str(fd), "-v", "0", "qfexdash.asgi:application"],
-                env={**self.env, **settings},
-                cwd=ROOT,
-                pass_fds=(fd,),
-                stdout=log,
-                stderr=log,
-            )
+        self.process = start_daphne({**self.env, **settings}, self.listener, self.log)
         deadline = time.monotonic() + 2 * PATIENCE
         while True:
             if self.process.poll() is not None:
@@ -207,14 +197,7 @@ class Site:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=PATIENCE)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=PATIENCE)
+        stop_daphne(process, PATIENCE)
 
     def restart(self, **settings: str) -> None:
         self.stop()
@@ -242,38 +225,25 @@ def _server_env(folder: Path) -> dict[str, str]:
         for key, value in os.environ.items()
         if not key.startswith(("QFEXDASH_", "QFEX_")) and key not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")
     }
-    return {
-        **inherited,
-        "DJANGO_SETTINGS_MODULE": "qfexdash.settings",
-        "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
-        "QFEXDASH_STATE_DIR": str(folder / "state"),
-        "QFEXDASH_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "DEBUG": "0",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-    }
+    return base_env(
+        inherited,
+        database_url=sqlite_url(folder),
+        state_dir=folder / "state",
+        encryption_keys=Fernet.generate_key().decode(),
+        secret_key=secrets.token_urlsafe(50),
+        log_level="WARNING",
+    )
 
 
 def _prepare_database(env: dict[str, str], sim: Simulator, accounts: Sequence[SimAccount]) -> dict[str, Any]:
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True, timeout=300)
+    migrate(env, timeout=300)
     spec = {
         "url": sim.url,
         "accounts": [
             {"label": f"Bench {n}", "public_key": a.public_key, "secret": a.secret} for n, a in enumerate(accounts, 1)
         ],
     }
-    out = subprocess.run(
-        [*manage, "shell", "-c", SETUP_SCRIPT],
-        env={**env, "BENCH_SPEC": json.dumps(spec)},
-        cwd=ROOT,
-        check=True,
-        timeout=300,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(next(line for line in out.splitlines() if line.startswith("SETUP "))[6:])
+    return run_setup({**env, "BENCH_SPEC": json.dumps(spec)}, SETUP_SCRIPT, timeout=300)
 
 
 @contextmanager
@@ -285,11 +255,8 @@ def live_site(accounts: Sequence[SimAccount], *, seed: int = 21) -> Iterator[Sit
     ):
         env = _server_env(Path(folder))
         prepared = _prepare_database(env, sim, accounts)
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener = loopback_listener(1024)
         try:
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(1024)
-            listener.set_inheritable(True)
             site = Site(sim, prepared["session"], prepared["accounts"], env, listener, Path(folder) / "daphne.log")
             try:
                 site.start()

@@ -1,7 +1,8 @@
 """Shared helpers for whole-stack runs (soak, load): a real Daphne process, its own database, browser sockets.
 
 Nothing here imports Django: the site is prepared by ``manage.py`` subprocesses with the same environment
-Daphne gets, so the benchmark process shares no database connection or setting with the server.
+Daphne gets, so the benchmark process shares no database connection or setting with the server. Starting,
+stopping and preparing Daphne is :mod:`tests.daphne`'s, shared with the tests.
 
 - :func:`prepare_site` — a fresh SQLite database (``migrate``), a team with exchange accounts pointing at a
   simulator, viewer users with logged-in sessions.
@@ -25,10 +26,7 @@ import os
 import random
 import re
 import resource
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -43,9 +41,10 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from orders.qfex.records import parse_order, parse_twap
 from orders.rows import order_rows, twap_rows
 from orders.simulator import SimAccount, Simulator
+from tests.daphne import DAPHNE as DAPHNE
+from tests.daphne import ROOT as ROOT
+from tests.daphne import base_env, loopback_listener, manage, migrate, run_setup, sqlite_url, start_daphne, stop_daphne
 
-ROOT = Path(__file__).resolve().parents[1]
-DAPHNE = Path(sys.executable).with_name("daphne")
 # Variables of the caller's environment that must not leak into the server under test.
 _DROPPED_ENV_PREFIXES = ("QFEX", "DATABASE", "REDIS", "CHANNEL_LAYER", "DEBUG", "LOG_LEVEL", "DJANGO_", "TEST_")
 _PROBLEM_LINE = re.compile(r"Traceback \(most recent call last\)|\s(ERROR|CRITICAL)\s")
@@ -125,40 +124,20 @@ def bench_encryption_key() -> str:
 def site_env(workdir: Path, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """The server's environment: the caller's minus anything that could point it elsewhere, plus a
     private SQLite file, state folder and encryption key, the in-memory channel layer and loopback only."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_ENV_PREFIXES)}
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "qfexdash.settings",
-            "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
-            "QFEXDASH_STATE_DIR": str(workdir / "state"),
-            "QFEXDASH_ENCRYPTION_KEYS": bench_encryption_key(),
-            "SECRET_KEY": "bench-only-secret-key-" + base64.urlsafe_b64encode(os.urandom(24)).decode(),
-            "DEBUG": "0",
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "LOG_LEVEL": "WARNING",
-            # Never the real exchange, whatever an account says.
-            "QFEX_TRADE_URL": "ws://127.0.0.1:9",
-            "QFEX_UAT_TRADE_URL": "ws://127.0.0.1:9",
-        }
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_ENV_PREFIXES)}
+    env = base_env(
+        inherited,
+        database_url=sqlite_url(workdir),
+        state_dir=workdir / "state",
+        encryption_keys=bench_encryption_key(),
+        secret_key="bench-only-secret-key-" + base64.urlsafe_b64encode(os.urandom(24)).decode(),
+        log_level="WARNING",
+        # Never the real exchange, whatever an account says.
+        QFEX_TRADE_URL="ws://127.0.0.1:9",
+        QFEX_UAT_TRADE_URL="ws://127.0.0.1:9",
     )
     env.update(overrides or {})
     return env
-
-
-def _manage(env: Mapping[str, str], *args: str, timeout: float = 180) -> str:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args],
-        env=dict(env),
-        cwd=ROOT,
-        check=False,
-        timeout=timeout,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        # stderr may hold a traceback; it never holds a secret (they travel only in the environment).
-        raise RuntimeError(f"manage.py {args[0]} failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return result.stdout
 
 
 def prepare_site(
@@ -173,7 +152,7 @@ def prepare_site(
     and ``users`` viewers of that team, each with a logged-in session."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = site_env(workdir, env_overrides)
-    _manage(env, "migrate", "--noinput", "-v", "0")
+    migrate(env, timeout=180)
     spec = {
         "url": sim.url,
         "users": users,
@@ -181,8 +160,7 @@ def prepare_site(
             {"label": f"Bench {i + 1}", "public_key": a.public_key, "secret": a.secret} for i, a in enumerate(accounts)
         ],
     }
-    out = _manage({**env, "BENCH_SITE_SPEC": json.dumps(spec)}, "shell", "-c", _SETUP_SCRIPT)
-    data = json.loads(next(line for line in out.splitlines() if line.startswith("BENCH_SITE "))[len("BENCH_SITE ") :])
+    data = run_setup({**env, "BENCH_SITE_SPEC": json.dumps(spec)}, _SETUP_SCRIPT, timeout=180, prefix="BENCH_SITE ")
     return Site(
         workdir=workdir,
         env=env,
@@ -195,7 +173,7 @@ def prepare_site(
 def reenter_keys(site: Site, accounts: Sequence[SiteAccount]) -> None:
     """Have an admin re-enter each account's key (the same secret, newly encrypted), through the services."""
     items = [{"pk": a.pk, "secret": site.secrets[a.public_key]} for a in accounts]
-    _manage({**site.env, "BENCH_REENTER": json.dumps(items)}, "shell", "-c", _REENTER_KEY_SCRIPT, timeout=120)
+    manage({**site.env, "BENCH_REENTER": json.dumps(items)}, "shell", "-c", _REENTER_KEY_SCRIPT, timeout=120)
 
 
 def raise_nofile_limit(wanted: int) -> int:
@@ -238,11 +216,7 @@ class DaphneServer:
     ) -> None:
         self.site = site
         self.application = application
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(backlog)
-        self.listener.set_inheritable(True)
+        self.listener = loopback_listener(backlog, reuse_address=True)
         self.port: int = self.listener.getsockname()[1]
         self.log_path = site.workdir / log_name
         self.process: subprocess.Popen[bytes] | None = None
@@ -263,16 +237,7 @@ class DaphneServer:
         """Start Daphne and wait until it answers HTTP."""
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError("Daphne is already running")
-        fd = self.listener.fileno()
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [str(DAPHNE), "--fd", str(fd), "-v", "0", self.application],
-                env=self.site.env,
-                cwd=ROOT,
-                pass_fds=(fd,),
-                stdout=log,
-                stderr=log,
-            )
+        self.process = start_daphne(self.site.env, self.listener, self.log_path, application=self.application)
         self.starts += 1
         self._wait_ready(ready_timeout)
 
@@ -297,15 +262,7 @@ class DaphneServer:
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``. The listening socket stays open."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=timeout)
+        stop_daphne(self.process, timeout)
 
     def restart(self) -> None:
         self.stop()

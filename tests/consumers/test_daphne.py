@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +22,19 @@ import pytest
 import websocket
 
 from orders.simulator import SimAccount, Simulator
+from tests.daphne import (
+    DAPHNE,
+    ROOT,
+    base_env,
+    loopback_listener,
+    migrate,
+    run_setup,
+    sqlite_url,
+    start_daphne,
+    stop_daphne,
+)
 from tests.personas import TEST_ENCRYPTION_KEY
 
-ROOT = Path(__file__).resolve().parents[2]
-DAPHNE = Path(sys.executable).with_name("daphne")
 PUBLIC_KEY = "qfex_pub_daphne_test"
 SECRET = "qfex_secret_daphne_test_0123456789"
 PATIENCE = 30.0
@@ -60,38 +67,22 @@ def sim(request: pytest.FixtureRequest) -> Iterator[Simulator]:
 
 @pytest.fixture
 def site(tmp_path: Path, sim: Simulator) -> Iterator[dict[str, Any]]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "qfexdash.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "QFEXDASH_STATE_DIR": str(tmp_path / "state"),
-        "QFEXDASH_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
-        "SECRET_KEY": "daphne-test-secret-key-0123456789-abcdefghijklmnop",
-        "DEBUG": "0",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-        "QFEXDASH_RECONCILE_SECONDS": "1",
-        "QFEX_TIMEOUT_SECONDS": "3",
-        "TEST_PUBLIC_KEY": PUBLIC_KEY,
-        "TEST_SECRET": SECRET,
-        "TEST_SIM_URL": sim.url,
-    }
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True, timeout=180)
-    out = subprocess.run(
-        [*manage, "shell", "-c", SETUP_SCRIPT],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        timeout=120,
-        capture_output=True,
-        text=True,
-    ).stdout
-    data = json.loads(next(line for line in out.splitlines() if line.startswith("SETUP "))[6:])
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    listener.set_inheritable(True)
+    env = base_env(
+        os.environ,
+        database_url=sqlite_url(tmp_path),
+        state_dir=tmp_path / "state",
+        encryption_keys=TEST_ENCRYPTION_KEY,
+        secret_key="daphne-test-secret-key-0123456789-abcdefghijklmnop",
+        log_level="WARNING",
+        QFEXDASH_RECONCILE_SECONDS="1",
+        QFEX_TIMEOUT_SECONDS="3",
+        TEST_PUBLIC_KEY=PUBLIC_KEY,
+        TEST_SECRET=SECRET,
+        TEST_SIM_URL=sim.url,
+    )
+    migrate(env, timeout=180)
+    data = run_setup(env, SETUP_SCRIPT, timeout=120)
+    listener = loopback_listener(128)
     site = {**data, "env": env, "listener": listener, "port": listener.getsockname()[1], "log": tmp_path / "daphne.log"}
     site["process"] = _start_daphne(site)
     try:
@@ -102,26 +93,11 @@ def site(tmp_path: Path, sim: Simulator) -> Iterator[dict[str, Any]]:
 
 
 def _start_daphne(site: dict[str, Any]) -> subprocess.Popen[bytes]:
-    fd = site["listener"].fileno()
-    with open(site["log"], "ab") as log:
-        return subprocess.Popen(
-            [str(DAPHNE), "--fd", str(fd), "-v", "0", "qfexdash.asgi:application"],
-            env=site["env"],
-            cwd=ROOT,
-            pass_fds=(fd,),
-            stdout=log,
-            stderr=log,
-        )
+    return start_daphne(site["env"], site["listener"], site["log"])
 
 
 def _stop_daphne(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=PATIENCE)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=PATIENCE)
+    stop_daphne(process, PATIENCE)
 
 
 def _open(site: dict[str, Any], origin: str | None = None) -> websocket.WebSocket:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,11 +22,10 @@ from typing import Any
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Error, Page
 
 from orders.simulator import Simulator
+from tests.daphne import ROOT, base_env, sqlite_url, start_daphne, stop_daphne
 from tests.e2e.world import public_keys
 from tests.early_env import CLOSED_LOOPBACK_URL, TEST_ENCRYPTION_KEY
 
-ROOT = Path(__file__).resolve().parents[2]
-DAPHNE = Path(sys.executable).with_name("daphne")
 AXE = ROOT / "static" / "vendor" / "axe-core-4.14.1" / "axe.min.js"
 PASSWORD = "e2e-Passw0rd-not-secret"
 # Generous limits for conditions: two cores, shared with other test runs. The things under test are fast.
@@ -63,27 +61,24 @@ class Site:
 
 def site_env(state: Path, sim: Simulator) -> dict[str, str]:
     """Settings for the server under test, all through its environment as in production."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "qfexdash.settings",
-        "DATABASE_URL": f"sqlite:///{state / 'db.sqlite3'}",
-        "QFEXDASH_STATE_DIR": str(state / "state"),
-        "QFEXDASH_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
-        "SECRET_KEY": "e2e-test-secret-key-0123456789-abcdefghijklmnopqrstuv",
-        "DEBUG": "0",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-        "QFEX_TRADE_URL": CLOSED_LOOPBACK_URL,
-        "QFEX_UAT_TRADE_URL": CLOSED_LOOPBACK_URL,
+    env = base_env(
+        os.environ,
+        database_url=sqlite_url(state),
+        state_dir=state / "state",
+        encryption_keys=TEST_ENCRYPTION_KEY,
+        secret_key="e2e-test-secret-key-0123456789-abcdefghijklmnopqrstuv",
+        log_level="WARNING",
+        QFEX_TRADE_URL=CLOSED_LOOPBACK_URL,
+        QFEX_UAT_TRADE_URL=CLOSED_LOOPBACK_URL,
         # Short intervals so staleness, recovery and a sign-out show within seconds.
-        "QFEXDASH_RECONCILE_SECONDS": "1",
-        "QFEXDASH_BACKOFF_BASE_SECONDS": "0.2",
-        "QFEXDASH_BACKOFF_CAP_SECONDS": "1",
-        "QFEX_TIMEOUT_SECONDS": "2",
-        "QFEXDASH_ACCESS_RECHECK_SECONDS": "0.5",
-        "E2E_SIM_URL": sim.url,
-        "E2E_PASSWORD": PASSWORD,
-    }
+        QFEXDASH_RECONCILE_SECONDS="1",
+        QFEXDASH_BACKOFF_BASE_SECONDS="0.2",
+        QFEXDASH_BACKOFF_CAP_SECONDS="1",
+        QFEX_TIMEOUT_SECONDS="2",
+        QFEXDASH_ACCESS_RECHECK_SECONDS="0.5",
+        E2E_SIM_URL=sim.url,
+        E2E_PASSWORD=PASSWORD,
+    )
     # One process with the in-memory channel layer; nothing from the developer's own setup leaks in.
     for name in ("REDIS_URL", "CSRF_TRUSTED_ORIGINS", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE"):
         env.pop(name, None)
@@ -109,16 +104,7 @@ def start_site(env: dict[str, str], listener: socket.socket, log: Path) -> Site:
     """Start Daphne on ``listener`` and return once it answers HTTP."""
     port = listener.getsockname()[1]
     site = Site(f"http://127.0.0.1:{port}", prepare_database(env), public_keys(), log)
-    fd = listener.fileno()
-    with open(log, "ab") as out:
-        site.process = subprocess.Popen(
-            [str(DAPHNE), "--fd", str(fd), "-v", "0", "qfexdash.asgi:application"],
-            env=env,
-            cwd=ROOT,
-            pass_fds=(fd,),
-            stdout=out,
-            stderr=out,
-        )
+    site.process = start_daphne(env, listener, log)
     try:
         # The socket listens before Daphne runs: this request waits in its queue until Daphne answers.
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=STARTUP_SECONDS)
@@ -135,15 +121,7 @@ def start_site(env: dict[str, str], listener: socket.socket, log: Path) -> Site:
 
 
 def stop_site(site: Site) -> None:
-    process = site.process
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=30)
+    stop_daphne(site.process, 30)
 
 
 # --- the browser -----------------------------------------------------------------------------------

@@ -9,10 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,12 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orders.simulator import SimAccount, Simulator
+from tests.daphne import base_env, loopback_listener, migrate, run_setup, sqlite_url, start_daphne, stop_daphne
 from tests.early_env import TEST_ENCRYPTION_KEY
 from tests.security.fuzz_browser import Bystander, FuzzReport, Target, run_fuzz
 from tests.security.fuzz_transport import websocket_connector
-
-ROOT = Path(__file__).resolve().parents[2]
-DAPHNE = Path(sys.executable).with_name("daphne")
 
 ACCOUNTS = {
     "Fuzz A one": ("qfex_pub_fuzz_a_one", "qfex_secret_fuzz_a_one_5d1c7e0b9a"),
@@ -83,51 +77,29 @@ def sim_accounts(orders: int = 40, twaps: int = 3) -> list[SimAccount]:
 @contextmanager
 def daphne_site(workdir: Path, sim: Simulator, *, rate: int) -> Iterator[Site]:
     """Migrate, create the users, start Daphne; stop it on exit. ``rate``: its ``QFEXDASH_WS_RATE``."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "qfexdash.settings",
-        "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
-        "QFEXDASH_STATE_DIR": str(workdir / "state"),
-        "QFEXDASH_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
-        "SECRET_KEY": "fuzz-site-secret-key-0123456789-abcdefghijklmnopqrstuv",
-        "DEBUG": "0",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "INFO",
-        "QFEXDASH_RECONCILE_SECONDS": "1",
-        "QFEXDASH_REFRESH_COALESCE_SECONDS": "0.2",
-        "QFEXDASH_ACCESS_RECHECK_SECONDS": "1",
-        "QFEX_TIMEOUT_SECONDS": "3",
-        "QFEXDASH_WS_RATE": str(rate),
-        "FUZZ_SPEC": json.dumps({"accounts": ACCOUNTS, "sim_url": sim.url}),
-    }
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True, timeout=300)
-    setup = [*manage, "shell", "-c", SETUP_SCRIPT]
-    out = subprocess.run(setup, env=env, cwd=ROOT, check=True, timeout=120, capture_output=True, text=True).stdout
-    users = json.loads(next(line for line in out.splitlines() if line.startswith("SETUP "))[6:])
+    env = base_env(
+        os.environ,
+        database_url=sqlite_url(workdir),
+        state_dir=workdir / "state",
+        encryption_keys=TEST_ENCRYPTION_KEY,
+        secret_key="fuzz-site-secret-key-0123456789-abcdefghijklmnopqrstuv",
+        log_level="INFO",
+        QFEXDASH_RECONCILE_SECONDS="1",
+        QFEXDASH_REFRESH_COALESCE_SECONDS="0.2",
+        QFEXDASH_ACCESS_RECHECK_SECONDS="1",
+        QFEX_TIMEOUT_SECONDS="3",
+        QFEXDASH_WS_RATE=str(rate),
+        FUZZ_SPEC=json.dumps({"accounts": ACCOUNTS, "sim_url": sim.url}),
+    )
+    migrate(env, timeout=300)
+    users = run_setup(env, SETUP_SCRIPT, timeout=120)
     log = workdir / "daphne.log"
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(256)
-        fd = listener.fileno()
-        with open(log, "ab") as log_file:
-            process = subprocess.Popen(
-                [str(DAPHNE), "--fd", str(fd), "-v", "0", "qfexdash.asgi:application"],
-                env=env,
-                cwd=ROOT,
-                pass_fds=(fd,),
-                stdout=log_file,
-                stderr=log_file,
-            )
+    with loopback_listener(256) as listener:
+        process = start_daphne(env, listener, log)
         try:
             yield Site(listener.getsockname()[1], users["fuzz_alice"], users["fuzz_bob"], log)
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=30)
+            stop_daphne(process, 30)
 
 
 def server_log_problems(text: str) -> list[str]:

@@ -14,10 +14,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,8 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import websocket
 
-ROOT = Path(__file__).resolve().parents[2]
-DAPHNE = Path(sys.executable).with_name("daphne")
+from tests.daphne import ROOT as ROOT  # re-exported: tests/services/test_channel_layer.py imports it from here
+from tests.daphne import base_env, loopback_listener, migrate, run_setup, start_daphne, stop_daphne
 
 # Where this machine's services are; override for another machine.
 POSTGRES_ADMIN_URL = os.environ.get("QFEXDASH_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -176,27 +174,11 @@ class ClusterSite:
         try:
             self.database = PostgresDatabase(self.postgres_admin_url)
             self.env = self._environment()
-            manage = [sys.executable, str(ROOT / "manage.py")]
-            subprocess.run(
-                [*manage, "migrate", "--noinput", "-v", "0"], env=self.env, cwd=ROOT, check=True, timeout=180
-            )
-            out = subprocess.run(
-                [*manage, "shell", "-c", SETUP_SCRIPT],
-                env=self.env,
-                cwd=ROOT,
-                check=True,
-                timeout=120,
-                capture_output=True,
-                text=True,
-            ).stdout
-            data = json.loads(next(line for line in out.splitlines() if line.startswith("SETUP "))[6:])
+            migrate(self.env, timeout=180)
+            data = run_setup(self.env, SETUP_SCRIPT, timeout=120)
             self.accounts, self.session = data["accounts"], data["session"]
             for index in range(self.processes):
-                listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                listener.bind(("127.0.0.1", 0))
-                listener.listen(1024)
-                listener.set_inheritable(True)
-                self.nodes.append(Process(listener, self.workdir / f"daphne-{index}.log"))
+                self.nodes.append(Process(loopback_listener(1024), self.workdir / f"daphne-{index}.log"))
                 self.start_process(index)
         except BaseException:
             self.close()
@@ -206,18 +188,18 @@ class ClusterSite:
     def _environment(self) -> dict[str, str]:
         assert self.database is not None
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(("QFEX", "DATABASE", "REDIS", "DEBUG"))}
+        env = base_env(
+            inherited,
+            database_url=self.database.url,
+            state_dir=self.workdir / "state",
+            encryption_keys=TEST_ENCRYPTION_KEY,
+            secret_key="cluster-test-secret-key-0123456789-abcdefghijklmnop",
+            log_level="INFO",
+        )
         return {
-            **inherited,
-            "DJANGO_SETTINGS_MODULE": "qfexdash.settings",
-            "DATABASE_URL": self.database.url,
+            **env,
             "REDIS_URL": self.redis_url,
             "QFEXDASH_REDIS_PREFIX": self.prefix,
-            "QFEXDASH_STATE_DIR": str(self.workdir / "state"),
-            "QFEXDASH_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
-            "SECRET_KEY": "cluster-test-secret-key-0123456789-abcdefghijklmnop",
-            "DEBUG": "0",
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "LOG_LEVEL": "INFO",
             "QFEX_TRADE_URL": "ws://127.0.0.1:9",
             "QFEX_UAT_TRADE_URL": "ws://127.0.0.1:9",
             "QFEXDASH_RECONCILE_SECONDS": "1",
@@ -233,26 +215,10 @@ class ClusterSite:
 
     def start_process(self, index: int) -> None:
         node = self.nodes[index]
-        fd = node.listener.fileno()
-        with open(node.log, "ab") as log:
-            node.popen = subprocess.Popen(
-                [str(DAPHNE), "--fd", str(fd), "-v", "0", "qfexdash.asgi:application"],
-                env=self.env,
-                cwd=ROOT,
-                pass_fds=(fd,),
-                stdout=log,
-                stderr=log,
-            )
+        node.popen = start_daphne(self.env, node.listener, node.log)
 
     def stop_process(self, index: int) -> None:
-        popen = self.nodes[index].popen
-        if popen is not None and popen.poll() is None:
-            popen.send_signal(signal.SIGTERM)
-            try:
-                popen.wait(timeout=self.patience)
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait(timeout=self.patience)
+        stop_daphne(self.nodes[index].popen, self.patience)
 
     def kill_process(self, index: int) -> None:
         """SIGKILL: no shutdown code runs, the lease is not released (an owner that dies)."""
