@@ -664,6 +664,9 @@
       if (adds.length || updates.length) {
         this.table.blockRedraw();
         try {
+          if (sortField !== null && (reorder || adds.length)) {
+            this._presortRows();
+          }
           if (adds.length) {
             // New rows go on top where they are seen (when unsorted); a big batch (another account's first
             // snapshot) goes at the bottom, because Tabulator inserts at the top one row at a time.
@@ -685,6 +688,45 @@
       }
       this._schedulePurge();
       this._changed();
+    }
+
+    /**
+     * Puts Tabulator's list of rows in the order the table shows them, just before a re-sort. Tabulator
+     * sorts a copy of that list, which is otherwise in the order rows were added, so every re-sort was a
+     * whole sort (about 120 000 comparisons for 10 000 rows). From the shown order, a diff that moves a
+     * few rows costs a small fraction of that: the browser's sort (TimSort) finds the runs that are
+     * already in order. This reaches into Tabulator 6.5's RowManager (`rows`, `activeRows`,
+     * `activeRowsPipeline`); when they are not as expected it does nothing, and sorting is only slower.
+     */
+    _presortRows() {
+      const rm = this.table.rowManager;
+      if (!rm || !Array.isArray(rm.rows) || !Array.isArray(rm.activeRows) || !Array.isArray(rm.activeRowsPipeline)) {
+        return;
+      }
+      const rows = rm.rows;
+      const shown = rm.activeRows;
+      if (shown.length === 0 || shown.length > rows.length) {
+        return;
+      }
+      let order = shown;
+      if (shown.length < rows.length) {
+        // Filtered out rows keep their place after the shown ones.
+        const inView = new Set(shown);
+        order = shown.slice();
+        for (let i = 0; i < rows.length; i++) {
+          if (!inView.has(rows[i])) {
+            order.push(rows[i]);
+          }
+        }
+        if (order.length !== rows.length) {
+          return; // the shown rows are not all in the list: leave Tabulator's state alone
+        }
+      }
+      for (let i = 0; i < order.length; i++) {
+        rows[i] = order[i];
+      }
+      // The filter stage reads a cached copy of the list when only the filter is refreshed.
+      rm.activeRowsPipeline[0] = rows.slice(0);
     }
 
     /**

@@ -572,6 +572,49 @@ def test_ten_thousand_orders_render_sort_and_take_a_diff(live_site) -> None:
     assert page.locator("#orders-count").text_content() == "9,999 orders"
 
 
+def test_diffs_that_move_rows_keep_every_row_in_sorted_place_filtered_or_not(live_site) -> None:
+    """Moved, added and removed rows land where the sort puts them, in both directions, with a symbol
+    filter hiding rows that then change, and after it is cleared. Before a re-sort the page puts
+    Tabulator's own row list in the shown order (so the sort starts from nearly sorted rows): that list
+    must still hold every row exactly once, or rows would go missing or show twice."""
+    book = {f"ord-{n:05d}": order_row(n, price=f"{(n * 37) % 101}.5") for n in range(300)}
+    site = live_site(lambda _: [snapshot(1, list(book.values()))])
+    page = site.open()
+    site.wait_seq(1)
+    price = page.locator(_header("orders", "price"))
+    price.click()
+
+    steps = [  # (direction, symbol filter) for each diff
+        ("ascending", ""),
+        ("ascending", "NVDA-USD"),
+        ("descending", "NVDA-USD"),
+        ("descending", ""),
+    ]
+    for step, (direction, symbol) in enumerate(steps, 1):
+        if price.get_attribute("aria-sort") != direction:
+            price.click()
+        page.select_option("#live-symbol", symbol)
+        # Every 7th row gets a new price (shown and hidden rows alike); one row goes, one comes.
+        ids = [f"ord-{n:05d}" for n in range(step, 300, 7)]
+        moved = [dict(book[i], price=f"{(n * 53 + step * 11) % 97}.75") for n, i in enumerate(ids) if i in book]
+        added = order_row(1000 + step, price=f"{step * 20}.125")
+        gone = f"ord-{step * 41 + 3:05d}"
+        for row in (*moved, added):
+            book[row["id"]] = row
+        del book[gone]
+        site.ws.send(diff(step + 1, orders=[*moved, added], remove_orders=[gone]))
+        site.wait_seq(step + 1)
+
+        # Ties go by row key (here: by id); a descending sort flips the whole comparison.
+        shown = [row for row in book.values() if not symbol or row["symbol"] == symbol]
+        shown.sort(key=lambda row: (float(row["price"]), row["id"]), reverse=direction == "descending")
+        assert _column_values(site, "id") == [row["id"] for row in shown], f"step {step}"
+        listed = site.js("() => window.qfexLive.orders.rowManager.rows.map(r => r.getData().id)")
+        everything = site.js("() => window.qfexLive.orders.getData().map(d => d.id)")
+        assert len(listed) == len(set(listed)) == len(everything)
+        assert set(listed) == set(everything) >= set(book)  # plus removed rows still lingering
+
+
 def test_backoff_is_capped_exponential_with_full_jitter(live_site) -> None:
     site = live_site()
     site.open()
