@@ -1,5 +1,5 @@
 # Routine targets. `make demo` installs and starts the demo; `make test` runs every test.
-# `make test-postgres` runs the whole suite on PostgreSQL; `make services` starts PostgreSQL and Redis.
+# `make test-postgres` runs the tests that use the database on PostgreSQL; `make services` starts PostgreSQL and Redis.
 PYTHON ?= python3
 # The database `make test-postgres` names; pytest-django creates (and drops) test_<name> beside it.
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/qfexdash
@@ -33,9 +33,10 @@ lint: install
 test: install chromium lint
 	$(BIN)/pytest $(ARGS)
 
-# The same suite with DATABASE_URL pointing at PostgreSQL (the services tests use their own databases).
+# The tests that use the site's database, with DATABASE_URL pointing at PostgreSQL. The others run the same
+# code on either database, or start Daphne on their own SQLite file; `make test` runs them all.
 test-postgres: install chromium
-	DATABASE_URL=$(POSTGRES_URL) $(BIN)/pytest $(ARGS)
+	DATABASE_URL=$(POSTGRES_URL) $(BIN)/pytest --database-tests-only $(ARGS)
 
 # Only the tests on the real PostgreSQL and Redis (several Daphne processes, leases, failover).
 test-services: install

@@ -15,3 +15,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="run only the tests that use the site's database (the PostgreSQL pass: the others run the same "
+        "code on either database, or start servers with their own SQLite file)",
+    )
+
+
+def _uses_database(item: pytest.Item) -> bool:
+    # pytest-django's fixtures (db, transactional_db, ...) all go through _django_db_helper; the django_db
+    # mark requests it at run time, so it is not in the fixture closure.
+    return item.get_closest_marker("django_db") is not None or "_django_db_helper" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--database-tests-only"):
+        return
+    kept = [item for item in items if _uses_database(item)]
+    deselected = [item for item in items if not _uses_database(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
