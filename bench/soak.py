@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import math
 import secrets
@@ -298,8 +297,12 @@ class Soak:
                     self.say(_result_line(result))
             overall.extend(self._overall_checks())
             sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await sampler
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # the memory checks above then saw too few samples
+                overall.append(Check("memory sampler ran to the end", False, f"it stopped: {exc!r}"))
         finally:
             await self.stop_background()
             for sock in self.sockets:
@@ -541,7 +544,10 @@ class Soak:
         # to the heal. Checked when the fault ran long enough for a trend to show.
         on = [(t, s) for t, f, p, s in self.samples if f == fault and p == pid and self.t0 <= t <= self.heal_at]
         span = self.heal_at - self.t0
-        if len(on) >= 2:
+        if span >= DRIFT_MIN_SECONDS and len(on) < span / 4:
+            # The sampler takes one a second: far fewer means it stopped, and the checks above saw too little.
+            checks.append(Check("no memory drift while on", False, f"only {len(on)} memory samples in {span:.0f} s"))
+        elif len(on) >= 2:
             start = next((s for t, s in on if t >= self.t0 + span / 4), on[0][1])
             drift = (on[-1][1].rss_kib - start.rss_kib) / MIB
             self.phase["drift"] = drift

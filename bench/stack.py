@@ -194,12 +194,18 @@ class ProcSample:
 
 
 def proc_sample(pid: int) -> ProcSample | None:
-    """Resident memory and thread count of a process, from /proc; None when it is gone."""
+    """Resident memory and thread count of a process, from /proc; None when it is gone or exiting.
+
+    A process that has exited but is not yet reaped (a zombie, e.g. Daphne between SIGTERM and ``wait``)
+    still has a status file, without ``VmRSS``.
+    """
     try:
         text = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
     values = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    if "VmRSS" not in values or "Threads" not in values:
+        return None
     return ProcSample(int(values["VmRSS"].split()[0]), int(values["Threads"]))
 
 
