@@ -52,6 +52,7 @@ import socket
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -65,10 +66,12 @@ from orders.feed_config import FeedConfig, group_name
 from orders.leases import Leases, LocalLeases
 
 __all__ = [
+    "AccountOverview",
     "Feed",
     "FeedConfig",
     "FeedSnapshot",
     "FeedStats",
+    "account_overviews",
     "account_statuses",
     "current_feed",
     "get_feed",
@@ -79,6 +82,15 @@ __all__ = [
 logger = logging.getLogger("orders.feed")
 
 MESSAGE_TYPE = "feed.message"  # handled by consumers' feed_message()
+
+
+@dataclass(frozen=True)
+class AccountOverview:
+    """What the accounts list shows of one account's feed: its state and how many rows it holds."""
+
+    status: lp.Status
+    orders: int | None = None  # None: not known in this process (nobody watches it here)
+    twaps: int | None = None
 
 
 class Feed:
@@ -186,6 +198,14 @@ class Feed:
 
     def statuses(self) -> dict[int, lp.Status]:
         return {account_id: account.status for account_id, account in dict(self._accounts).items()}
+
+    def counts(self) -> dict[int, tuple[int, int]]:
+        """``{account: (open orders, active TWAPs)}`` of the accounts this process holds rows for."""
+        return {
+            account_id: (len(account.orders), len(account.twaps))
+            for account_id, account in dict(self._accounts).items()
+            if account.data_as_of is not None
+        }
 
     def stats(self, account_id: int) -> FeedStats:
         """Counters of the account's feed (fetches, pages, failures, sessions); zeros when not fed."""
@@ -355,3 +375,13 @@ def account_statuses() -> dict[int, lp.Status]:
     except Exception:
         logger.warning("could not read account statuses from Redis; showing this process's view", exc_info=True)
         return local
+
+
+def account_overviews() -> dict[int, AccountOverview]:
+    """State and row counts of every account being fed (others are idle). Safe from any thread."""
+    feed = _feed
+    counts = {} if feed is None else feed.counts()
+    return {
+        account_id: AccountOverview(status, *counts.get(account_id, (None, None)))
+        for account_id, status in account_statuses().items()
+    }

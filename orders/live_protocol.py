@@ -10,37 +10,62 @@ user may see; every message names its ``account``).
 Server → browser::
 
     {"type": "snapshot", "account": 7, "seq": 42, "as_of": 1764030000.12, "part": 1, "parts": 1,
-     "status": {"state": "live", "reason": "", "as_of": 1764030000.12, "next_retry_at": null},
-     "orders": [ORDER_ROW, ...], "twaps": [TWAP_ROW, ...]}
+     "status": STATUS, "totals": {"orders": 4000, "twaps": 3, "closed": 17},
+     "orders": [ORDER_ROW, ...], "twaps": [TWAP_ROW, ...], "closed": [CLOSED_ROW, ...]}
 
     {"type": "diff", "account": 7, "seq": 43, "as_of": 1764030001.50,
      "upsert": {"orders": [ORDER_ROW, ...], "twaps": [TWAP_ROW, ...]},
-     "remove": {"orders": ["<order_id>", ...], "twaps": ["<twap_id>", ...]}}
+     "remove": {"orders": ["<order_id>", ...], "twaps": ["<twap_id>", ...]},
+     "closed": [CLOSED_ROW, ...]}
 
-    {"type": "status", "account": 7, "seq": 43, "state": "stale",
-     "reason": "QFEX did not answer within 10 s. Next try in 4 s.",
-     "as_of": 1764030001.50, "next_retry_at": 1764030010.0}
+    {"type": "status", "account": 7, "seq": 43, **STATUS}
 
     {"type": "error", "account": 7 | null, "code": "bad_message" | "too_large" | "rate_limited" | "unknown_type",
      "message": "plain words"}
 
-Size limits — no message carries more than ``rows_per_message`` rows (``QFEXDASH_WS_ROWS_PER_MESSAGE``,
-500 by default; ~440 bytes a row), because the WebSocket server refuses to send a message over its
-size limit (Daphne: 1 MiB). The one exception: TWAPs are never split, so part 1 of a snapshot of an
-account with more TWAPs than that carries them all.
+STATUS (also the ``status`` object of a snapshot)::
 
-- A snapshot is sent in **parts**: every snapshot message carries ``"part": i`` (1-based) and
-  ``"parts": n``; a small snapshot is ``part 1 of 1``. Every part repeats ``account``, ``seq``,
-  ``as_of`` and ``status``. Part 1 carries every TWAP and fills the rest of its row budget with
-  orders; the other parts carry up to ``rows_per_message`` orders each, in order. The parts of one
-  snapshot are sent consecutively to a socket, with no other message in between. The page collects
-  the parts of one seq and replaces its rows only when all ``n`` arrived; a part of another seq, or
-  out of order (anything but part 1 when no set is pending, or not the next part of the pending
-  set), discards the pending set and the page sends ``resync``. A part 1 always starts a new set.
-- A change larger than ``rows_per_message`` rows (upserts + removes) is published as several
-  consecutive ``diff`` messages, each with its own seq (``seq``, ``seq + 1``, …) and each a valid
-  diff on its own; applying them in order gives the same rows as one big diff would. Diffs have no
-  part fields.
+    {"state": "stale", "reason": "QFEX did not answer within 10 s", "action": "",
+     "as_of": 1764030001.50, "since": 1764029990.0, "next_retry_at": 1764030010.0, "failures": 3}
+
+- ``reason``: what is wrong, in a trader's words, with no countdown in it ("" when live); ``action``:
+  what a person can do about it ("" when nothing: the dashboard retries by itself). The page renders
+  the one countdown from ``next_retry_at``.
+- ``as_of``: time of the last good data (null: none yet); ``since``: when the account entered this
+  state (null when unknown); ``failures``: consecutive failed upstream tries (0 when live).
+
+CLOSED_ROW — an order that left the open book recently, newest first, at most 500 per account, kept
+while the account's feed lives::
+
+    {"id": "<order_id>", "account": 7, "account_label": "Desk A main", "symbol": "AAPL-USD",
+     "side": "BUY", "type": "LIMIT", "price": "187.25", "quantity": "10", "filled": "10",
+     "status": "FILLED", "outcome": "filled" | "cancelled" | "rejected" | "closed",
+     "reason": "plain words", "closed_at": 1764030001.2, "fill_price": "187.20" | null,
+     "client_order_id": "..."}
+
+``outcome`` "closed" means a reconcile proved the order gone without a push saying why.
+
+ORDER_ROW and TWAP_ROW (see :mod:`orders.rows`) may carry ``"refused": "<reason>"`` when the exchange's
+record broke a bound (huge number, long text, big record): only ``id``, ``account`` and ``account_label``
+are then meaningful and the page shows the row as refused. ORDER_ROW's ``placed_at`` is the order's
+placement time when known (the ``update_time`` of its unfilled ``ACK``), else null.
+
+Size limits — every message stays under 512 KiB (``MAX_MESSAGE_BYTES``), counted in encoded bytes, and
+carries at most ``rows_per_message`` rows (``QFEXDASH_WS_ROWS_PER_MESSAGE``, 500 by default): the
+WebSocket server refuses to send a message over its own limit (Daphne: 1 MiB).
+
+- A snapshot is sent in **parts**: every snapshot message carries ``"part": i`` (1-based), ``"parts": n``
+  and ``totals`` (the whole snapshot's row counts, so a page can say "Loading 1,500 of 4,000 orders");
+  a small snapshot is ``part 1 of 1``. Every part repeats ``account``, ``seq``, ``as_of``, ``status``
+  and ``totals``. Order, TWAP and closed rows may be in any part; the page concatenates them. The
+  parts of one snapshot are sent consecutively to a socket, with no other message in between. The
+  page collects the parts of one seq and replaces its rows only when all ``n`` arrived; a part of
+  another seq, or out of order (anything but part 1 when no set is pending, or not the next part of
+  the pending set), discards the pending set and the page sends ``resync``. A part 1 always starts a
+  new set.
+- A change larger than one message is published as several consecutive ``diff`` messages, each with
+  its own seq (``seq``, ``seq + 1``, …) and each a valid diff on its own; applying them in order gives
+  the same rows as one big diff would. Diffs have no part fields.
 
 Rules:
 
@@ -48,15 +73,16 @@ Rules:
   current seq (the page replaces its rows and continues from it); a status carries the current seq
   and never advances it. A diff whose seq is not ``last_seq + 1`` is a gap: the page sends
   ``resync`` and ignores diffs until the next snapshot. The server never sends a socket a diff whose
-  seq is at or below the seq of the snapshot it already sent that socket.
+  seq is at or below the seq of the snapshot it already sent that socket, nor a status older than
+  that snapshot.
 - Seq numbers of an account start from the wall clock in milliseconds when its feed starts, so a
-  restarted feed (or, later, a new owner process) continues *above* any seq a page has seen.
-- ``as_of`` of a snapshot/diff is when the data was fetched from QFEX; ``status.as_of`` is the time
-  of the last good data (``null`` when there is none yet).
-- ``state`` ∈ ``connecting`` (no data yet), ``live``, ``stale`` (upstream failing; data kept),
-  ``error`` (needs a person: key rejected, secret unreadable, account disabled), ``idle`` (nobody
-  watching).
-- When a fetch finds nothing changed, the feed publishes a small ``status`` (state ``live``, fresh
+  restarted feed (or a new owner process) continues *above* any seq a page has seen.
+- ``as_of`` of a snapshot/diff is when the data was fetched from QFEX (or the push arrived);
+  ``status.as_of`` is the time of the last good data (``null`` when there is none yet).
+- ``state`` ∈ ``connecting`` (no data yet), ``live``, ``stale`` (upstream failing; data kept, retried
+  by itself), ``error`` (needs a person — key rejected, secret unreadable, account disabled, an
+  exchange refusal such as KYC — or too many failed tries in a row), ``idle`` (nobody watching).
+- When a reconcile finds nothing changed, the feed publishes a small ``status`` (state ``live``, fresh
   ``as_of``) instead of a diff: a heartbeat that keeps the page's freshness indicator honest.
 
 Browser → server::
@@ -143,9 +169,34 @@ class Status:
     reason: str = ""
     as_of: float | None = None  # time of the last good data
     next_retry_at: float | None = None
+    since: float | None = None  # when the account entered this state
+    action: str = ""  # what a person can do about it; "" when the dashboard retries by itself
+    failures: int = 0  # consecutive failed upstream tries
 
     def as_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "reason": self.reason, "as_of": self.as_of, "next_retry_at": self.next_retry_at}
+        return {
+            "state": self.state,
+            "reason": self.reason,
+            "action": self.action,
+            "as_of": self.as_of,
+            "since": self.since,
+            "next_retry_at": self.next_retry_at,
+            "failures": self.failures,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Status:
+        """The inverse of :meth:`as_dict`, tolerant of the older shape without ``since``/``action``/``failures``."""
+        failures = data.get("failures")
+        return cls(
+            str(data["state"]),
+            str(data.get("reason") or ""),
+            data.get("as_of"),
+            data.get("next_retry_at"),
+            data.get("since"),
+            str(data.get("action") or ""),
+            failures if isinstance(failures, int) and not isinstance(failures, bool) else 0,
+        )
 
 
 DEFAULT_ROWS_PER_MESSAGE = 500
@@ -161,8 +212,13 @@ def snapshot_message(
     *,
     part: int = 1,
     parts: int = 1,
+    closed: Iterable[dict] = (),
+    totals: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """One snapshot message (one part of a snapshot; see :func:`snapshot_messages` for the split)."""
+    order_list, twap_list, closed_list = list(orders), list(twaps), list(closed)
+    if totals is None:
+        totals = {"orders": len(order_list), "twaps": len(twap_list), "closed": len(closed_list)}
     return {
         "type": SNAPSHOT,
         "account": account,
@@ -171,8 +227,10 @@ def snapshot_message(
         "part": part,
         "parts": parts,
         "status": status.as_dict(),
-        "orders": list(orders),
-        "twaps": list(twaps),
+        "totals": dict(totals),
+        "orders": order_list,
+        "twaps": twap_list,
+        "closed": closed_list,
     }
 
 
@@ -189,12 +247,21 @@ def snapshot_messages(
     remaining orders ``rows_per_message`` at a time."""
     limit = max(1, rows_per_message)
     order_list, twap_list = list(orders), list(twaps)
+    totals = {"orders": len(order_list), "twaps": len(twap_list), "closed": 0}
     first = max(0, limit - len(twap_list))
     chunks = [order_list[:first]] + [order_list[i : i + limit] for i in range(first, len(order_list), limit)]
     parts = len(chunks)
     return [
         snapshot_message(
-            account, seq, as_of, status, chunk, twap_list if index == 0 else (), part=index + 1, parts=parts
+            account,
+            seq,
+            as_of,
+            status,
+            chunk,
+            twap_list if index == 0 else (),
+            part=index + 1,
+            parts=parts,
+            totals=totals,
         )
         for index, chunk in enumerate(chunks)
     ]
@@ -209,6 +276,7 @@ def diff_message(
     upsert_twaps: Iterable[dict] = (),
     remove_orders: Iterable[str] = (),
     remove_twaps: Iterable[str] = (),
+    closed: Iterable[dict] = (),
 ) -> dict[str, Any]:
     return {
         "type": DIFF,
@@ -217,6 +285,7 @@ def diff_message(
         "as_of": as_of,
         "upsert": {"orders": list(upsert_orders), "twaps": list(upsert_twaps)},
         "remove": {"orders": list(remove_orders), "twaps": list(remove_twaps)},
+        "closed": list(closed),
     }
 
 

@@ -14,8 +14,22 @@ from orders.simulator import SimAccount, Simulator
 
 
 def test_messages_have_the_documented_shapes() -> None:
-    status = lp.Status("stale", "QFEX did not answer within 10 s; next try in 4 s.", 1764030000.12, 1764030010.0)
-    snapshot = orjson.loads(lp.encode(lp.snapshot_message(7, 42, 1764030000.12, status, [{"id": "a"}], [])))
+    status = lp.Status(
+        "stale", "QFEX did not answer within 10 s", 1764030000.12, 1764030010.0, since=1764029990.0, failures=3
+    )
+    status_fields = {
+        "state": "stale",
+        "reason": status.reason,
+        "action": "",
+        "as_of": 1764030000.12,
+        "since": 1764029990.0,
+        "next_retry_at": 1764030010.0,
+        "failures": 3,
+    }
+    closed = [{"id": "c", "outcome": "filled"}]
+    snapshot = orjson.loads(
+        lp.encode(lp.snapshot_message(7, 42, 1764030000.12, status, [{"id": "a"}], [], closed=closed))
+    )
     assert snapshot == {
         "type": "snapshot",
         "account": 7,
@@ -23,10 +37,13 @@ def test_messages_have_the_documented_shapes() -> None:
         "as_of": 1764030000.12,
         "part": 1,
         "parts": 1,
-        "status": {"state": "stale", "reason": status.reason, "as_of": 1764030000.12, "next_retry_at": 1764030010.0},
+        "status": status_fields,
+        "totals": {"orders": 1, "twaps": 0, "closed": 1},
         "orders": [{"id": "a"}],
         "twaps": [],
+        "closed": closed,
     }
+    assert lp.Status.from_dict(snapshot["status"]) == status
     diff = orjson.loads(lp.encode(lp.diff_message(7, 43, 1.5, upsert_orders=[{"id": "b"}], remove_twaps=["t"])))
     assert diff == {
         "type": "diff",
@@ -35,15 +52,13 @@ def test_messages_have_the_documented_shapes() -> None:
         "as_of": 1.5,
         "upsert": {"orders": [{"id": "b"}], "twaps": []},
         "remove": {"orders": [], "twaps": ["t"]},
+        "closed": [],
     }
     assert orjson.loads(lp.encode(lp.status_message(7, 43, status))) == {
         "type": "status",
         "account": 7,
         "seq": 43,
-        "state": "stale",
-        "reason": status.reason,
-        "as_of": 1764030000.12,
-        "next_retry_at": 1764030010.0,
+        **status_fields,
     }
     assert orjson.loads(lp.encode(lp.error_message(None, lp.TOO_LARGE, "too big"))) == {
         "type": "error",
