@@ -137,7 +137,7 @@ class Book:
 
 
 def page_reply(shape: str, orders: Sequence[dict], twaps: Sequence[dict]) -> dict[str, Any]:
-    """A get_user_orders reply in one of the shapes QFEX has used (protocol doc §3.2)."""
+    """A get_user_orders reply in one of the shapes QFEX has used (docs/qfex-protocol.md §3.2)."""
     if shape == "legacy":
         legacy = [{k: o[k] for k in LEGACY_ORDER_FIELDS if k in o} for o in orders]
         return {"user_orders": legacy, "count": len(legacy)}
