@@ -526,21 +526,36 @@ class Simulator:
             self._pace_changed.set()
 
     async def _pace_loop(self) -> None:
+        """`pace` events per second on a fixed schedule: time spent serving clients (or a busy machine)
+        delays an event but does not lower the rate. Events that fell due meanwhile run together, up to a
+        second's worth; a longer stall is dropped rather than replayed as a burst."""
         assert self._pace_changed is not None
+        loop = asyncio.get_running_loop()
+        due_at: float | None = None
         while True:
             self._pace_changed.clear()
             if self._pace <= 0:
+                due_at = None
                 await self._pace_changed.wait()
                 continue
+            interval = 1.0 / self._pace
+            if due_at is None:
+                due_at = loop.time() + interval
             try:
-                async with asyncio.timeout(1.0 / self._pace):
+                async with asyncio.timeout(max(0.0, due_at - loop.time())):
                     await self._pace_changed.wait()
-                continue  # the pace changed: start a new interval at the new rate
+                due_at = None  # the pace changed: start a new schedule at the new rate
+                continue
             except TimeoutError:
                 pass
+            late = loop.time() - due_at
+            count = min(1 + int(late / interval), max(1, math.ceil(self._pace)))
             with self._lock:
-                pushes = self._market.step(1)
+                pushes = self._market.step(count)
             self._publish(pushes)
+            due_at += count * interval
+            if loop.time() - due_at > 1.0:
+                due_at = loop.time() + interval
 
     def _publish_threadsafe(self, pushes: list[Push]) -> None:
         if pushes:
