@@ -245,10 +245,11 @@ def _prepare_database(env: dict[str, str], sim: Simulator, accounts: Sequence[Si
 
 
 @contextmanager
-def live_site(accounts: Sequence[SimAccount], *, seed: int = 21) -> Iterator[Site]:
-    """A simulator serving ``accounts`` and qfexdash in Daphne with one qfexdash account per key."""
+def live_site(accounts: Sequence[SimAccount], *, seed: int = 21, **simulator: Any) -> Iterator[Site]:
+    """A simulator serving ``accounts`` (``simulator``: more of its constructor's arguments) and qfexdash in
+    Daphne with one qfexdash account per key."""
     with (
-        TimedSimulator(list(accounts), seed=seed) as sim,
+        TimedSimulator(list(accounts), seed=seed, **simulator) as sim,
         tempfile.TemporaryDirectory(prefix="qfexdash-bench-") as folder,
     ):
         env = _server_env(Path(folder))
