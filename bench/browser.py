@@ -1,7 +1,7 @@
 """P7: the live page in headless Chromium with 10 000 orders — first render, click-to-sorted, 100-row diffs.
 
 The page is the real ``templates/orders/live.html`` with the real ``static/`` files, served the way the
-browser tests serve it (``tests/browser/harness.py``: a small HTTP server, and a WebSocket server that
+browser tests serve it (``bench/livepage.py``: a small HTTP server, and a WebSocket server that
 sends nothing, so the page's socket opens and stays quiet). Messages are handed to the page through its
 hook ``window.qfexLive.applyMessage``; every measurement runs inside the page with ``performance.now()``:
 
@@ -21,11 +21,10 @@ import json
 import statistics
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
+from bench.chromium import CHROMIUM, CHROMIUM_ARGS, chromium_missing
 from bench.stats import p95, summary_ms, verdict
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
 ROWS_PER_MESSAGE = 500  # the server's default QFEXDASH_WS_ROWS_PER_MESSAGE: snapshots come in parts this big
 DIFF_ROWS = 100
@@ -72,8 +71,9 @@ SORTED_BY = """([field, dir]) => {
 
 def p7(samples: int, rows: int = 10_000) -> list[str]:
     """Browser figures for the live page with ``rows`` orders; 'skipped' lines when Chromium is missing."""
-    if not Path(CHROMIUM).exists():
-        return [f"P7 skipped: Chromium not found at {CHROMIUM} (install it, or set QFEXDASH_CHROMIUM)"]
+    missing = chromium_missing()
+    if missing:
+        return [f"P7 skipped: {missing}"]
     from playwright.sync_api import sync_playwright
 
     loads = max(3, samples // 4)
@@ -98,7 +98,7 @@ def p7(samples: int, rows: int = 10_000) -> list[str]:
 @contextmanager
 def _page_servers() -> Iterator[str]:
     """The live page (real template and static files) and a quiet socket for it; the page's URL."""
-    from tests.browser.harness import FakeLiveServer, PageServer, render_live_page
+    from bench.livepage import FakeLiveServer, PageServer, render_live_page
 
     ws = FakeLiveServer()
     try:
@@ -118,7 +118,7 @@ def _open(page: Any, url: str) -> None:
 
 
 def _measure(page: Any, url: str, rows: int, loads: int, repeats: int) -> dict[str, Any]:
-    from tests.browser.harness import ACCOUNT, AS_OF, live_status, order_row
+    from bench.livepage import ACCOUNT, AS_OF, live_status, order_row
 
     base = [order_row(i, price=f"{(i * 7919) % 10007}.5") for i in range(rows)]
     # As the server sends a snapshot: in parts (when the page knows parts), each a full message.

@@ -3,7 +3,7 @@
 The site is the scale-out setup of docs/deployment.md: a throwaway PostgreSQL database on this machine's
 server, Redis under a key prefix of its own, two Daphne processes with ``REDIS_URL`` set and otherwise the
 project's default settings (reconcile 5 s, coalescing 0.5 s, lease 6 s), built by
-:class:`tests.services.harness.ClusterSite`. The simulator runs in this process and notes when each
+:class:`bench.cluster_site.ClusterSite`. The simulator runs in this process and notes when each
 ``get_user_orders`` answer left it (:class:`bench.live.TimedSimulator`); viewers are the same asyncio
 browser sockets as ``bench/live.py``, spread evenly over the two processes. Only one process owns the
 account's upstream session; viewers on the other process get the owner's diffs straight from the
@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.cluster_site import ClusterSite, services_problem
 from bench.live import (
     SPACING,
     Changer,
@@ -43,10 +44,9 @@ from bench.live import (
 )
 from bench.stats import summary_ms, verdict
 from orders.simulator import SimAccount
-from tests.services.harness import ClusterSite, services_problem
 
 PROCESSES = 2
-# The project's defaults (the harness's are tuned for quick tests), quiet logs.
+# The project's defaults (ClusterSite's are tuned for quick tests), quiet logs.
 DEFAULT_SETTINGS = {
     "QFEXDASH_RECONCILE_SECONDS": "5",
     "QFEXDASH_LEASE_SECONDS": "6",

@@ -46,11 +46,9 @@ from cryptography.fernet import Fernet
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from bench.site import base_env, loopback_listener, migrate, run_setup, sqlite_url, start_daphne, stop_daphne
 from bench.stats import goal_p95_ms, summary_ms, verdict
 from orders.simulator import SimAccount, Simulator
-from tests.daphne import DAPHNE as DAPHNE
-from tests.daphne import ROOT as ROOT
-from tests.daphne import base_env, loopback_listener, migrate, run_setup, sqlite_url, start_daphne, stop_daphne
 
 PATIENCE = 30.0  # seconds any single wait may take before the benchmark gives up
 # Changes are spaced by more than the feed's coalescing window (0.5 s by default), so each change
@@ -247,10 +245,11 @@ def _prepare_database(env: dict[str, str], sim: Simulator, accounts: Sequence[Si
 
 
 @contextmanager
-def live_site(accounts: Sequence[SimAccount], *, seed: int = 21) -> Iterator[Site]:
-    """A simulator serving ``accounts`` and qfexdash in Daphne with one qfexdash account per key."""
+def live_site(accounts: Sequence[SimAccount], *, seed: int = 21, **simulator: Any) -> Iterator[Site]:
+    """A simulator serving ``accounts`` (``simulator``: more of its constructor's arguments) and qfexdash in
+    Daphne with one qfexdash account per key."""
     with (
-        TimedSimulator(list(accounts), seed=seed) as sim,
+        TimedSimulator(list(accounts), seed=seed, **simulator) as sim,
         tempfile.TemporaryDirectory(prefix="qfexdash-bench-") as folder,
     ):
         env = _server_env(Path(folder))

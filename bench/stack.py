@@ -2,7 +2,7 @@
 
 Nothing here imports Django: the site is prepared by ``manage.py`` subprocesses with the same environment
 Daphne gets, so the benchmark process shares no database connection or setting with the server. Starting,
-stopping and preparing Daphne is :mod:`tests.daphne`'s, shared with the tests.
+stopping and preparing Daphne is :mod:`bench.site`'s, shared with the tests.
 
 - :func:`prepare_site` — a fresh SQLite database (``migrate``), a team with exchange accounts pointing at a
   simulator, viewer users with logged-in sessions.
@@ -38,12 +38,10 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from bench.site import base_env, loopback_listener, manage, migrate, run_setup, sqlite_url, start_daphne, stop_daphne
 from orders.qfex.records import parse_order, parse_twap
 from orders.rows import order_rows, twap_rows
 from orders.simulator import SimAccount, Simulator
-from tests.daphne import DAPHNE as DAPHNE
-from tests.daphne import ROOT as ROOT
-from tests.daphne import base_env, loopback_listener, manage, migrate, run_setup, sqlite_url, start_daphne, stop_daphne
 
 # Variables of the caller's environment that must not leak into the server under test.
 _DROPPED_ENV_PREFIXES = ("QFEX", "DATABASE", "REDIS", "CHANNEL_LAYER", "DEBUG", "LOG_LEVEL", "DJANGO_", "TEST_")

@@ -6,6 +6,7 @@ value stops the process at start with a message that names the variable and says
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -113,3 +114,22 @@ def env_origins(name: str, environ: Mapping[str, str] | None = None) -> list[str
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or "*" in origin:
             raise ImproperlyConfigured(f"{name} must list exact origins like https://desk.example.com, not {origin!r}.")
     return [origin.rstrip("/") for origin in origins]
+
+
+def env_networks(
+    name: str, default: str, environ: Mapping[str, str] | None = None
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated networks in CIDR form (``10.0.0.0/8``, ``::1/128``; a bare address is one host).
+    Host bits set after the prefix (``10.0.0.1/8``) are refused as a probable typo. Empty: none."""
+    value = _raw(name, environ)
+    items = [item.strip() for item in (default if value is None else value).split(",") if item.strip()]
+    networks = []
+    for item in items:
+        try:
+            networks.append(ipaddress.ip_network(item, strict=True))
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"{name} must list networks like 127.0.0.0/8 or ::1/128, separated by commas;"
+                f" {item!r} is not one ({exc})."
+            ) from None
+    return tuple(networks)

@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from qfexdash.env import env_bool, env_float, env_int, env_list, env_origins, env_str, env_url
+from qfexdash.env import env_bool, env_float, env_int, env_list, env_networks, env_origins, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -192,6 +192,9 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Prometheus scrapes each process directly over plain HTTP on loopback (orders/metrics.py refuses anything
+# that came through the proxy): redirecting it to HTTPS would only break the scrape.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
@@ -234,6 +237,9 @@ QFEXDASH_WS_ROWS_PER_MESSAGE = env_int("QFEXDASH_WS_ROWS_PER_MESSAGE", 500, mini
 # Largest frame a browser may send, and how many frames per 10 s.
 QFEXDASH_WS_MAX_FRAME_BYTES = env_int("QFEXDASH_WS_MAX_FRAME_BYTES", 4096, minimum=256)
 QFEXDASH_WS_RATE = env_int("QFEXDASH_WS_RATE", 20, minimum=1)
+# Who may read GET /metrics (Prometheus text): comma-separated CIDRs matched against REMOTE_ADDR; others
+# get 404. Scrape each process directly, not through the proxy (docs/deployment.md). Empty: nobody.
+QFEXDASH_METRICS_ALLOW = env_networks("QFEXDASH_METRICS_ALLOW", "127.0.0.0/8,::1/128")
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

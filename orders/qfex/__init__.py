@@ -1,6 +1,6 @@
 """QFEX trade WebSocket client for a read-only dashboard. Imports nothing from Django.
 
-See ``/work/shared/docs/qfex-protocol.md`` for the protocol and the module docstrings for the
+See ``docs/qfex-protocol.md`` for the protocol and the module docstrings for the
 decisions: ``session`` (reply matching, stale replies), ``transport`` (deadlines, size cap, no
 redirects), ``paging`` (offset paging while the book changes), ``messages`` (the allow-list).
 """

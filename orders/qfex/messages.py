@@ -87,7 +87,7 @@ def unsubscribe_message(channels: list[str]) -> dict:
 # Incoming frames
 # ---------------------------------------------------------------------------------------------------
 
-# Reply keys, recognised in this order. Replies carry no request id (qfex-protocol.md §3.2), so the
+# Reply keys, recognised in this order. Replies carry no request id (docs/qfex-protocol.md §3.2), so the
 # top-level key is all there is to match a reply to its request.
 REPLY_KEYS = ("authenticated", "subscribed", "unsubscribed", "all_orders_response", "user_orders")
 LEGACY_AUTH_REPLY = "auth_result"  # {"type": "auth", "result": "success"}

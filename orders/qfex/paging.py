@@ -1,6 +1,6 @@
 """``fetch_open_orders``: every open order and active TWAP of an account, paged with ``limit``/``offset``.
 
-QFEX has no snapshot cursor (qfex-protocol.md §3.7), and the book may change between pages. Two
+QFEX has no snapshot cursor (docs/qfex-protocol.md §3.7), and the book may change between pages. Two
 problems follow, and this is how they are handled:
 
 1. **Knowing where the list ends.** A page shorter than asked is the end of the list only if the

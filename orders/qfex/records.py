@@ -1,7 +1,7 @@
 """Typed, tolerant records for QFEX orders and TWAPs, and the parsing of ``get_user_orders`` replies.
 
 Every field is optional: QFEX's documentation is incomplete and has changed shape several times
-(qfex-protocol.md §3), so a missing field, or one of the wrong type, becomes ``None`` while the object
+(docs/qfex-protocol.md §3), so a missing field, or one of the wrong type, becomes ``None`` while the object
 as received stays in ``raw``. Numbers are ``Decimal`` exactly as sent. Unknown fields go to ``extra``.
 """
 
@@ -306,7 +306,7 @@ _KNOWN_REPLY_BODY_KEYS = frozenset({"orders", "twaps", "stop_orders", "timestamp
 
 
 def parse_orders_page(message: Mapping[str, Any]) -> Page:
-    """Parse a ``get_user_orders`` reply in any known shape (qfex-protocol.md §3.2).
+    """Parse a ``get_user_orders`` reply in any known shape (docs/qfex-protocol.md §3.2).
 
     Accepts ``{"all_orders_response": {"orders", "twaps"?, "stop_orders"?}}`` and the original
     ``{"user_orders": [...], "count": n}``. Items that are not objects are skipped and counted.

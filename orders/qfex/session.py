@@ -1,7 +1,7 @@
 """One authenticated connection to the QFEX trade WebSocket: auth, subscribe, ``get_user_orders``, pushes.
 
 Matching replies. QFEX replies carry no request id; a reply is recognised only by its top-level key
-(qfex-protocol.md §3.2). So the session keeps one request in flight and, while waiting, sorts every
+(docs/qfex-protocol.md §3.2). So the session keeps one request in flight and, while waiting, sorts every
 incoming frame:
 
 * the expected reply key → the answer;

@@ -1,4 +1,4 @@
-"""HMAC-SHA256 signing of the QFEX ``auth`` message (qfex-protocol.md §2.2).
+"""HMAC-SHA256 signing of the QFEX ``auth`` message (docs/qfex-protocol.md §2.2).
 
 The signed text is ``f"{nonce}:{unix_ts}"`` with the timestamp as a plain base-10 integer of seconds;
 the key is the secret string's UTF-8 bytes; the digest is lowercase hex.

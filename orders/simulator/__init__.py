@@ -7,7 +7,8 @@ F1-F12 of the design at run time. It imports nothing from Django.
 """
 
 from .accounts import DEMO_ACCOUNTS, SimAccount, accounts_from_json
+from .events import OrderEvent
 from .faults import Faults
 from .server import ALLOWED_TYPES, Simulator
 
-__all__ = ["ALLOWED_TYPES", "DEMO_ACCOUNTS", "Faults", "SimAccount", "Simulator", "accounts_from_json"]
+__all__ = ["ALLOWED_TYPES", "DEMO_ACCOUNTS", "Faults", "OrderEvent", "SimAccount", "Simulator", "accounts_from_json"]

@@ -1,4 +1,4 @@
-"""QFEX HMAC authentication as the exchange checks it (protocol doc §2).
+"""QFEX HMAC authentication as the exchange checks it (docs/qfex-protocol.md §2).
 
 signature = lowercase hex HMAC-SHA256(secret as UTF-8, f"{nonce}:{unix_ts}"). The server also checks the
 timestamp (±300 s), the nonce (hex, at most 100 characters, unused by that key for 15 minutes) and that an

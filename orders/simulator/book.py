@@ -7,6 +7,11 @@ through `Decimal`, so they serialise as clean JSON numbers such as 187.25 or 0.5
 
 Orders and TWAPs are kept as the plain dicts sent on the wire (the current shape); a `Market` is not
 thread-safe, the simulator serialises access with a lock.
+
+Page order: `get_user_orders` pages through a book in insertion order by default (a modified order keeps
+its place). QFEX does not document its order; with `page_order="updated"` pages list the latest update
+first, so an order that fills or is modified while a client pages jumps to offset 0 (docs/qfex-protocol.md
+§3.7).
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from typing import Any
 import orjson
 
 from .accounts import SimAccount
+from .events import EventLog
 
 PAGE_CAP = 1000
+PAGE_ORDERS = ("insertion", "updated")
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,9 @@ _FREE_TEXT_IDS = ("scalp AAPL #3", "désk β / ladder 2", "tp+sl 50%", "night ru
 _TWAP_INTERVALS = (30, 60, 120, 300)
 _EVENT_KINDS = ("new", "partial_fill", "modify", "cancel", "full_fill", "twap")
 _EVENT_WEIGHTS = (25, 20, 15, 15, 10, 15)
+# The share of activity events that change an order (and push); the rest advance TWAPs, which push nothing.
+# A benchmark that wants N order events per second sets the pace to N / ORDER_EVENT_SHARE.
+ORDER_EVENT_SHARE = 1 - _EVENT_WEIGHTS[_EVENT_KINDS.index("twap")] / sum(_EVENT_WEIGHTS)
 _MAX_CACHED_PAGES = 32
 
 
@@ -109,10 +119,24 @@ class Book:
         self.recently_removed: deque[dict[str, Any]] = deque(maxlen=20)
         self.version = 0
         self._pages: dict[tuple[Any, ...], bytes] = {}
+        self._by_update: list[dict[str, Any]] | None = None
 
     def changed(self) -> None:
         self.version += 1
         self._pages.clear()
+        self._by_update = None
+
+    def ordered(self, page_order: str = "insertion") -> list[dict[str, Any]]:
+        """The open orders in the order pages list them (see the module docstring); not a copy."""
+        if page_order == "insertion":
+            return self.orders
+        if page_order != "updated":
+            raise ValueError(f"page_order must be one of {', '.join(PAGE_ORDERS)}")
+        if self._by_update is None:
+            # Newest update first; among equal times the later-added order first. Cached until the next change.
+            ranked = sorted(enumerate(self.orders), key=lambda item: (_sort_time(item[1]), item[0]), reverse=True)
+            self._by_update = [order for _, order in ranked]
+        return self._by_update
 
     def index_of(self, order_id: str) -> int | None:
         for index, order in enumerate(self.orders):
@@ -120,24 +144,37 @@ class Book:
                 return index
         return None
 
-    def select(self, limit: int, offset: int, symbol: str | None) -> tuple[list[dict], list[dict]]:
-        orders = self.orders if symbol is None else [o for o in self.orders if o.get("symbol") == symbol]
+    def select(
+        self, limit: int, offset: int, symbol: str | None, page_order: str = "insertion"
+    ) -> tuple[list[dict], list[dict]]:
+        listed = self.ordered(page_order)
+        orders = listed if symbol is None else [o for o in listed if o.get("symbol") == symbol]
         twaps = self.twaps if symbol is None else [t for t in self.twaps if t.get("symbol") == symbol]
         return orders[offset : offset + limit], twaps
 
-    def page_bytes(self, shape: str, limit: int, offset: int, symbol: str | None) -> bytes:
+    def page_bytes(
+        self, shape: str, limit: int, offset: int, symbol: str | None, page_order: str = "insertion"
+    ) -> bytes:
         """The serialised get_user_orders reply, cached until the book next changes."""
-        key = (shape, limit, offset, symbol)
+        key = (shape, limit, offset, symbol, page_order)
         cached = self._pages.get(key)
         if cached is None:
             if len(self._pages) >= _MAX_CACHED_PAGES:
                 self._pages.clear()
-            cached = self._pages[key] = orjson.dumps(page_reply(shape, *self.select(limit, offset, symbol)))
+            selected = self.select(limit, offset, symbol, page_order)
+            cached = self._pages[key] = orjson.dumps(page_reply(shape, *selected))
         return cached
 
 
+def _sort_time(order: Mapping[str, Any]) -> float:
+    value = order.get("update_time")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return float("-inf")  # a test may inject odd values: such orders list last
+    return float(value)
+
+
 def page_reply(shape: str, orders: Sequence[dict], twaps: Sequence[dict]) -> dict[str, Any]:
-    """A get_user_orders reply in one of the shapes QFEX has used (protocol doc §3.2)."""
+    """A get_user_orders reply in one of the shapes QFEX has used (docs/qfex-protocol.md §3.2)."""
     if shape == "legacy":
         legacy = [{k: o[k] for k in LEGACY_ORDER_FIELDS if k in o} for o in orders]
         return {"user_orders": legacy, "count": len(legacy)}
@@ -149,8 +186,17 @@ def page_reply(shape: str, orders: Sequence[dict], twaps: Sequence[dict]) -> dic
 class Market:
     """All books of all accounts, with the seeded random source and the virtual clock."""
 
-    def __init__(self, accounts: Iterable[SimAccount], seed: int, epoch: float, event_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        accounts: Iterable[SimAccount],
+        seed: int,
+        epoch: float,
+        event_seconds: float = 1.0,
+        event_log: EventLog | None = None,
+    ) -> None:
         self.rng = random.Random(seed)
+        # Every push is noted here as it is produced (the books' construction pushes nothing).
+        self.event_log = event_log if event_log is not None else EventLog()
         self.now = float(epoch)
         self.event_seconds = event_seconds
         self.events = 0
@@ -274,6 +320,7 @@ class Market:
             elif len(book.orders) > book.target_orders * 3 // 2 + 1 and kind in ("new", "partial_fill", "modify"):
                 kind = "cancel"
             pushes.append(self._order_event(book, kind))
+        self.event_log.record(pushes)
         return pushes
 
     def _order_event(self, book: Book, kind: str) -> Push:
@@ -353,6 +400,7 @@ class Market:
             book.orders.append(order)
             pushes.append(Push(book_id, dict(order)))
         book.changed()
+        self.event_log.record(pushes)
         return pushes
 
     def remove_order(self, book_id: str, order_id: str) -> Push | None:
@@ -363,7 +411,9 @@ class Market:
         order = book.orders.pop(index)
         book.recently_removed.append(dict(order))
         book.changed()
-        return Push(book_id, {**order, "status": "CANCELLED", "update_time": self._stamp(), "trade_id": None})
+        push = Push(book_id, {**order, "status": "CANCELLED", "update_time": self._stamp(), "trade_id": None})
+        self.event_log.record([push])
+        return push
 
     def add_twaps(self, book_id: str, count: int, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
         book = self.books[book_id]

@@ -60,7 +60,7 @@ class Faults:
     # (balance, position, legacy envelope and a stale order_response).
     duplicate_replies: bool = False
     unrelated_frames: bool = False
-    # Wire shapes seen in QFEX's material over time (protocol doc §2.6, §3.2, §3.6).
+    # Wire shapes seen in QFEX's material over time (docs/qfex-protocol.md §2.6, §3.2, §3.6).
     response_shape: str = "current"
     auth_success_shape: str = "current"
     error_shape: str = "nested"

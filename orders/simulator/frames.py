@@ -36,7 +36,7 @@ def incoming_echo(message: Any) -> dict[str, Any] | None:
 def error_frame(
     shape: str, code: str, message: str | None, incoming: dict[str, Any] | None = None, **extra: Any
 ) -> bytes:
-    """`{"err": {...}}` (current) or the older flat `{"type": "error", ...}` (protocol doc §3.6)."""
+    """`{"err": {...}}` (current) or the older flat `{"type": "error", ...}` (docs/qfex-protocol.md §3.6)."""
     body: dict[str, Any] = {"error_code": code, "message": message}
     if incoming is not None:
         body["incoming_message"] = incoming

@@ -1,7 +1,7 @@
 """Per-user rate limiting as a token bucket.
 
 QFEX documents 12 000 weight units per 60 s per user, over all of that user's connections, smoothed with an
-EMA (protocol doc §1.5). The simulator uses a token bucket instead, which is simpler to reason about in tests
+EMA (docs/qfex-protocol.md §1.5). The simulator uses a token bucket instead, which is simpler to reason about in tests
 and gives the same long-run budget: the bucket holds `capacity` units, refills continuously at
 `capacity / window` units per second, and a message is allowed only when its whole weight is available.
 A refused message consumes nothing; its `retry_after` is the time until enough units have refilled.
@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable
 
-# Weights from the current rate-limit page (protocol doc §1.5); anything unlisted weighs DEFAULT_WEIGHT.
+# Weights from the current rate-limit page (docs/qfex-protocol.md §1.5); anything unlisted weighs DEFAULT_WEIGHT.
 DEFAULT_WEIGHTS: dict[str, float] = {
     "auth": 0.0,
     "get_user_orders": 5.0,

@@ -35,7 +35,8 @@ from websockets.http11 import Request, Response
 from . import frames
 from .accounts import DEMO_ACCOUNTS, SimAccount, check_unique
 from .auth import AuthFailed, NonceMemory, authenticate
-from .book import PAGE_CAP, Market, Push, page_reply
+from .book import PAGE_CAP, PAGE_ORDERS, Market, Push, page_reply
+from .events import DEFAULT_SIZE, EventLog, OrderEvent
 from .faults import Faults
 from .ratelimit import DEFAULT_WEIGHT, DEFAULT_WEIGHTS, RateLimiter
 
@@ -158,6 +159,8 @@ class Simulator:
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = None,
         close_timeout: float = 2.0,
+        page_order: str = "insertion",
+        event_log_size: int = DEFAULT_SIZE,
     ) -> None:
         accounts = list(DEMO_ACCOUNTS if accounts is None else accounts)
         check_unique(accounts)
@@ -178,9 +181,13 @@ class Simulator:
         self._close_timeout = close_timeout
         self._pace = _check_non_negative("pace", pace)
         self._page_latency = _check_non_negative("page_latency", page_latency)
+        self._page_order = _check_page_order(page_order)
         epoch = time.time() if epoch is None else epoch
         self._lock = threading.RLock()
-        self._market = Market(accounts, seed, round(epoch, 6), event_seconds=self._event_seconds())
+        self._event_log = EventLog(event_log_size)
+        self._market = Market(
+            accounts, seed, round(epoch, 6), event_seconds=self._event_seconds(), event_log=self._event_log
+        )
         self._nonces = NonceMemory()
         self._limiter = RateLimiter()
         self._requests: Counter[str] = Counter()
@@ -284,6 +291,16 @@ class Simulator:
     def page_latency(self, value: float) -> None:
         self._page_latency = _check_non_negative("page_latency", value)
 
+    @property
+    def page_order(self) -> str:
+        """How get_user_orders lists a book: "insertion" (default; a modified order keeps its place) or
+        "updated" (latest update first, so a filled or modified order jumps to offset 0). Settable at run time."""
+        return self._page_order
+
+    @page_order.setter
+    def page_order(self, value: str) -> None:
+        self._page_order = _check_page_order(value)
+
     def _event_seconds(self) -> float:
         # With a pace, the virtual clock advances about as fast as the wall clock.
         return 1.0 / self._pace if self._pace > 0 else 1.0
@@ -308,7 +325,8 @@ class Simulator:
     def open_orders(self, account_key: str) -> list[dict[str, Any]]:
         """The book's open orders in the order get_user_orders pages through them (current shape)."""
         with self._lock:
-            return [dict(order) for order in self._market.books[self._book_id(account_key)].orders]
+            book = self._market.books[self._book_id(account_key)]
+            return [dict(order) for order in book.ordered(self._page_order)]
 
     def active_twaps(self, account_key: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -369,6 +387,13 @@ class Simulator:
         """How many messages of this `type` were received, over all connections (refused ones included)."""
         with self._lock:
             return self._requests[msg_type]
+
+    def order_events(self, since_ns: int = 0, account_key: str | None = None) -> list[OrderEvent]:
+        """The order_response pushes produced at or after `since_ns` (`time.monotonic_ns()`), of one book
+        (user id, subaccount id or public key) or all, oldest first, each with the moment it was produced
+        (see `orders/simulator/events.py`). Kept for the last `event_log_size` pushes."""
+        book_id = None if account_key is None else self._book_id(account_key)
+        return self._event_log.since(since_ns, book_id)
 
     @property
     def forbidden_received(self) -> list[dict[str, Any]]:
@@ -501,21 +526,36 @@ class Simulator:
             self._pace_changed.set()
 
     async def _pace_loop(self) -> None:
+        """`pace` events per second on a fixed schedule: time spent serving clients (or a busy machine)
+        delays an event but does not lower the rate. Events that fell due meanwhile run together, up to a
+        second's worth; a longer stall is dropped rather than replayed as a burst."""
         assert self._pace_changed is not None
+        loop = asyncio.get_running_loop()
+        due_at: float | None = None
         while True:
             self._pace_changed.clear()
             if self._pace <= 0:
+                due_at = None
                 await self._pace_changed.wait()
                 continue
+            interval = 1.0 / self._pace
+            if due_at is None:
+                due_at = loop.time() + interval
             try:
-                async with asyncio.timeout(1.0 / self._pace):
+                async with asyncio.timeout(max(0.0, due_at - loop.time())):
                     await self._pace_changed.wait()
-                continue  # the pace changed: start a new interval at the new rate
+                due_at = None  # the pace changed: start a new schedule at the new rate
+                continue
             except TimeoutError:
                 pass
+            late = loop.time() - due_at
+            count = min(1 + int(late / interval), max(1, math.ceil(self._pace)))
             with self._lock:
-                pushes = self._market.step(1)
+                pushes = self._market.step(count)
             self._publish(pushes)
+            due_at += count * interval
+            if loop.time() - due_at > 1.0:
+                due_at = loop.time() + interval
 
     def _publish_threadsafe(self, pushes: list[Push]) -> None:
         if pushes:
@@ -811,10 +851,10 @@ class Simulator:
         with self._lock:
             book = self._market.books[session.book_id]
             if faults.oversized_reply_bytes > 0 and not (faults.malformed_json or faults.wrong_schema):
-                reply = frames.padded_reply(page_reply("current", *book.select(limit, offset, symbol)),
-                                            faults.oversized_reply_bytes)  # fmt: skip
+                selected = book.select(limit, offset, symbol, self._page_order)
+                reply = frames.padded_reply(page_reply("current", *selected), faults.oversized_reply_bytes)
             else:
-                reply = book.page_bytes(faults.response_shape, limit, offset, symbol)
+                reply = book.page_bytes(faults.response_shape, limit, offset, symbol, self._page_order)
         if faults.drop_mid_reply:
             session.enqueue(("partial", reply))
             session.closing = True
@@ -830,6 +870,12 @@ class Simulator:
             with self._lock:
                 pushes = self._market.churn(session.book_id, faults.page_mutation)
             self._publish(pushes)
+
+
+def _check_page_order(value: str) -> str:
+    if value not in PAGE_ORDERS:
+        raise ValueError(f"page_order must be one of {', '.join(PAGE_ORDERS)}")
+    return value
 
 
 def _query_api_key(request: Request | None) -> str | None:

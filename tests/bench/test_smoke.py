@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from bench import browser, live
+from bench import browser, event_latency, live
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +29,8 @@ FIGURES: dict[str, tuple[Callable[[], list[str]], str]] = {
     "P4": (lambda: live.p4(1, sockets=4, settle=0.0), "goal ≤ 64 KiB →"),
     "P5": (lambda: live.p5(1), "goal ≤ 2 % →"),
     "P8": (lambda: live.p8(1, window=1.5, viewers=2, first_minute=1.5), "default ≤ 10 %:"),
+    "P9": (lambda: event_latency.p9(4, sizes=(20, 60), pace=10.0), "of QFEX's 12 000 / 60 s — goal ≤ 5 % →"),
+    "P10": (lambda: event_latency.p10(3, accounts=3, rate=3.0, orders=20), "goal p95 ≤ 250 ms →"),
 }
 
 

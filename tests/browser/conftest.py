@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
 
-from tests.browser.harness import FakeLiveServer, Message, PageServer, render_live_page
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from bench.chromium import CHROMIUM, CHROMIUM_ARGS
+from bench.livepage import FakeLiveServer, Message, PageServer, render_live_page
+from tests.chromium import require_chromium
 
 
 # Package scope, not session: Playwright's sync API keeps an event loop running in this thread while

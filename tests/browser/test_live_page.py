@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import LiveSite
-from tests.browser.harness import (
+from bench.livepage import (
     ACCOUNT,
     AS_OF,
     STATIC_DIR,
@@ -23,6 +22,7 @@ from tests.browser.harness import (
     status,
     twap_row,
 )
+from tests.browser.conftest import LiveSite
 
 pytestmark = pytest.mark.browser
 

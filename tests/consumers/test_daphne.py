@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 import websocket
 
-from orders.simulator import SimAccount, Simulator
-from tests.daphne import (
+from bench.site import (
     DAPHNE,
     ROOT,
     base_env,
@@ -33,6 +32,7 @@ from tests.daphne import (
     start_daphne,
     stop_daphne,
 )
+from orders.simulator import SimAccount, Simulator
 from tests.personas import TEST_ENCRYPTION_KEY
 
 PUBLIC_KEY = "qfex_pub_daphne_test"

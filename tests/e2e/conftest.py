@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
+from bench.chromium import CHROMIUM, CHROMIUM_ARGS
 from orders.simulator import Simulator
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.chromium import require_chromium
 from tests.e2e.stack import PATIENCE_MS, Browsing, Site, sign_in, site_env, start_site, stop_site
 from tests.e2e.world import simulator_accounts
 

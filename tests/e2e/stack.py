@@ -21,8 +21,8 @@ from typing import Any
 
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Error, Page
 
+from bench.site import ROOT, base_env, sqlite_url, start_daphne, stop_daphne
 from orders.simulator import Simulator
-from tests.daphne import ROOT, base_env, sqlite_url, start_daphne, stop_daphne
 from tests.e2e.world import public_keys
 from tests.early_env import CLOSED_LOOPBACK_URL, TEST_ENCRYPTION_KEY
 

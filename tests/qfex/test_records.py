@@ -1,4 +1,4 @@
-"""Parsing of every get_user_orders reply shape of qfex-protocol.md §3 into typed records."""
+"""Parsing of every get_user_orders reply shape of docs/qfex-protocol.md §3 into typed records."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Signing of the auth message against the vectors of qfex-protocol.md §2.7."""
+"""Signing of the auth message against the vectors of docs/qfex-protocol.md §2.7."""
 
 from __future__ import annotations
 

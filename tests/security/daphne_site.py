@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.site import base_env, loopback_listener, migrate, run_setup, sqlite_url, start_daphne, stop_daphne
 from orders.simulator import SimAccount, Simulator
-from tests.daphne import base_env, loopback_listener, migrate, run_setup, sqlite_url, start_daphne, stop_daphne
 from tests.early_env import TEST_ENCRYPTION_KEY
 from tests.security.fuzz_browser import Bystander, FuzzReport, Target, run_fuzz
 from tests.security.fuzz_transport import websocket_connector

@@ -20,6 +20,7 @@ from channels.routing import URLRouter
 from channels.sessions import SessionMiddlewareStack
 from django.urls import path
 
+from bench.site import ROOT
 from orders.consumers import AccountStreamConsumer
 from orders.feed import get_feed, shutdown_feed
 from orders.models import ExchangeAccount
@@ -28,7 +29,6 @@ from orders.simulator import SimAccount, Simulator
 from tests.consumers.conftest import PATIENCE, Browser, async_session_cookie, shows_truth, truth
 from tests.personas import *  # noqa: F403  (the persona fixtures)
 from tests.personas import KEYS, point_at
-from tests.services.harness import ROOT
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

@@ -20,15 +20,15 @@ from pathlib import Path
 import pytest
 import websocket
 
+from bench.cluster_site import ClusterSite, Page
 from orders.simulator import SimAccount, Simulator
-from tests.services.harness import ClusterSite, Page
 
 pytestmark = pytest.mark.services
 
 PUBLIC_KEY = "qfex_pub_cluster_test"
 SECRET = "qfex_secret_cluster_test_0123456789"
 PATIENCE = 30.0
-RECONCILE = 1.0  # QFEXDASH_RECONCILE_SECONDS of the site (harness default)
+RECONCILE = 1.0  # QFEXDASH_RECONCILE_SECONDS of the site (ClusterSite's default)
 WINDOW_INTERVALS = 8
 
 

@@ -1,4 +1,4 @@
-"""HMAC authentication as QFEX checks it (protocol doc §2), every refusal reason, and the deadline."""
+"""HMAC authentication as QFEX checks it (docs/qfex-protocol.md §2), every refusal reason, and the deadline."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from .conftest import (
 
 
 def test_signature_matches_the_protocol_test_vector():
-    # V1 of protocol doc §2.7, so the helpers below sign exactly as QFEX expects.
+    # V1 of docs/qfex-protocol.md §2.7, so the helpers below sign exactly as QFEX expects.
     assert (
         sign("qfex_secret_test_0001", "00112233445566778899aabbccddeeff", 1760545414)
         == "641fc06a4d74e4401ab25d6fddc1f633e3af39ef5dccb9736f4de04d122584e4"

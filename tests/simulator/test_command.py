@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
         (["--pace", "-1"], "--pace: must be a number, 0 or more"),
         (["--page-latency", "nan"], "--page-latency: must be a number, 0 or more"),
         (["--seed", "1.5"], "--seed: must be a whole number"),
+        (["--page-order", "random"], "--page-order: invalid choice: 'random'"),
     ],
 )
 def test_bad_arguments_are_command_errors(args: list[str], message: str):

@@ -13,6 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orders.simulator import DEMO_ACCOUNTS, Faults, SimAccount, Simulator, accounts_from_json
+from orders.simulator.book import PAGE_ORDERS
 
 
 def _port(text: str) -> int:
@@ -66,6 +67,12 @@ class Command(BaseCommand):
             "--page-latency", type=_non_negative, default=0.0, help="seconds added before each get_user_orders reply"
         )
         parser.add_argument(
+            "--page-order",
+            choices=PAGE_ORDERS,
+            default="insertion",
+            help="how get_user_orders lists a book: insertion order (default) or latest update first",
+        )
+        parser.add_argument(
             "--fault",
             type=_fault,
             action="append",
@@ -107,6 +114,8 @@ class Command(BaseCommand):
         switched = [f"{name}={getattr(simulator.faults, name)}" for name, _ in options.get("fault", [])]
         if switched:
             self.stdout.write(f"Faults: {', '.join(switched)}")
+        if simulator.page_order != "insertion":
+            self.stdout.write(f"Pages list orders by: {simulator.page_order} (latest update first)")
         self.stdout.write("Press Ctrl+C to stop.")
         self.stdout.flush()
 
@@ -126,6 +135,7 @@ def build_simulator(options: dict[str, Any]) -> Simulator:
             seed=options.get("seed", 7),
             pace=options.get("pace", 1.0),
             page_latency=options.get("page_latency", 0.0),
+            page_order=options.get("page_order", "insertion"),
             port=options.get("port", 8765),
             faults=faults,
         )

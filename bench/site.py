@@ -1,4 +1,6 @@
-"""qfexdash served by a real Daphne subprocess: the pieces every such test and benchmark shares.
+"""qfexdash served by a real Daphne subprocess: the pieces every such benchmark and test shares.
+
+Tests import this module; it never imports ``tests`` (``tests/test_layout.py`` checks that).
 
 Nothing here imports Django: a site is prepared by ``manage.py`` subprocesses run with the same environment
 Daphne gets, so the calling process shares no database connection or setting with the server.

@@ -6,7 +6,8 @@ database and one Redis (each under its own key prefix, so parallel runs never me
 serves a listening socket the harness owns (``--fd``): a process can be killed and restarted on the
 same address. ``Page`` is what the page script does with the messages of one account.
 
-Nothing here imports pytest: the benchmarks (``bench/cluster.py``) use it too.
+Nothing here imports pytest: the services tests (``tests/services/``) and the benchmarks
+(``bench/cluster.py``) share it.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import websocket
 
-from tests.daphne import ROOT as ROOT  # re-exported: tests/services/test_channel_layer.py imports it from here
-from tests.daphne import base_env, loopback_listener, migrate, run_setup, start_daphne, stop_daphne
+from bench.site import base_env, loopback_listener, migrate, run_setup, start_daphne, stop_daphne
 
 # Where this machine's services are; override for another machine.
 POSTGRES_ADMIN_URL = os.environ.get("QFEXDASH_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")

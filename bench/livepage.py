@@ -1,4 +1,4 @@
-"""Test-only servers for the live page's browser tests.
+"""The live page served without Django's site, for the browser tests (``tests/browser``) and P7 (``bench/browser.py``).
 
 - ``FakeLiveServer``: a WebSocket server (the ``websockets`` library, threads) that plays the server side of
   the browser protocol: the test decides what it sends and reads what the page sends back.
@@ -25,7 +25,7 @@ from django.template import Context, Engine
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 STATIC_DIR = ROOT / "static"
 TEMPLATE_DIRS = [Path(__file__).resolve().parent / "templates", ROOT / "templates"]
 
