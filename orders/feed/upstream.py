@@ -1,27 +1,28 @@
 """The feed's blocking work, run only in the feed's bounded thread pool, never on the event loop.
 
-Each function here either reads the database (and closes its connection afterwards, so pool
-threads hold none between jobs) or makes upstream calls through one ``QfexSession`` with the
-session's timeout. The account feed guarantees one job per session at a time.
+Each function here either reads or writes the database (and closes its connection afterwards, so pool
+threads hold none between jobs) or makes upstream calls through one ``QfexSession`` with the session's
+timeout. A job that uses a session holds its reader registration's lock (:mod:`orders.feed.reader`),
+so the session is never used by two threads at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections
 
-from orders import live_protocol as lp
 from orders.qfex import (
     AuthenticationRejected,
     ConnectionFailed,
     ConnectionLost,
     Credentials,
     ExchangeError,
+    Order,
     ProtocolError,
     QfexError,
     QfexSession,
@@ -29,11 +30,14 @@ from orders.qfex import (
     RateLimited,
     fetch_open_orders,
 )
-from orders.rows import Row, RowSet, build_order_rows, build_twap_rows, diff_rows
+from orders.qfex.errors import shorten
+from orders.rows import RowSet, build_order_rows, build_twap_rows
+
+from .state import FetchedBook
 
 logger = logging.getLogger(__name__)
 
-REJECTED_KEY_REASON = "QFEX rejected this API key — an admin must re-enter it."
+REJECTED_KEY_REASON = "QFEX refused this key"
 
 
 class AccountUnavailable(Exception):
@@ -54,6 +58,7 @@ class AccountInfo:
     subaccount_id: str | None
     public_key: str
     fingerprint: str
+    verified: bool  # QFEX has accepted this key at least once
 
 
 def _fingerprint(values: tuple[Any, ...]) -> str:
@@ -85,6 +90,7 @@ def load_account(account_id: int) -> tuple[AccountInfo, Credentials]:
             subaccount_id=account.subaccount_id or None,
             public_key=account.public_key,
             fingerprint=_fingerprint(tuple(getattr(account, name) for name in _FINGERPRINT_FIELDS)),
+            verified=account.last_verified_at is not None,
         )
         return info, credentials
     finally:
@@ -102,9 +108,28 @@ def account_fingerprint(account_id: int) -> str | None:
         connections.close_all()
 
 
-def open_session(info: AccountInfo, credentials: Credentials, timeout: float) -> QfexSession:
-    """Connect, authenticate and subscribe to ``order_responses``; the session is closed on failure."""
+def mark_verified(account_id: int) -> None:
+    """QFEX accepted the account's key (a session authenticated): record it once, as a successful
+    verification would. Only a never-verified account is written."""
+    from django.utils import timezone
+
+    from orders.models import ExchangeAccount
+
+    try:
+        ExchangeAccount.objects.filter(pk=account_id, last_verified_at__isnull=True).update(
+            last_verified_at=timezone.now(), last_error=""
+        )
+    finally:
+        connections.close_all()
+
+
+def open_session(
+    info: AccountInfo, credentials: Credentials, timeout: float, on_push: Callable[[Order], None] | None = None
+) -> QfexSession:
+    """Connect, authenticate and subscribe to ``order_responses``; the session is closed on failure.
+    ``on_push`` receives every push from the start (also those that arrive during the subscribe)."""
     session = QfexSession(info.url, credentials, account_id=info.subaccount_id, timeout=timeout)
+    session.on_push = on_push
     try:
         session.connect()
         session.subscribe(["order_responses"])
@@ -121,107 +146,70 @@ def close_session(session: QfexSession) -> None:
         logger.debug("error while closing a QFEX session", exc_info=True)
 
 
-@dataclass(frozen=True)
-class FetchResult:
-    orders: dict[str, Row]
-    twaps: dict[str, Row]
-    fetched_at: float
-    pages: int
-    changed: bool
-    # The change as encoded diff messages with consecutive seqs from ``next_seq`` (several when it is
-    # larger than ``rows_per_message``); empty when nothing changed.
-    diff_texts: list[str]
-    upserts: int
-    removes: int
-    # The rows with the records they came from: pass them to the next fetch as ``previous_*``.
-    order_set: RowSet = field(default_factory=RowSet)
-    twap_set: RowSet = field(default_factory=RowSet)
-
-
-def fetch_and_diff(
-    session: QfexSession,
-    *,
-    page_size: int,
-    account_id: int,
-    label: str,
-    old_orders: dict[str, Row],
-    old_twaps: dict[str, Row],
-    next_seq: int,
-    rows_per_message: int = lp.DEFAULT_ROWS_PER_MESSAGE,
-    previous_orders: RowSet | None = None,
-    previous_twaps: RowSet | None = None,
-) -> FetchResult:
-    """One full fetch, turned into rows, compared with the previous rows and encoded as diffs.
-
-    Rows, diff and encoding are built here, in the pool, so a 10 000-order book never stalls the
-    event loop. ``old_*`` are only read: the feed replaces its dicts, it never mutates them.
-    ``previous_*``: the last fetch's row sets, whose rows are reused for records that did not change
-    (pass them only when ``old_*`` are their rows).
-    """
+def fetch_book(
+    session: QfexSession, *, page_size: int, account_id: int, label: str, previous: tuple[RowSet, RowSet]
+) -> FetchedBook:
+    """One full fetch (every page), turned into rows in the pool so a 10 000-order book never stalls the
+    event loop. ``previous`` (the feed's current rows, only read here) lets unchanged records keep
+    their row objects, which also makes the merge on the loop cheap (identity compares)."""
     snapshot = fetch_open_orders(session, page_size=page_size)
-    order_set = build_order_rows(snapshot.orders, account_id, label, previous_orders)
-    twap_set = build_twap_rows(snapshot.twaps, account_id, label, previous_twaps)
-    orders, twaps = order_set.rows, twap_set.rows
-    order_upserts, order_removes = diff_rows(old_orders, orders)
-    twap_upserts, twap_removes = diff_rows(old_twaps, twaps)
-    changed = bool(order_upserts or order_removes or twap_upserts or twap_removes)
-    texts = []
-    if changed:
-        messages = lp.diff_messages(
-            account_id,
-            next_seq,
-            snapshot.fetched_at,
-            upsert_orders=order_upserts,
-            upsert_twaps=twap_upserts,
-            remove_orders=order_removes,
-            remove_twaps=twap_removes,
-            rows_per_message=rows_per_message,
-        )
-        texts = [lp.encode(message) for message in messages]
-    return FetchResult(
-        orders=orders,
-        twaps=twaps,
-        fetched_at=snapshot.fetched_at,
-        pages=snapshot.pages,
-        changed=changed,
-        diff_texts=texts,
-        upserts=len(order_upserts) + len(twap_upserts),
-        removes=len(order_removes) + len(twap_removes),
-        order_set=order_set,
-        twap_set=twap_set,
-    )
-
-
-def listen(session: QfexSession, timeout: float) -> int:
-    """Wait up to ``timeout`` for ``order_response`` pushes; the number received.
-
-    Raises ``ConnectionLost`` when the session ended (QFEX closes sessions at a maximum lifetime).
-    """
-    pushes = session.wait_for_pushes(timeout)
-    if not pushes and session.closed:
-        raise ConnectionLost("the QFEX session closed")
-    return len(pushes)
-
-
-def encode_snapshot(
-    account_id: int,
-    seq: int,
-    as_of: float | None,
-    status: lp.Status,
-    orders: dict[str, Row],
-    twaps: dict[str, Row],
-    rows_per_message: int = lp.DEFAULT_ROWS_PER_MESSAGE,
-) -> list[str]:
-    """The snapshot's parts, each encoded (see :func:`orders.live_protocol.snapshot_messages`)."""
-    messages = lp.snapshot_messages(account_id, seq, as_of, status, orders.values(), twaps.values(), rows_per_message)
-    return [lp.encode(message) for message in messages]
+    orders = build_order_rows(snapshot.orders, account_id, label, previous[0])
+    twaps = build_twap_rows(snapshot.twaps, account_id, label, previous[1])
+    return FetchedBook(orders, twaps, snapshot.fetched_at, snapshot.pages)
 
 
 # --- plain words for failures ---------------------------------------------------------------------
 
+# Exchange error codes that no retry can fix: a person must act in QFEX's web app (qfex-protocol.md §3.6).
+NEEDS_A_PERSON_CODES = {
+    "KycRequired": "Complete identity verification (KYC) for this account in QFEX's web app.",
+    "TncRequired": "Accept QFEX's terms and conditions for this account in QFEX's web app.",
+    "PermissionDenied": "Check in QFEX's web app that this API key may read the account's orders.",
+}
+_KEY_ACTION = (
+    "Check the key pair in QFEX's web app (it may be revoked or mistyped) and enter it again under My accounts, "
+    "or ask a team admin; also check this server's clock."
+)
 
-def failure_cause(exc: BaseException, timeout: float) -> str:
-    """What went wrong, in words a trader understands (no "next try" part)."""
+
+class SessionRefused(QfexError):
+    """QFEX closed the session right after accepting the login, twice in a row: treated as a refused key."""
+
+    default_user_message = "QFEX refused this key"
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """A failure in words: what is wrong, what a person can do ("" when retrying is all it takes), and
+    whether retrying can help at all (``fatal``: only on the slow auth cadence or after a change)."""
+
+    reason: str
+    action: str = ""
+    fatal: bool = False
+
+
+def describe_failure(exc: BaseException, timeout: float) -> Trouble:
+    """What went wrong, in words a trader understands (no countdown: the page shows one)."""
+    from orders.encryption import SecretUnreadable
+
+    if isinstance(exc, AuthenticationRejected | SessionRefused):
+        return Trouble(REJECTED_KEY_REASON, _KEY_ACTION, fatal=True)
+    if isinstance(exc, SecretUnreadable):
+        return Trouble(
+            "The stored secret can't be decrypted",
+            "Enter the key's secret again under My accounts (or in the admin).",
+            fatal=True,
+        )
+    if isinstance(exc, AccountUnavailable):
+        return Trouble(exc.user_message.rstrip("."), "", fatal=True)
+    code = getattr(exc, "error_code", None)
+    if isinstance(exc, ExchangeError) and code in NEEDS_A_PERSON_CODES:
+        said = f": “{shorten(exc.message, 200)}”" if getattr(exc, "message", None) else ""
+        return Trouble(f"QFEX refuses to show this account ({code}){said}", NEEDS_A_PERSON_CODES[code], fatal=True)
+    return Trouble(_transient_cause(exc, timeout))
+
+
+def _transient_cause(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, RateLimited):
         return "QFEX is rate-limiting this key"
     if isinstance(exc, QfexTimeout):
@@ -241,20 +229,3 @@ def failure_cause(exc: BaseException, timeout: float) -> str:
         # Several server processes: the lease that says which one talks to QFEX lives in Redis.
         return "The server cannot reach Redis, which its processes share"
     return "The dashboard's connection to QFEX failed unexpectedly"
-
-
-def is_fatal(exc: BaseException) -> bool:
-    """Failures that need a person: retrying with the same key or secret cannot help."""
-    from orders.encryption import SecretUnreadable
-
-    return isinstance(exc, AuthenticationRejected | SecretUnreadable | AccountUnavailable)
-
-
-def fatal_reason(exc: BaseException) -> str:
-    if isinstance(exc, AuthenticationRejected):
-        return REJECTED_KEY_REASON
-    return str(getattr(exc, "user_message", "") or "This account needs an admin's attention.")
-
-
-def wall_clock() -> float:
-    return time.time()
