@@ -37,6 +37,7 @@ from django.utils.crypto import constant_time_compare
 
 from orders import live_protocol as lp
 from orders.feed import MESSAGE_TYPE, current_feed, get_feed, group_name
+from orders.live_limits import BACKLOG_SCOPE_KEY, ResyncLimiter, SocketCounter
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +198,8 @@ RATE_WINDOW_SECONDS = 10.0
 # process that died vanish within the hour instead of a day.
 GROUP_REJOIN_SECONDS = 600.0
 
+_open_sockets = SocketCounter()
+
 # --- the consumer ---------------------------------------------------------------------------------
 
 
@@ -214,6 +217,10 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         self.send_lock = asyncio.Lock()
         self.recheck_task: asyncio.Task[None] | None = None
         self.feed_tasks: set[asyncio.Task[None]] = set()
+        self.resyncs = ResyncLimiter()
+        self.resyncs_due: set[int] = set()  # accounts whose resync is answered when its window ends
+        self.counted: Any = None  # the user id this socket counts against, once accepted
+        self.max_backlog = int(_setting("QFEXDASH_WS_MAX_BACKLOG_BYTES", 8 * 1024 * 1024))
         self.max_frame_bytes = int(_setting("QFEXDASH_WS_MAX_FRAME_BYTES", 4096))
         # QFEXDASH_WS_RATE frames per RATE_WINDOW_SECONDS from each browser socket.
         self.limiter = FrameLimiter(int(_setting("QFEXDASH_WS_RATE", 20)), RATE_WINDOW_SECONDS)
@@ -235,6 +242,10 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         if self.single is not None and self.single not in verdict.visible:
             await self._refuse(lp.CLOSE_NO_SUCH_ACCOUNT)
             return
+        if not _open_sockets.try_open(user.pk, int(_setting("QFEXDASH_WS_MAX_SOCKETS_PER_USER", 20))):
+            await self._refuse(lp.CLOSE_TOO_MANY_SOCKETS)
+            return
+        self.counted = user.pk
         accounts = sorted(verdict.visible)
         await self.accept()
         feed = get_feed()
@@ -266,12 +277,20 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
                 return  # this socket already has that state (or a newer one)
             self.sent[account] = seq
             self.status_sent[account] = (seq, stamp)
+            self.resyncs.sent(account)
             for text in texts:
                 await self._send_text(text)
 
     async def _send_text(self, text: str) -> None:
         """Send one frame; a socket that closed meanwhile is not an error (its disconnect is on its way)."""
         if self.closing:
+            return
+        probe = self.scope.get(BACKLOG_SCOPE_KEY)
+        backlog = probe() if probe is not None else None
+        if backlog is not None and backlog > self.max_backlog:
+            # The browser stopped reading: close rather than buffer without limit (it reconnects when it can).
+            logger.warning("closing a live socket whose browser stopped reading (%d bytes unread)", backlog)
+            await self._close_with(lp.CLOSE_TOO_SLOW)
             return
         try:
             await self.send(text_data=text)
@@ -308,6 +327,9 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.closing = True
+        if getattr(self, "counted", None) is not None:
+            _open_sockets.close(self.counted)
+            self.counted = None
         task = getattr(self, "recheck_task", None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
@@ -354,7 +376,31 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
                 await feed.refresh(account)
         else:
             for account in accounts:
-                await self._send_snapshot(account)
+                self._resync(account)
+
+    def _resync(self, account: int) -> None:
+        """Answer a resync: at most once per account every few seconds, never when the socket already
+        holds the account's current state (S29)."""
+        if account in self.resyncs_due:
+            return  # already answered when its window ends
+        feed = current_feed()
+        held = (self.sent.get(account), self.status_sent.get(account, (0, None))[1])
+        if feed is not None and held == feed.position(account):
+            return  # it has everything already: nothing a snapshot would add
+        self.resyncs_due.add(account)
+        self._spawn(self._answer_resync(account, self.resyncs.wait(account)))
+
+    async def _answer_resync(self, account: int, delay: float) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self.resyncs_due.discard(account)
+        if account in self.joined and not self.closing:
+            await self._send_snapshot(account)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.feed_tasks.add(task)
+        task.add_done_callback(self.feed_tasks.discard)
 
     def _targets(self, account: int | None) -> list[int] | None:
         if account is None:
@@ -382,11 +428,8 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
 
     def _from_feed(self, message: dict[str, Any]) -> None:
         """The feed's direct word to this socket (see ``Feed.watch``): handled like a channel message."""
-        if self.closing:
-            return
-        task = asyncio.get_running_loop().create_task(self.dispatch(message))
-        self.feed_tasks.add(task)
-        task.add_done_callback(self.feed_tasks.discard)
+        if not self.closing:
+            self._spawn(self.dispatch(message))
 
     async def feed_resnapshot(self, event: dict[str, Any]) -> None:
         """The feed's word that this process's copy of the account changed more than diffs carry (a

@@ -88,7 +88,8 @@ Rules:
 Browser → server::
 
     {"type": "refresh"}                   ask for a fresh upstream fetch (coalesced server-side)
-    {"type": "resync"}                    send me a full snapshot now
+    {"type": "resync"}                    send me a full snapshot (at most once per account every 5 s;
+                                          not at all when the socket already has the current state)
     {"type": "resync", "account": 7}      all-accounts stream: a snapshot of one account
     {"type": "refresh", "account": 7}     all-accounts stream: refresh one account (default: all)
 
@@ -97,7 +98,9 @@ Anything else → an ``error`` frame (``unknown_type`` / ``bad_message``); frame
 sustained abuse).
 
 Close codes: 4001 not authenticated, 4003 origin refused or access lost, 4004 no such account
-(identical for "exists but is not yours"), 4009 frame too large, 4008 flooding. Application close
+(identical for "exists but is not yours"), 4009 frame too large, 4008 flooding, 4013 the browser
+stopped reading (its unread output passed ``QFEXDASH_WS_MAX_BACKLOG_BYTES``), 4029 too many live
+sockets for one user (``QFEXDASH_WS_MAX_SOCKETS_PER_USER``). Application close
 codes must be 1000 or 3000-4999: Daphne (autobahn) refuses RFC 6455's 1008/1009 from an application.
 
 ORDER_ROW and TWAP_ROW are built by :mod:`orders.rows`.
@@ -143,6 +146,8 @@ CLOSE_FORBIDDEN = 4003  # origin refused, or access lost while connected
 CLOSE_NO_SUCH_ACCOUNT = 4004  # also "exists but is not yours"
 CLOSE_TOO_LARGE = 4009
 CLOSE_POLICY = 4008  # sustained flooding
+CLOSE_TOO_SLOW = 4013  # the browser stopped reading what it was sent
+CLOSE_TOO_MANY_SOCKETS = 4029  # the user has QFEXDASH_WS_MAX_SOCKETS_PER_USER live sockets open already
 
 
 def decimal_text(value: Decimal) -> str:

@@ -237,6 +237,12 @@ QFEXDASH_WS_ROWS_PER_MESSAGE = env_int("QFEXDASH_WS_ROWS_PER_MESSAGE", 500, mini
 # Largest frame a browser may send, and how many frames per 10 s.
 QFEXDASH_WS_MAX_FRAME_BYTES = env_int("QFEXDASH_WS_MAX_FRAME_BYTES", 4096, minimum=256)
 QFEXDASH_WS_RATE = env_int("QFEXDASH_WS_RATE", 20, minimum=1)
+# Live sockets one user may have open (per server process); the next is refused with close code 4029.
+QFEXDASH_WS_MAX_SOCKETS_PER_USER = env_int("QFEXDASH_WS_MAX_SOCKETS_PER_USER", 20, minimum=1, maximum=10_000)
+# Unread output a browser socket may leave waiting before it is closed (4013): a page that stopped reading.
+QFEXDASH_WS_MAX_BACKLOG_BYTES = env_int(
+    "QFEXDASH_WS_MAX_BACKLOG_BYTES", 8 * 1024 * 1024, minimum=64 * 1024, maximum=1024 * 1024 * 1024
+)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

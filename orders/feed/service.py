@@ -170,6 +170,11 @@ class Feed:
         """Wait until ``predicate(snapshot)`` holds for a watched account (``TimeoutError`` otherwise)."""
         return await self._account(account_id, create=False).wait_for(predicate, timeout)
 
+    def position(self, account_id: int) -> tuple[int, float]:
+        """``(seq, status stamp)`` of the account's current state; what a socket that has it all holds."""
+        account = self._accounts.get(account_id)
+        return (0, 0.0) if account is None else account.state.status_key
+
     def status(self, account_id: int) -> lp.Status:
         """The account's current state; ``idle`` when nobody watches it. Safe from any thread."""
         account = self._accounts.get(account_id)

@@ -61,6 +61,22 @@ async def sim() -> AsyncIterator[Simulator]:
 
 
 @pytest.fixture
+def connected(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every consumer instance that connects during the test, in order (to look inside one)."""
+    from orders.consumers import AccountStreamConsumer
+
+    instances: list[Any] = []
+    original = AccountStreamConsumer.connect
+
+    async def connect(self: AccountStreamConsumer) -> None:
+        instances.append(self)
+        await original(self)
+
+    monkeypatch.setattr(AccountStreamConsumer, "connect", connect)
+    return instances
+
+
+@pytest.fixture
 def live_team_account(team_account: ExchangeAccount, sim: Simulator) -> ExchangeAccount:
     return point_at(team_account, sim.url)
 

@@ -11,26 +11,12 @@ import pytest
 
 from orders import consumers
 from orders import live_protocol as lp
-from orders.consumers import AccountStreamConsumer
 from orders.models import ExchangeAccount
 from orders.simulator import Simulator
 from tests.consumers.conftest import Browser, async_session_cookie, shows_truth
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-@pytest.fixture
-def connected(monkeypatch: pytest.MonkeyPatch) -> list[AccountStreamConsumer]:
-    """Every consumer instance that connects during the test, in order."""
-    instances: list[AccountStreamConsumer] = []
-    original = AccountStreamConsumer.connect
-
-    async def connect(self: AccountStreamConsumer) -> None:
-        instances.append(self)
-        await original(self)
-
-    monkeypatch.setattr(AccountStreamConsumer, "connect", connect)
-    return instances
 
 
 async def test_an_access_recheck_that_fails_closes_the_socket(
