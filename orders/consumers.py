@@ -37,6 +37,7 @@ from django.utils.crypto import constant_time_compare
 
 from orders import live_protocol as lp
 from orders.feed import MESSAGE_TYPE, current_feed, get_feed, group_name
+from orders.live_limits import BACKLOG_SCOPE_KEY, ResyncLimiter, SocketCounter
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +198,8 @@ RATE_WINDOW_SECONDS = 10.0
 # process that died vanish within the hour instead of a day.
 GROUP_REJOIN_SECONDS = 600.0
 
+_open_sockets = SocketCounter()
+
 # --- the consumer ---------------------------------------------------------------------------------
 
 
@@ -205,6 +208,8 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.sent: dict[int, int] = {}  # account → seq of the last snapshot/diff sent to this socket
+        # account → (seq, stamp) of the newest status this socket has (a snapshot's or a status message's)
+        self.status_sent: dict[int, tuple[int, float]] = {}
         self.joined: set[int] = set()
         self.closing = False
         # Held while the parts of a snapshot go out, so no diff or status of the account (relayed by
@@ -212,6 +217,10 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         self.send_lock = asyncio.Lock()
         self.recheck_task: asyncio.Task[None] | None = None
         self.feed_tasks: set[asyncio.Task[None]] = set()
+        self.resyncs = ResyncLimiter()
+        self.resyncs_due: set[int] = set()  # accounts whose resync is answered when its window ends
+        self.counted: Any = None  # the user id this socket counts against, once accepted
+        self.max_backlog = int(_setting("QFEXDASH_WS_MAX_BACKLOG_BYTES", 8 * 1024 * 1024))
         self.max_frame_bytes = int(_setting("QFEXDASH_WS_MAX_FRAME_BYTES", 4096))
         # QFEXDASH_WS_RATE frames per RATE_WINDOW_SECONDS from each browser socket.
         self.limiter = FrameLimiter(int(_setting("QFEXDASH_WS_RATE", 20)), RATE_WINDOW_SECONDS)
@@ -233,6 +242,10 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         if self.single is not None and self.single not in verdict.visible:
             await self._refuse(lp.CLOSE_NO_SUCH_ACCOUNT)
             return
+        if not _open_sockets.try_open(user.pk, int(_setting("QFEXDASH_WS_MAX_SOCKETS_PER_USER", 20))):
+            await self._refuse(lp.CLOSE_TOO_MANY_SOCKETS)
+            return
+        self.counted = user.pk
         accounts = sorted(verdict.visible)
         await self.accept()
         feed = get_feed()
@@ -257,12 +270,34 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         await feed.watch(account, self.channel_name, self._from_feed)
         await self._send_snapshot(account)
 
-    async def _send_snapshot(self, account: int) -> None:
+    async def _send_snapshot(self, account: int, *, only_if_newer: bool = False) -> None:
         async with self.send_lock:
-            seq, texts = await get_feed().snapshot_messages(account)
+            seq, stamp, texts = await get_feed().snapshot_messages(account)
+            if only_if_newer and (seq, stamp) <= self.status_sent.get(account, (-1, 0.0)):
+                return  # this socket already has that state (or a newer one)
             self.sent[account] = seq
+            self.status_sent[account] = (seq, stamp)
+            self.resyncs.sent(account)
             for text in texts:
-                await self.send(text_data=text)
+                await self._send_text(text)
+
+    async def _send_text(self, text: str) -> None:
+        """Send one frame; a socket that closed meanwhile is not an error (its disconnect is on its way)."""
+        if self.closing:
+            return
+        probe = self.scope.get(BACKLOG_SCOPE_KEY)
+        backlog = probe() if probe is not None else None
+        if backlog is not None and backlog > self.max_backlog:
+            # The browser stopped reading: close rather than buffer without limit (it reconnects when it can).
+            logger.warning("closing a live socket whose browser stopped reading (%d bytes unread)", backlog)
+            await self._close_with(lp.CLOSE_TOO_SLOW)
+            return
+        try:
+            await self.send(text_data=text)
+        except Exception as exc:
+            if not _is_closed_socket_error(exc):
+                raise
+            self.closing = True
 
     async def _rejoin_groups(self) -> None:
         for account in sorted(self.joined):
@@ -275,6 +310,7 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
     async def _leave_all(self) -> None:
         joined, self.joined = self.joined, set()
         self.sent.clear()
+        self.status_sent.clear()
         feed = current_feed()  # a feed already shut down has nothing to forget
         for account in joined:
             with contextlib.suppress(Exception):
@@ -291,6 +327,9 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.closing = True
+        if getattr(self, "counted", None) is not None:
+            _open_sockets.close(self.counted)
+            self.counted = None
         task = getattr(self, "recheck_task", None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
@@ -337,7 +376,31 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
                 await feed.refresh(account)
         else:
             for account in accounts:
-                await self._send_snapshot(account)
+                self._resync(account)
+
+    def _resync(self, account: int) -> None:
+        """Answer a resync: at most once per account every few seconds, never when the socket already
+        holds the account's current state (S29)."""
+        if account in self.resyncs_due:
+            return  # already answered when its window ends
+        feed = current_feed()
+        held = (self.sent.get(account), self.status_sent.get(account, (0, None))[1])
+        if feed is not None and held == feed.position(account):
+            return  # it has everything already: nothing a snapshot would add
+        self.resyncs_due.add(account)
+        self._spawn(self._answer_resync(account, self.resyncs.wait(account)))
+
+    async def _answer_resync(self, account: int, delay: float) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self.resyncs_due.discard(account)
+        if account in self.joined and not self.closing:
+            await self._send_snapshot(account)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.feed_tasks.add(task)
+        task.add_done_callback(self.feed_tasks.discard)
 
     def _targets(self, account: int | None) -> list[int] | None:
         if account is None:
@@ -347,7 +410,7 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
     async def _error(self, code: str, message: str, account: int | None = None) -> None:
         if self.single is not None:
             account = self.single
-        await self.send(text_data=lp.encode(lp.error_message(account, code, message)))
+        await self._send_text(lp.encode(lp.error_message(account, code, message)))
 
     # --- feed → browser ---------------------------------------------------------------------------
 
@@ -365,21 +428,16 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
 
     def _from_feed(self, message: dict[str, Any]) -> None:
         """The feed's direct word to this socket (see ``Feed.watch``): handled like a channel message."""
-        if self.closing:
-            return
-        task = asyncio.get_running_loop().create_task(self.dispatch(message))
-        self.feed_tasks.add(task)
-        task.add_done_callback(self.feed_tasks.discard)
+        if not self.closing:
+            self._spawn(self.dispatch(message))
 
     async def feed_resnapshot(self, event: dict[str, Any]) -> None:
-        """A follower process's mirror of the account has just been filled (several server processes).
-
-        Only a socket whose snapshot was taken before that (seq 0, nothing yet) needs a new one; any
-        other socket already follows the owner's diffs, and a page that missed one asks for a resync.
-        """
+        """The feed's word that this process's copy of the account changed more than diffs carry (a
+        follower's mirror was just filled, or a change too big for diffs): a socket whose snapshot is
+        older gets a new one; the others already have it."""
         account = event["account"]
-        if account in self.joined and not self.closing and self.sent.get(account) == 0:
-            await self._send_snapshot(account)
+        if account in self.joined and not self.closing:
+            await self._send_snapshot(account, only_if_newer=True)
 
     async def feed_message(self, event: dict[str, Any]) -> None:
         account = event["account"]
@@ -391,7 +449,12 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
                 if event["seq"] <= last:
                     return  # already part of the snapshot this socket got
                 self.sent[account] = event["seq"]
-            await self.send(text_data=event["text"])
+            else:
+                key = (event["seq"], float(event.get("stamp") or 0.0))
+                if key <= self.status_sent.get(account, (-1, 0.0)):
+                    return  # older than the state this socket already shows (e.g. queued before its snapshot)
+                self.status_sent[account] = key
+            await self._send_text(event["text"])
 
     # --- access re-check --------------------------------------------------------------------------
 
@@ -407,6 +470,17 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         return await _verdicts.get(key, interval / 2, compute)
 
     async def _recheck_loop(self) -> None:
+        """Re-check access every interval. Fails closed: an error it cannot explain closes the socket
+        (4001, so the page checks whether it is still signed in) rather than leaving it unchecked."""
+        try:
+            await self._recheck_forever()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("access re-check failed; closing the socket")
+            await self._close_with(lp.CLOSE_NOT_AUTHENTICATED)
+
+    async def _recheck_forever(self) -> None:
         interval = float(_setting("QFEXDASH_ACCESS_RECHECK_SECONDS", 2.0))
         # Spread the re-checks of sockets that connected together.
         await asyncio.sleep(interval * random.uniform(0.5, 1.0))  # noqa: S311  (load spreading only)
@@ -415,12 +489,7 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
             if time.monotonic() >= rejoin_at:
                 rejoin_at = time.monotonic() + GROUP_REJOIN_SECONDS
                 await self._rejoin_groups()
-            try:
-                verdict = await self._verdict()
-            except Exception:
-                logger.warning("access re-check failed; will retry", exc_info=True)
-                await asyncio.sleep(interval)
-                continue
+            verdict = await self._verdict()
             if verdict.outcome != OK:
                 await self._close_with(lp.CLOSE_NOT_AUTHENTICATED)
                 return
@@ -432,3 +501,8 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
                     await self._join(account)  # an account the user was just given
                     await get_feed().refresh(account)
             await asyncio.sleep(interval)
+
+
+def _is_closed_socket_error(exc: BaseException) -> bool:
+    """Daphne (autobahn) raises ``Disconnected`` when a frame is sent on a socket that just closed."""
+    return type(exc).__name__ == "Disconnected" or "closed protocol" in str(exc)

@@ -88,7 +88,8 @@ Rules:
 Browser → server::
 
     {"type": "refresh"}                   ask for a fresh upstream fetch (coalesced server-side)
-    {"type": "resync"}                    send me a full snapshot now
+    {"type": "resync"}                    send me a full snapshot (at most once per account every 5 s;
+                                          not at all when the socket already has the current state)
     {"type": "resync", "account": 7}      all-accounts stream: a snapshot of one account
     {"type": "refresh", "account": 7}     all-accounts stream: refresh one account (default: all)
 
@@ -97,7 +98,9 @@ Anything else → an ``error`` frame (``unknown_type`` / ``bad_message``); frame
 sustained abuse).
 
 Close codes: 4001 not authenticated, 4003 origin refused or access lost, 4004 no such account
-(identical for "exists but is not yours"), 4009 frame too large, 4008 flooding. Application close
+(identical for "exists but is not yours"), 4009 frame too large, 4008 flooding, 4013 the browser
+stopped reading (its unread output passed ``QFEXDASH_WS_MAX_BACKLOG_BYTES``), 4029 too many live
+sockets for one user (``QFEXDASH_WS_MAX_SOCKETS_PER_USER``). Application close
 codes must be 1000 or 3000-4999: Daphne (autobahn) refuses RFC 6455's 1008/1009 from an application.
 
 ORDER_ROW and TWAP_ROW are built by :mod:`orders.rows`.
@@ -143,6 +146,8 @@ CLOSE_FORBIDDEN = 4003  # origin refused, or access lost while connected
 CLOSE_NO_SUCH_ACCOUNT = 4004  # also "exists but is not yours"
 CLOSE_TOO_LARGE = 4009
 CLOSE_POLICY = 4008  # sustained flooding
+CLOSE_TOO_SLOW = 4013  # the browser stopped reading what it was sent
+CLOSE_TOO_MANY_SOCKETS = 4029  # the user has QFEXDASH_WS_MAX_SOCKETS_PER_USER live sockets open already
 
 
 def decimal_text(value: Decimal) -> str:
@@ -200,6 +205,8 @@ class Status:
 
 
 DEFAULT_ROWS_PER_MESSAGE = 500
+# No message to a browser is larger than this, in encoded bytes (Daphne refuses to send over 1 MiB).
+MAX_MESSAGE_BYTES = 512 * 1024
 
 
 def snapshot_message(
@@ -234,6 +241,55 @@ def snapshot_message(
     }
 
 
+# Room left in every message for what is not a row: type, account, seq, times, part fields, totals and
+# the status (whose texts are short: reasons and actions are written by the feed, not the exchange).
+_ENVELOPE_BYTES = 4 * 1024
+# A row larger than this is never sent (QFEX records over 8 KiB are refused when they are parsed).
+_LARGEST_ROW = 64 * 1024
+_REFUSED_TOO_LARGE = "This record is too large to show."
+_Item = tuple[str, Any, int]  # (list name, the value as an orjson.Fragment, its encoded size + a comma)
+
+
+def _encoded_items(named: Iterable[tuple[str, Iterable[Any]]]) -> list[_Item]:
+    items = []
+    for name, values in named:
+        for value in values:
+            data = orjson.dumps(value, default=_default)
+            size = len(data) + 1
+            items.append((name, orjson.Fragment(data), size) if size <= _LARGEST_ROW else _refused(name, value))
+    return items
+
+
+def _pack(items: list[_Item], rows_per_message: int, max_bytes: int) -> list[list[_Item]]:
+    """Consecutive chunks of at most ``rows_per_message`` items and ``max_bytes`` bytes each (with the
+    envelope)."""
+    limit_rows = max(1, rows_per_message)
+    budget = max(_LARGEST_ROW, max_bytes - _ENVELOPE_BYTES)
+    chunks: list[list[_Item]] = []
+    current: list[_Item] = []
+    used = 0
+    for name, fragment, size in items:
+        if current and (len(current) >= limit_rows or used + size > budget):
+            chunks.append(current)
+            current, used = [], 0
+        current.append((name, fragment, size))
+        used += size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _refused(name: str, row: Any) -> _Item:
+    """A row too big to send, replaced by a small row that says so (records are bounded upstream, so
+    this is a last line of defence; ids are bounded too)."""
+    if not isinstance(row, Mapping):
+        raise ValueError(f"an item of {name} is too large for one message")
+    small = {key: row.get(key) for key in ("id", "account", "account_label")}
+    small["refused"] = _REFUSED_TOO_LARGE
+    data = orjson.dumps(small, default=_default)
+    return name, orjson.Fragment(data), len(data) + 1
+
+
 def snapshot_messages(
     account: int,
     seq: int,
@@ -242,29 +298,38 @@ def snapshot_messages(
     orders: Iterable[dict],
     twaps: Iterable[dict],
     rows_per_message: int = DEFAULT_ROWS_PER_MESSAGE,
+    *,
+    closed: Iterable[dict] = (),
+    max_bytes: int = MAX_MESSAGE_BYTES,
 ) -> list[dict[str, Any]]:
-    """A snapshot as its parts (always at least one): TWAPs and the first orders in part 1, then the
-    remaining orders ``rows_per_message`` at a time."""
-    limit = max(1, rows_per_message)
-    order_list, twap_list = list(orders), list(twaps)
-    totals = {"orders": len(order_list), "twaps": len(twap_list), "closed": 0}
-    first = max(0, limit - len(twap_list))
-    chunks = [order_list[:first]] + [order_list[i : i + limit] for i in range(first, len(order_list), limit)]
-    parts = len(chunks)
-    return [
-        snapshot_message(
-            account,
-            seq,
-            as_of,
-            status,
-            chunk,
-            twap_list if index == 0 else (),
-            part=index + 1,
-            parts=parts,
-            totals=totals,
+    """A snapshot as its parts (always at least one), each within ``rows_per_message`` rows and
+    ``max_bytes`` encoded bytes: TWAPs first, then orders, then closed rows, in order. Rows are
+    pre-encoded (:class:`orjson.Fragment`), so :func:`encode` of a part costs a copy, not a re-encode."""
+    items = _encoded_items((("twaps", twaps), ("orders", orders), ("closed", closed)))
+    totals = {"orders": 0, "twaps": 0, "closed": 0}
+    for name, _fragment, _size in items:
+        totals[name] += 1
+    chunks = _pack(items, rows_per_message, max_bytes) or [[]]
+    messages = []
+    for index, chunk in enumerate(chunks):
+        lists: dict[str, list[Any]] = {"orders": [], "twaps": [], "closed": []}
+        for name, fragment, _size in chunk:
+            lists[name].append(fragment)
+        messages.append(
+            snapshot_message(
+                account,
+                seq,
+                as_of,
+                status,
+                lists["orders"],
+                lists["twaps"],
+                closed=lists["closed"],
+                part=index + 1,
+                parts=len(chunks),
+                totals=totals,
+            )
         )
-        for index, chunk in enumerate(chunks)
-    ]
+    return messages
 
 
 def diff_message(
@@ -289,7 +354,7 @@ def diff_message(
     }
 
 
-_DIFF_LISTS = ("upsert_orders", "upsert_twaps", "remove_orders", "remove_twaps")
+_DIFF_LISTS = ("upsert_orders", "upsert_twaps", "remove_orders", "remove_twaps", "closed")
 
 
 def diff_messages(
@@ -301,25 +366,24 @@ def diff_messages(
     upsert_twaps: Iterable[dict] = (),
     remove_orders: Iterable[str] = (),
     remove_twaps: Iterable[str] = (),
+    closed: Iterable[dict] = (),
     rows_per_message: int = DEFAULT_ROWS_PER_MESSAGE,
+    max_bytes: int = MAX_MESSAGE_BYTES,
 ) -> list[dict[str, Any]]:
-    """A change as consecutive diffs of at most ``rows_per_message`` rows, seqs ``first_seq``, ``first_seq + 1``…
+    """A change as consecutive diffs, seqs ``first_seq``, ``first_seq + 1``…, each within
+    ``rows_per_message`` rows and ``max_bytes`` encoded bytes.
 
     Within one change every row id appears at most once per kind (an upsert or a remove), so any split
     of it applies, in order, to the same result as the whole. An empty change is one empty diff.
     """
-    limit = max(1, rows_per_message)
-    items = [
-        (name, item)
-        for name, values in zip(_DIFF_LISTS, (upsert_orders, upsert_twaps, remove_orders, remove_twaps), strict=True)
-        for item in values
-    ]
+    named = zip(_DIFF_LISTS, (upsert_orders, upsert_twaps, remove_orders, remove_twaps, closed), strict=True)
+    chunks = _pack(_encoded_items(named), rows_per_message, max_bytes) or [[]]
     messages = []
-    for offset in range(0, max(len(items), 1), limit):
+    for offset, chunk in enumerate(chunks):
         lists: dict[str, list[Any]] = {name: [] for name in _DIFF_LISTS}
-        for name, item in items[offset : offset + limit]:
-            lists[name].append(item)
-        messages.append(diff_message(account, first_seq + len(messages), as_of, **lists))
+        for name, fragment, _size in chunk:
+            lists[name].append(fragment)
+        messages.append(diff_message(account, first_seq + offset, as_of, **lists))
     return messages
 
 

@@ -33,6 +33,7 @@ from django.urls import path
 
 from orders import live_protocol as lp
 from orders.consumers import AccountStreamConsumer, session_user
+from orders.live_limits import BacklogProbeMiddleware
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PAGE_SCHEME = {"ws": "http", "wss": "https"}
@@ -133,4 +134,5 @@ websocket_urlpatterns = [
 
 def websocket_application() -> Any:
     """The full WebSocket stack mounted by ``qfexdash.asgi``."""
-    return ExactOriginMiddleware(SessionMiddlewareStack(SessionUserMiddleware(URLRouter(websocket_urlpatterns))))
+    stack = ExactOriginMiddleware(SessionMiddlewareStack(SessionUserMiddleware(URLRouter(websocket_urlpatterns))))
+    return BacklogProbeMiddleware(stack)

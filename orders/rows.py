@@ -106,6 +106,8 @@ def order_row(order: Any, account: int, account_label: str) -> Row | None:
     remaining = _decimal(_field(order, "quantity_remaining"))
     filled = quantity - remaining if quantity is not None and remaining is not None else None
     notional = price * quantity if price is not None and quantity is not None else None
+    status = _text(_field(order, "status"))
+    update_time = _epoch(_field(order, "update_time"))
     return {
         "id": order_id,
         "account": account,
@@ -122,10 +124,12 @@ def order_row(order: Any, account: int, account_label: str) -> Row | None:
         "notional": None if notional is None else decimal_text(notional),
         "take_profit": _number_text(_field(order, "take_profit")),
         "stop_loss": _number_text(_field(order, "stop_loss")),
-        "status": _text(_field(order, "status")),
+        "status": status,
         "client_order_id": _text(_field(order, "client_order_id")),
         "order_id": order_id,
-        "update_time": _epoch(_field(order, "update_time")),
+        "update_time": update_time,
+        # An unfilled ACK's update time is when the order was placed; later states keep it (see the feed).
+        "placed_at": update_time if status == "ACK" and filled == 0 else None,
     }
 
 
@@ -163,6 +167,36 @@ def twap_row(twap: Any, account: int, account_label: str) -> Row | None:
         "created_at": None if created is None else float(created),
         "updated_at": _epoch(_field(twap, "updated_at")),
     }
+
+
+_CLOSED_FIELDS = ("id", "account", "account_label", "symbol", "side", "type", "price", "quantity", "client_order_id")
+_FILL_PRICE_FIELDS = ("fill_price", "average_fill_price", "avg_fill_price", "average_price")
+
+
+def fill_price_of(record: Any) -> Any:
+    """A fill price QFEX sent with an order record, if any (``order_response`` documents none: it
+    carries the limit price, not the price of the fill)."""
+    return next((value for name in _FILL_PRICE_FIELDS if (value := _field(record, name)) is not None), None)
+
+
+def closed_row(
+    final: Row, *, status: str | None, outcome: str, reason: str, closed_at: float | None, fill_price: Any = None
+) -> Row:
+    """A CLOSED_ROW (see ``orders.live_protocol``) from the order's last row: the row of the push that
+    closed it, or the last row seen when a reconcile proved it gone."""
+    row: Row = {name: final.get(name) for name in _CLOSED_FIELDS}
+    quantity = _decimal(final.get("quantity"))
+    remaining = _decimal(final.get("quantity_remaining"))
+    filled = quantity - remaining if quantity is not None and remaining is not None else _decimal(final.get("filled"))
+    row.update(
+        filled=None if filled is None else decimal_text(filled),
+        status=status,
+        outcome=outcome,
+        reason=reason,
+        closed_at=closed_at,
+        fill_price=_number_text(fill_price),
+    )
+    return row
 
 
 @dataclass(frozen=True)
@@ -228,6 +262,13 @@ def order_rows(orders: Iterable[Any], account: int, account_label: str) -> dict[
 
 def twap_rows(twaps: Iterable[Any], account: int, account_label: str) -> dict[str, Row]:
     return build_twap_rows(twaps, account, account_label).rows
+
+
+def without_placement(rows: Mapping[str, Row]) -> dict[str, Row]:
+    """Rows minus ``placed_at``, for comparing a feed's rows with a book's current state: the feed
+    remembers an order's placement time from its unfilled ACK, which the book no longer shows once
+    the order is filled or modified."""
+    return {key: {name: value for name, value in row.items() if name != "placed_at"} for key, row in rows.items()}
 
 
 def diff_rows(old: Mapping[str, Row], new: Mapping[str, Row]) -> tuple[list[Row], list[str]]:

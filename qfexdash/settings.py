@@ -212,8 +212,9 @@ QFEX_UAT_TRADE_URL = env_url("QFEX_UAT_TRADE_URL", "wss://trade.qfex.io", ("ws",
 # Seconds allowed for any single upstream socket operation (connect, auth, one reply).
 QFEX_TIMEOUT_SECONDS = env_float("QFEX_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=120)
 
-# Live feed (orders.feed): how often every watched account is re-read from QFEX even without
-# pushes; TWAPs have no push channel, so this is also their refresh rate.
+# Live feed (orders.feed): pushes are applied as they arrive; every watched account is also re-read
+# in full (a reconcile) at least this often, stretched for big books to stay within the rate budget.
+# TWAPs have no push channel, so this is also their refresh rate.
 QFEXDASH_RECONCILE_SECONDS = env_float("QFEXDASH_RECONCILE_SECONDS", 5.0, minimum=0.5, maximum=3600)
 # With several server processes (REDIS_URL): an account's upstream session belongs to the process
 # holding its lease in Redis, renewed every third of this; a dead owner is replaced within about this long.
@@ -231,6 +232,8 @@ QFEXDASH_BACKOFF_BASE_SECONDS = env_float("QFEXDASH_BACKOFF_BASE_SECONDS", 1.0, 
 QFEXDASH_BACKOFF_CAP_SECONDS = env_float("QFEXDASH_BACKOFF_CAP_SECONDS", 30.0, minimum=0.1, maximum=3600)
 # A rejected API key or unreadable secret is retried only this often (or at once when it is changed).
 QFEXDASH_AUTH_RETRY_SECONDS = env_float("QFEXDASH_AUTH_RETRY_SECONDS", 300.0, minimum=1, maximum=86400)
+# After this many failed upstream tries in a row an account shows "error" (look at it) instead of "stale".
+QFEXDASH_ERROR_AFTER_FAILURES = env_int("QFEXDASH_ERROR_AFTER_FAILURES", 5, minimum=1, maximum=1000)
 # Most rows in one message to a browser; bigger snapshots go in parts, bigger diffs as several diffs,
 # so no message approaches Daphne's 1 MiB WebSocket message limit.
 QFEXDASH_WS_ROWS_PER_MESSAGE = env_int("QFEXDASH_WS_ROWS_PER_MESSAGE", 500, minimum=1, maximum=2000)
@@ -240,6 +243,12 @@ QFEXDASH_WS_RATE = env_int("QFEXDASH_WS_RATE", 20, minimum=1)
 # Who may read GET /metrics (Prometheus text): comma-separated CIDRs matched against REMOTE_ADDR; others
 # get 404. Scrape each process directly, not through the proxy (docs/deployment.md). Empty: nobody.
 QFEXDASH_METRICS_ALLOW = env_networks("QFEXDASH_METRICS_ALLOW", "127.0.0.0/8,::1/128")
+# Live sockets one user may have open (per server process); the next is refused with close code 4029.
+QFEXDASH_WS_MAX_SOCKETS_PER_USER = env_int("QFEXDASH_WS_MAX_SOCKETS_PER_USER", 20, minimum=1, maximum=10_000)
+# Unread output a browser socket may leave waiting before it is closed (4013): a page that stopped reading.
+QFEXDASH_WS_MAX_BACKLOG_BYTES = env_int(
+    "QFEXDASH_WS_MAX_BACKLOG_BYTES", 8 * 1024 * 1024, minimum=64 * 1024, maximum=1024 * 1024 * 1024
+)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

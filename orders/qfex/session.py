@@ -5,7 +5,9 @@ Matching replies. QFEX replies carry no request id; a reply is recognised only b
 incoming frame:
 
 * the expected reply key → the answer;
-* ``order_response`` pushes → buffered for :meth:`QfexSession.wait_for_pushes`;
+* ``order_response`` pushes → handed to :attr:`QfexSession.on_push` as they are read (by whichever
+  thread reads: the one waiting for a reply, or the one calling :meth:`QfexSession.read_available`),
+  or, without a callback, buffered for :meth:`QfexSession.wait_for_pushes`;
 * error frames (``{"err": …}`` or the old flat ``{"type": "error", …}``) → raised as typed exceptions,
   unless their ``incoming_message.type`` names a different request (then they belong to something
   else and are ignored);
@@ -116,6 +118,9 @@ class QfexSession:
         self._transport: Transport | None = None
         self._pushes: deque[Order] = deque()
         self.dropped_pushes = 0
+        # Called with each push, in the reading thread, in the order the pushes arrived. It must be quick
+        # and must not use the session (e.g. hand the order to an event loop with call_soon_threadsafe).
+        self.on_push: Callable[[Order], None] | None = None
         self._last_page_reply: tuple[dict[str, Any], str] | None = None
         self.page_limits = PageLimits()
 
@@ -235,6 +240,25 @@ class QfexSession:
         self._pushes.clear()
         return pushes
 
+    def read_available(self) -> int:
+        """Read the frames already waiting on the socket, without blocking for new ones; the number read.
+
+        For an idle session (no request in flight): pushes go to :attr:`on_push` (or the buffer), an
+        error frame is logged, anything else is stale and dropped. Raises :class:`ConnectionLost` when
+        the session ended (and :class:`ProtocolError` for a broken stream); the session is then closed.
+        """
+        self._require_transport()
+        try:
+            return self._drain()
+        except (ConnectionLost, ProtocolError):
+            self._abort()
+            raise
+
+    def fileno(self) -> int:
+        """The socket's file descriptor, for a selector watching idle sessions (-1 when closed)."""
+        transport = self._transport
+        return -1 if transport is None else transport.socket.fileno()
+
     # -- internals ---------------------------------------------------------------------------------
 
     def _authenticate(self) -> None:
@@ -299,31 +323,40 @@ class QfexSession:
             else:
                 logger.debug("ignored frame while waiting for %s: %s", request_type, describe(incoming.message))
 
-    def _drain(self) -> None:
+    def _drain(self) -> int:
         """Read frames that are already waiting, without blocking: keep pushes, drop stale replies."""
         transport = self._require_transport()
-        for _ in range(_DRAIN_MAX_FRAMES):
+        for count in range(_DRAIN_MAX_FRAMES):
             if not transport.data_ready():
-                return
+                return count
             try:
                 text = transport.receive(time.monotonic() + _DRAIN_FRAME_GRACE)
             except QfexTimeout:
-                return  # a frame still arriving; the next read resumes it where it stopped
+                return count  # a frame still arriving; the next read resumes it where it stopped
             incoming = classify(decode_incoming(text))
             if incoming.kind == "push":
                 self._buffer_push(incoming)
+            elif incoming.kind == "error" and incoming.error is not None:
+                logger.warning(
+                    "QFEX error with no request waiting: %s %s", incoming.error.error_code, incoming.error.message or ""
+                )
             else:
                 logger.debug("discarded stale frame before a request: %s", describe(incoming.message))
+        return _DRAIN_MAX_FRAMES
 
     def _buffer_push(self, incoming: Incoming) -> None:
         payload = incoming.message.get("order_response")
         if not isinstance(payload, dict):
             logger.warning("ignored an order_response push that is not an object")
             return
+        order = parse_order(payload)
+        if self.on_push is not None:
+            self.on_push(order)
+            return
         if len(self._pushes) >= MAX_BUFFERED_PUSHES:
             self._pushes.popleft()
             self.dropped_pushes += 1
-        self._pushes.append(parse_order(payload))
+        self._pushes.append(order)
 
     def _require_transport(self) -> Transport:
         if self._transport is None:

@@ -341,15 +341,10 @@ class Market:
         book.changed()
         if kind == "modify":
             new_price = max(_decimal(order["price"]) + self.rng.randint(-20, 20) * spec.tick, spec.tick)
-            modified = {**order, "order_id": self._uuid(), "status": "MODIFIED", "price": _number(new_price)}
-            modified.update(update_time=self._stamp(), trade_id=None)
-            book.orders[index] = modified  # a modify keeps the order's place but gives it a new id
-            return Push(book.book_id, dict(modified))
+            return self._modify(book, index, {"price": _number(new_price)})
         if kind == "partial_fill":
             filled = self.rng.randint(1, int(remaining / step) - 1) * step
-            order.update(status="FILLED", quantity_remaining=_number(remaining - filled))
-            order.update(update_time=self._stamp(), trade_id=self._uuid())
-            return Push(book.book_id, dict(order))
+            return self._fill(book, index, filled)
         del book.orders[index]
         book.recently_removed.append(dict(order))
         final = {**order, "update_time": self._stamp()}
@@ -402,6 +397,40 @@ class Market:
         book.changed()
         self.event_log.record(pushes)
         return pushes
+
+    def _fill(self, book: Book, index: int, quantity: Decimal) -> Push:
+        """A fill of ``quantity`` (less than what remains: the order stays open)."""
+        order = book.orders[index]
+        remaining = _decimal(order.get("quantity_remaining", 0))
+        order.update(status="FILLED", quantity_remaining=_number(remaining - quantity))
+        order.update(update_time=self._stamp(), trade_id=self._uuid())
+        book.changed()
+        return Push(book.book_id, dict(order))
+
+    def fill_order(self, book_id: str, order_id: str, quantity: Any) -> Push | None:
+        """Fill part of an open order (it stays open; a fill of all that remains is refused)."""
+        book = self.books[book_id]
+        index = book.index_of(order_id)
+        if index is None:
+            return None
+        amount = _decimal(quantity)
+        if not 0 < amount < _decimal(book.orders[index].get("quantity_remaining", 0)):
+            raise ValueError("a partial fill must be more than 0 and less than what remains")
+        return self._fill(book, index, amount)
+
+    def _modify(self, book: Book, index: int, fields: Mapping[str, Any]) -> Push:
+        order = book.orders[index]
+        modified = {**order, **{key: _plain(value) for key, value in fields.items()}}
+        modified.update(order_id=self._uuid(), status="MODIFIED", update_time=self._stamp(), trade_id=None)
+        book.orders[index] = modified  # a modify keeps the order's place but gives it a new id
+        book.changed()
+        return Push(book.book_id, dict(modified))
+
+    def modify_order(self, book_id: str, order_id: str, fields: Mapping[str, Any]) -> Push | None:
+        """Modify an open order as QFEX does: same place in the book, a new id, status MODIFIED."""
+        book = self.books[book_id]
+        index = book.index_of(order_id)
+        return None if index is None else self._modify(book, index, fields)
 
     def remove_order(self, book_id: str, order_id: str) -> Push | None:
         book = self.books[book_id]

@@ -53,9 +53,14 @@ class Faults:
     oversized_reply_bytes: int = 0
     # F6: every auth attempt fails.
     reject_auth: bool = False
+    # Accept the login, then close the connection at once (one way an exchange may refuse a key).
+    close_after_auth: bool = False
     # F7: per-user token bucket: `rate_limit_weight` units refilled over `rate_limit_window` seconds.
     rate_limit_weight: float = 12_000.0
     rate_limit_window: float = 60.0
+    # The retry-after hint sent with RateLimited, in seconds (0 = the bucket's true refill time); a hostile
+    # exchange may say anything, e.g. 1e9.
+    rate_limit_retry_after: float = 0.0
     # F8: send each get_user_orders reply twice / precede every reply after auth with unrelated frames
     # (balance, position, legacy envelope and a stale order_response).
     duplicate_replies: bool = False
@@ -65,6 +70,9 @@ class Faults:
     auth_success_shape: str = "current"
     error_shape: str = "nested"
     auth_failure_style: str = "err"
+    # Extra (not in the contract): send no order_response pushes at all (changes then show only through
+    # get_user_orders), as if the exchange lost them.
+    drop_pushes: bool = False
     # F11: close every connection this many seconds after it opened (0 = off).
     max_lifetime: float = 0.0
     # F12: after each get_user_orders reply, add and remove this many orders of that book (0 = off).

@@ -339,6 +339,24 @@ class Simulator:
         self._publish_threadsafe(pushes)
         return [dict(push.order) for push in pushes]
 
+    def fill_order(self, account_key: str, order_id: str, quantity: Any) -> dict[str, Any] | None:
+        """Fill part of an open order (pushes FILLED with what remains); None if it is not open."""
+        with self._lock:
+            push = self._market.fill_order(self._book_id(account_key), order_id, quantity)
+        if push is None:
+            return None
+        self._publish_threadsafe([push])
+        return dict(push.order)
+
+    def modify_order(self, account_key: str, order_id: str, **fields: Any) -> dict[str, Any] | None:
+        """Modify an open order (new id, status MODIFIED, pushed); returns it, or None if it is not open."""
+        with self._lock:
+            push = self._market.modify_order(self._book_id(account_key), order_id, fields)
+        if push is None:
+            return None
+        self._publish_threadsafe([push])
+        return dict(push.order)
+
     def remove_order(self, account_key: str, order_id: str) -> dict[str, Any] | None:
         """Cancel an order (pushes CANCELLED); returns the pushed order, None when there is no such order."""
         with self._lock:
@@ -562,6 +580,8 @@ class Simulator:
             self._call_on_loop(self._publish, pushes)
 
     def _publish(self, pushes: list[Push]) -> None:
+        if self.faults.drop_pushes:
+            return
         for push in pushes:
             subscribers = self._subscribers.get(push.book_id)
             if not subscribers:
@@ -724,6 +744,7 @@ class Simulator:
                 faults.rate_limit_window,
             )
         if retry_after is not None:
+            retry_after = faults.rate_limit_retry_after or retry_after
             text = f"Rate limit exceeded, retry after {retry_after} s"
             session.enqueue(self._error("RateLimited", text, message, retry_after=retry_after))
             return
@@ -769,6 +790,8 @@ class Simulator:
         session.account = outcome.account  # last: other threads read "authenticated" from it
         logger.debug("simulator: %s authenticated as %s", session.connection_id, outcome.account.public_key)
         session.enqueue(frames.auth_success_frame(faults.auth_success_shape))
+        if faults.close_after_auth:
+            session.close_after_queue(CLOSE_GOING_AWAY, "closed right after the login")
 
     def _live_account(self, public_key: str) -> SimAccount | None:
         if public_key in self._revoked:

@@ -15,7 +15,7 @@ from django.test import Client
 from orders.feed import shutdown_feed
 from orders.models import ExchangeAccount
 from orders.qfex.records import parse_order, parse_twap
-from orders.rows import order_rows, twap_rows
+from orders.rows import order_rows, twap_rows, without_placement
 from orders.simulator import SimAccount, Simulator
 from tests.personas import *  # noqa: F403  (the persona fixtures)
 from tests.personas import KEYS, point_at
@@ -58,6 +58,22 @@ async def sim() -> AsyncIterator[Simulator]:
     with Simulator(accounts=accounts, seed=5) as simulator:
         yield simulator
         await shutdown_feed()  # before the simulator goes away, so the feed does not see it vanish
+
+
+@pytest.fixture
+def connected(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every consumer instance that connects during the test, in order (to look inside one)."""
+    from orders.consumers import AccountStreamConsumer
+
+    instances: list[Any] = []
+    original = AccountStreamConsumer.connect
+
+    async def connect(self: AccountStreamConsumer) -> None:
+        instances.append(self)
+        await original(self)
+
+    monkeypatch.setattr(AccountStreamConsumer, "connect", connect)
+    return instances
 
 
 @pytest.fixture
@@ -198,7 +214,7 @@ def shows_truth(browser: Browser, sim: Simulator, account: ExchangeAccount) -> C
         return (
             browser.states.get(account.pk) == "live"
             and account.pk in browser.seq
-            and browser.orders.get(account.pk) == orders
+            and without_placement(browser.orders.get(account.pk) or {}) == without_placement(orders)
             and browser.twaps.get(account.pk) == twaps
         )
 

@@ -66,7 +66,13 @@ def sim(request: pytest.FixtureRequest) -> Iterator[Simulator]:
 
 
 @pytest.fixture
-def site(tmp_path: Path, sim: Simulator) -> Iterator[dict[str, Any]]:
+def site_settings(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Extra environment for the site (indirect parametrization)."""
+    return dict(getattr(request, "param", {}))
+
+
+@pytest.fixture
+def site(tmp_path: Path, sim: Simulator, site_settings: dict[str, str]) -> Iterator[dict[str, Any]]:
     env = base_env(
         os.environ,
         database_url=sqlite_url(tmp_path),
@@ -79,6 +85,7 @@ def site(tmp_path: Path, sim: Simulator) -> Iterator[dict[str, Any]]:
         TEST_PUBLIC_KEY=PUBLIC_KEY,
         TEST_SECRET=SECRET,
         TEST_SIM_URL=sim.url,
+        **site_settings,
     )
     migrate(env, timeout=180)
     data = run_setup(env, SETUP_SCRIPT, timeout=120)
@@ -227,6 +234,37 @@ def test_a_4000_order_account_reaches_the_page_in_bounded_messages(site: dict[st
     ws.close()
     _stop_daphne(site["process"])
     assert b"PayloadExceeded" not in site["log"].read_bytes()
+
+
+@pytest.mark.parametrize("sim", [20000], indirect=True)
+@pytest.mark.parametrize("site_settings", [{"QFEXDASH_WS_MAX_BACKLOG_BYTES": "65536"}], indirect=True)
+def test_a_browser_that_stops_reading_is_closed_not_buffered(site: dict[str, Any], sim: Simulator) -> None:
+    """S29: a socket whose browser reads nothing is closed (4013) once its unread output passes the bound,
+    instead of growing the server without limit. A 20 000-order snapshot (~9 MB) overflows the kernel's
+    socket buffers; the updates that follow find the rest still waiting in Daphne."""
+    port = site["port"]
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{port}/ws/accounts/{site['account']}/",
+        origin=f"http://127.0.0.1:{port}",
+        cookie=f"sessionid={site['session']}",
+        timeout=PATIENCE,
+        sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),),
+    )
+    sim.pace = 5.0  # updates keep coming while the browser reads nothing
+    deadline = time.monotonic() + 2 * PATIENCE
+    while b"stopped reading" not in site["log"].read_bytes():
+        assert time.monotonic() < deadline, "the server kept buffering for a browser that reads nothing"
+        time.sleep(0.1)  # polling the log file for the server's word; nothing is timed
+    sim.pace = 0.0
+    while True:  # now read what was sent: it ends with the close
+        try:
+            opcode, frame = ws.recv_data_frame(control_frame=True)
+        except websocket.WebSocketConnectionClosedException:
+            pytest.fail("the server dropped the socket without a close frame")
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            assert int.from_bytes(frame.data[:2], "big") == 4013
+            break
+    ws.close()
 
 
 def test_real_server_refuses_a_foreign_origin(site: dict[str, Any]) -> None:

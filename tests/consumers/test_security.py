@@ -12,7 +12,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-import orders.feed
+import orders.feed.service
 from orders import live_protocol as lp
 from orders import services
 from orders.consumers import access_verdict
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _feed_untouched() -> bool:
-    feed = orders.feed._feed
+    feed = orders.feed.service._feed
     return feed is None or not feed.statuses()
 
 

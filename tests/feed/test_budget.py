@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orders.feed_budget import RateBudget, full_jitter_backoff
-from orders.feed_config import FeedConfig
+from orders.feed import FeedConfig
+from orders.feed.budget import RateBudget, budget_key, full_jitter_backoff
 
 
 class Clock:
@@ -87,3 +87,18 @@ def test_full_jitter_backoff_is_capped_and_grows() -> None:
         for _ in range(50):
             assert 0.0 <= full_jitter_backoff(attempt, 1.0, 30.0) <= ceiling
     assert full_jitter_backoff(10_000, 1.0, 30.0) <= 30.0
+
+
+def test_an_exchange_retry_hint_blocks_for_at_most_the_cap() -> None:
+    now = [100.0]
+    budget = RateBudget(10.0, 50.0, lambda: now[0], max_block=30.0)
+    budget.block_for(1e9)  # a hostile "retry after a billion seconds"
+    assert budget.wait_time(1.0) == pytest.approx(30.0)
+    now[0] += 30.0
+    assert budget.wait_time(1.0) < 0.2
+
+
+def test_budgets_are_per_endpoint_and_key() -> None:
+    assert budget_key("wss://trade.qfex.com", "pk") == budget_key("wss://TRADE.qfex.com/", "pk")
+    assert budget_key("wss://trade.qfex.com", "pk") != budget_key("ws://127.0.0.1:9", "pk")
+    assert budget_key("wss://trade.qfex.com", "pk") != budget_key("wss://trade.qfex.com", "other")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 import time
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -14,7 +15,7 @@ from asgiref.sync import sync_to_async
 
 from orders import live_protocol as lp
 from orders import services
-from orders.feed_upstream import REJECTED_KEY_REASON
+from orders.feed.upstream import REJECTED_KEY_REASON
 from orders.models import ExchangeAccount
 from orders.simulator import Simulator
 from tests.feed.conftest import (
@@ -102,17 +103,76 @@ async def test_a_burst_of_refreshes_is_coalesced(make_feed: Any, live_account: E
     assert made < 40
 
 
-async def test_a_push_triggers_a_refresh(make_feed: Any, live_account: ExchangeAccount, sim: Simulator) -> None:
-    # The reconcile interval is far longer than the wait below, so only a push can explain the update.
+async def test_pushes_become_diffs_without_any_fetch(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator
+) -> None:
+    # The reconcile interval is far longer than the test: only the pushes can explain the updates.
+    feed = make_feed(reconcile_seconds=120.0)
+    listener = await GroupListener(feed.channel_layer, live_account.pk).start()
+    await feed.watch(live_account.pk, "viewer")
+    snapshot = await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    seq, fetches, requests = snapshot.seq, feed.stats(live_account.pk).fetches, sim.request_count("get_user_orders")
+    key = book_key(live_account)
+    added = sim.add_orders(key, 1, client_order_id="pushed-in")[0]
+    message = await listener.until(lambda m: m["type"] == lp.DIFF and m["seq"] > seq)
+    assert message["seq"] == seq + 1
+    assert [row["id"] for row in message["upsert"]["orders"]] == [added["order_id"]]
+    assert message["upsert"]["orders"][0]["client_order_id"] == "pushed-in"
+    removed = next(iter(snapshot.orders))
+    sim.remove_order(key, removed)
+    message = await listener.until(lambda m: m["type"] == lp.DIFF and m["seq"] > seq + 1)
+    assert (message["seq"], message["remove"]["orders"]) == (seq + 2, [removed])
+    assert [(row["id"], row["outcome"]) for row in message["closed"]] == [(removed, "cancelled")]
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    assert feed.stats(live_account.pk).fetches == fetches  # never one fetch per push
+    assert sim.request_count("get_user_orders") == requests
+    assert [row["id"] for row in (await feed.snapshot(live_account.pk)).closed] == [removed]
+
+
+async def test_a_push_that_cannot_be_placed_brings_a_prompt_reconcile(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator
+) -> None:
     feed = make_feed(reconcile_seconds=120.0)
     await feed.watch(live_account.pk, "viewer")
     await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
-    added = sim.add_orders(book_key(live_account), 1, client_order_id="pushed-in")[0]
-    snapshot = await feed.wait_for(live_account.pk, lambda s: added["order_id"] in s.orders, 10.0)
-    assert snapshot.orders[added["order_id"]]["client_order_id"] == "pushed-in"
-    removed = next(iter(snapshot.orders))
-    sim.remove_order(book_key(live_account), removed)
-    await feed.wait_for(live_account.pk, lambda s: removed not in s.orders, 10.0)
+    fetches = feed.stats(live_account.pk).fetches
+    key = book_key(live_account)
+    # Two orders alike in everything a modify keeps: a MODIFIED push with a new id could replace either.
+    twins = sim.add_orders(key, 2, symbol="AAPL-USD", side="BUY", type="LIMIT", quantity=5, quantity_remaining=5,
+                           client_order_id="twin", time_in_force="GTC")  # fmt: skip
+    await feed.wait_for(live_account.pk, lambda s: all(t["order_id"] in s.orders for t in twins), PATIENCE)
+    sim.modify_order(key, twins[0]["order_id"], price=1.0)
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    assert feed.stats(live_account.pk).fetches == fetches + 1  # the reconcile removed the replaced twin
+
+
+async def test_a_fetch_merged_with_pushes_that_arrived_while_it_ran(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator
+) -> None:
+    """A reconcile whose first page was read before an order was cancelled must not bring it back."""
+    sim.faults.page_cap = 10  # 40 orders: several pages…
+    feed = make_feed(reconcile_seconds=120.0, timeout_seconds=5.0)
+    await feed.watch(live_account.pk, "viewer")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    key = book_key(live_account)
+    first_on_page_one = sim.open_orders(key)[0]["order_id"]
+    sim.faults.reply_delay = 0.2  # …each 0.2 s apart
+    requests = sim.request_count("get_user_orders")
+    refreshed = await feed.refresh(live_account.pk, max_age=0)
+    await wait_until(lambda: sim.request_count("get_user_orders") >= requests + 2, what="page two to be asked for")
+    # Pushed now; page one, already read, holds the order as it was.
+    filled = sim.fill_order(key, first_on_page_one, Decimal(sim.open_orders(key)[0]["quantity_remaining"]) / 2)
+    assert filled is not None
+    remaining = str(Decimal(str(filled["quantity_remaining"])))
+
+    def keeps_the_fill(snapshot: Any) -> bool:
+        return snapshot.orders[first_on_page_one]["quantity_remaining"] == remaining
+
+    await feed.wait_for(live_account.pk, keeps_the_fill, PATIENCE)
+    assert await asyncio.wait_for(refreshed, PATIENCE)  # the reconcile is over…
+    assert keeps_the_fill(await feed.snapshot(live_account.pk))  # …and did not undo the push
+    sim.faults.reply_delay = 0.0
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
 
 
 async def test_reconcile_picks_up_twap_progress(make_feed: Any, live_account: ExchangeAccount, sim: Simulator) -> None:
@@ -168,42 +228,58 @@ async def test_diffs_rebuild_the_truth_with_consecutive_seqs(
 async def test_a_big_change_is_published_as_consecutive_bounded_diffs(
     make_feed: Any, live_account: ExchangeAccount, sim: Simulator
 ) -> None:
-    # Only the push of the change (not the reconcile tick) makes a fetch here, so it sees all of it at once.
+    # The exchange loses its pushes: only the reconcile sees the change, all of it at once.
     feed = make_feed(reconcile_seconds=60.0, rows_per_message=500)
     listener = await GroupListener(feed.channel_layer, live_account.pk).start()
     await feed.watch(live_account.pk, "viewer")
     snapshot = await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
     orders, seq = dict(snapshot.orders), snapshot.seq
     key = book_key(live_account)
-    sim.add_orders(key, 1200, client_order_id="mass")
+    sim.faults.drop_pushes = True
+    sim.add_orders(key, 700, client_order_id="mass")
+    assert await asyncio.wait_for(await feed.refresh(live_account.pk, max_age=0), PATIENCE)
 
     diffs = []
     async with asyncio.timeout(PATIENCE):
-        while len(diffs) < 3:
+        while len(diffs) < 2:
             message = await listener.next()
-            if message["type"] == lp.DIFF and message["seq"] > seq:  # not the first fetch's
+            if message["type"] == lp.DIFF and message["seq"] > seq:
                 diffs.append(message)
-    assert [message["seq"] for message in diffs] == [seq + 1, seq + 2, seq + 3]
-    sizes = [len(m["upsert"]["orders"]) + len(m["remove"]["orders"]) + len(m["upsert"]["twaps"]) for m in diffs]
-    assert sizes == [500, 500, 200]
+    assert [message["seq"] for message in diffs] == [seq + 1, seq + 2]
+    assert [len(m["upsert"]["orders"]) for m in diffs] == [500, 200]
     for message in diffs:
         for row in message["upsert"]["orders"]:
             orders[row["id"]] = row
-        for row_id in message["remove"]["orders"]:
-            del orders[row_id]
     assert orders == orjson.loads(orjson.dumps(expected_rows(sim, live_account)[0]))
-    assert (await feed.snapshot(live_account.pk)).seq == seq + 3
+    assert (await feed.snapshot(live_account.pk)).seq == seq + 2
 
     # The cached snapshot of the bigger book goes in parts too, all at the latest seq.
-    await listener.until(lambda m: m["type"] == lp.STATUS and m["seq"] == seq + 3)  # the fetch is over
-    at, texts = await feed.snapshot_messages(live_account.pk)
+    await listener.until(lambda m: m["type"] == lp.STATUS and m["seq"] == seq + 2)  # the fetch is over
+    at, _stamp, texts = await feed.snapshot_messages(live_account.pk)
     parts = [orjson.loads(text) for text in texts]
-    assert at == seq + 3
-    assert len(parts) == 3  # 40 + 1200 orders and 3 TWAPs, 500 rows at most per part
-    assert {(p["seq"], p["parts"]) for p in parts} == {(seq + 3, 3)}
-    assert [p["part"] for p in parts] == [1, 2, 3]
+    assert at == seq + 2
+    assert len(parts) == 2  # 40 + 700 orders and 3 TWAPs, 500 rows at most per part
+    assert {(p["seq"], p["parts"]) for p in parts} == {(seq + 2, 2)}
     assert {row["id"] for p in parts for row in p["orders"]} == set(orders)
-    assert (await feed.snapshot_messages(live_account.pk))[1] is texts  # encoded once, then cached
+    assert (await feed.snapshot_messages(live_account.pk))[2] is texts  # encoded once, then cached
+
+
+async def test_a_change_too_big_for_diffs_makes_viewers_take_a_snapshot(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator
+) -> None:
+    feed = make_feed(reconcile_seconds=60.0, rows_per_message=100)
+    listener = await GroupListener(feed.channel_layer, live_account.pk).start()
+    told: list[dict[str, Any]] = []
+    await feed.watch(live_account.pk, "viewer", told.append)
+    snapshot = await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    sim.faults.drop_pushes = True
+    sim.add_orders(book_key(live_account), 300)
+    assert await asyncio.wait_for(await feed.refresh(live_account.pk, max_age=0), PATIENCE)
+    message = await listener.until(lambda m: m["seq"] > snapshot.seq)
+    # No diff of 300 rows: the seq jumps (a page that sees it resyncs), and local viewers are told.
+    assert (message["type"], message["seq"]) == (lp.STATUS, snapshot.seq + 1)
+    assert {"type": "feed.resnapshot", "account": live_account.pk} in told
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
 
 
 @pytest.mark.parametrize(
@@ -222,13 +298,16 @@ async def test_fetch_faults_go_stale_then_recover(
     await feed.watch(live_account.pk, "viewer")
     good = await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
     setattr(sim.faults, fault, value)
-    sim.step(5)  # pushes ask for a fetch, which now fails
+    await feed.refresh(live_account.pk, max_age=0)  # a reconcile, which now fails
     stale = await feed.wait_for(live_account.pk, in_state("stale", reason), PATIENCE)
     # The last good rows stay, with the time they were taken.
     assert stale.orders == good.orders
     assert stale.status.as_of == good.as_of
-    assert "next try in" in stale.status.reason
+    # One countdown, on the page: the words carry none, the status says when and since when.
+    assert "next try" not in stale.status.reason.lower()
     assert stale.status.next_retry_at is not None
+    assert stale.status.since is not None
+    assert stale.status.failures >= 1
     setattr(sim.faults, fault, type(value)())
     await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
 
@@ -325,7 +404,8 @@ async def test_unreadable_secret_is_an_error_without_any_connection(
     feed = make_feed()
     await feed.watch(live_account.pk, "viewer")
     snapshot = await feed.wait_for(live_account.pk, in_state("error"), PATIENCE)
-    assert snapshot.status.reason == "The stored secret can't be decrypted — re-enter it."
+    assert snapshot.status.reason == "The stored secret can't be decrypted"
+    assert "again" in snapshot.status.action
     assert sim.handshake_count == 0
 
 
@@ -350,7 +430,7 @@ async def test_rate_limited_is_honoured_and_recovers(
     # A budget of a few pages, refilled over 2 s: the next fetches trip it.
     sim.faults.rate_limit_window = 2.0
     sim.faults.rate_limit_weight = 12.0
-    await feed.wait_for(live_account.pk, in_state("stale", "QFEX is rate-limiting this key; next try in"), PATIENCE)
+    await feed.wait_for(live_account.pk, in_state("stale", "QFEX is rate-limiting this key"), PATIENCE)
     sim.faults.rate_limit_weight = 12_000.0
     sim.faults.rate_limit_window = 60.0
     await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)

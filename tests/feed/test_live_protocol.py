@@ -97,22 +97,55 @@ def test_a_4000_order_snapshot_goes_in_parts_under_the_size_limit() -> None:
         )
         assert part["status"] == status.as_dict()
         assert len(part["orders"]) + len(part["twaps"]) <= 500
-    assert [part["twaps"] for part in parts[1:]] == [[]] * (len(parts) - 1)
+    assert {part["totals"]["orders"] for part in parts} == {4000}
     # Reassembled in order, the parts are the rows, in their order.
     assert [row for part in parts for row in part["orders"]] == orjson.loads(orjson.dumps(orders))
-    assert parts[0]["twaps"] == orjson.loads(orjson.dumps(twaps))
+    assert [row for part in parts for row in part["twaps"]] == orjson.loads(orjson.dumps(twaps))
+
+
+def _decoded(messages: list[dict]) -> list[dict]:
+    """Messages as a browser receives them (rows are pre-encoded fragments until then)."""
+    return [orjson.loads(lp.encode(message)) for message in messages]
 
 
 @pytest.mark.parametrize(
     ("orders", "twaps", "expected"),
-    [(0, 0, [(0, 0)]), (3, 2, [(3, 2)]), (8, 2, [(8, 2)]), (9, 2, [(8, 2), (1, 0)]), (2, 12, [(0, 12), (2, 0)])],
+    [(0, 0, [(0, 0)]), (3, 2, [(3, 2)]), (8, 2, [(8, 2)]), (9, 2, [(8, 2), (1, 0)]), (2, 12, [(0, 10), (2, 2)])],
 )
-def test_snapshot_parts_fill_part_one_with_twaps_then_orders(orders: int, twaps: int, expected: list) -> None:
-    messages = lp.snapshot_messages(
-        7, 1, None, lp.Status("live"), [{"id": str(n)} for n in range(orders)], [{"id": "t"}] * twaps, 10
+def test_snapshot_parts_carry_twaps_then_orders_up_to_the_row_limit(orders: int, twaps: int, expected: list) -> None:
+    messages = _decoded(
+        lp.snapshot_messages(
+            7, 1, None, lp.Status("live"), [{"id": str(n)} for n in range(orders)], [{"id": "t"}] * twaps, 10
+        )
     )
     assert [(len(m["orders"]), len(m["twaps"])) for m in messages] == expected
     assert [(m["part"], m["parts"]) for m in messages] == [(i, len(expected)) for i in range(1, len(expected) + 1)]
+    assert {tuple(m["totals"].items()) for m in messages} == {(("orders", orders), ("twaps", twaps), ("closed", 0))}
+
+
+def test_every_message_stays_under_512_kib_whatever_the_rows_weigh() -> None:
+    """S24: messages are split by bytes as well as by rows (500 rows of 4 KiB would be 2 MiB)."""
+    heavy = [{"id": str(n), "client_order_id": "x" * 4000} for n in range(1500)]
+    closed = [{"id": f"c{n}", "reason": "y" * 3000} for n in range(500)]
+    snapshot = lp.snapshot_messages(7, 1, 1.0, lp.Status("live"), heavy, [], 500, closed=closed)
+    texts = [lp.encode(message) for message in snapshot]
+    assert max(len(text.encode()) for text in texts) <= lp.MAX_MESSAGE_BYTES
+    parts = [orjson.loads(text) for text in texts]
+    assert [row["id"] for part in parts for row in part["orders"]] == [row["id"] for row in heavy]
+    assert [row["id"] for part in parts for row in part["closed"]] == [row["id"] for row in closed]
+    diffs = lp.diff_messages(7, 10, 1.0, upsert_orders=heavy, remove_orders=["a"], closed=closed)
+    diff_texts = [lp.encode(message) for message in diffs]
+    assert max(len(text.encode()) for text in diff_texts) <= lp.MAX_MESSAGE_BYTES
+    assert [orjson.loads(text)["seq"] for text in diff_texts] == list(range(10, 10 + len(diffs)))
+
+
+def test_a_row_too_large_for_any_message_is_replaced_by_a_refused_row() -> None:
+    monster = {"id": "big", "account": 7, "account_label": "Desk", "client_order_id": "z" * 200_000}
+    (message,) = _decoded(lp.diff_messages(7, 3, 1.0, upsert_orders=[monster, {"id": "ok"}]))
+    assert message["upsert"]["orders"] == [
+        {"id": "big", "account": 7, "account_label": "Desk", "refused": "This record is too large to show."},
+        {"id": "ok"},
+    ]
 
 
 def test_a_large_change_becomes_consecutive_diffs_that_apply_to_the_same_rows() -> None:
@@ -120,8 +153,10 @@ def test_a_large_change_becomes_consecutive_diffs_that_apply_to_the_same_rows() 
     upserts = [{"id": str(n), "v": 1} for n in range(0, 1000, 2)] + [{"id": f"new{n}"} for n in range(300)]
     removes = [str(n) for n in range(1, 1000, 4)]
     twap_upserts = [{"id": "t1"}]
-    messages = lp.diff_messages(
-        7, 43, 2.5, upsert_orders=upserts, upsert_twaps=twap_upserts, remove_orders=removes, rows_per_message=400
+    messages = _decoded(
+        lp.diff_messages(
+            7, 43, 2.5, upsert_orders=upserts, upsert_twaps=twap_upserts, remove_orders=removes, rows_per_message=400
+        )
     )
     assert [m["seq"] for m in messages] == [43, 44, 45]
     rows, twaps = dict(before), {}
@@ -141,8 +176,8 @@ def test_a_large_change_becomes_consecutive_diffs_that_apply_to_the_same_rows() 
         del whole[row_id]
     assert rows == whole
     assert twaps == {"t1": {"id": "t1"}}
-    small = lp.diff_messages(7, 43, 2.5, remove_twaps=["t"], rows_per_message=400)
-    assert small == [lp.diff_message(7, 43, 2.5, remove_twaps=["t"])]
+    small = _decoded(lp.diff_messages(7, 43, 2.5, remove_twaps=["t"], rows_per_message=400))
+    assert small == _decoded([lp.diff_message(7, 43, 2.5, remove_twaps=["t"])])
 
 
 def test_decimals_are_encoded_as_exact_strings() -> None:

@@ -51,7 +51,19 @@ def test_order_row_matches_the_documented_example() -> None:
         "client_order_id": "desk-7",
         "order_id": "o-1",
         "update_time": 1764030000.55,
+        "placed_at": None,  # partly filled: its update time is the fill's, not the placement's
     }
+
+
+def test_an_unfilled_acknowledged_order_was_placed_at_its_update_time() -> None:
+    order = parse_order(
+        loads('{"order_id": "o", "status": "ACK", "quantity": 2, "quantity_remaining": 2, "update_time": 5}')
+    )
+    assert order_row(order, 1, "a")["placed_at"] == 5.0
+    modified = parse_order(
+        loads('{"order_id": "o", "status": "MODIFIED", "quantity": 2, "quantity_remaining": 2, "update_time": 9}')
+    )
+    assert order_row(modified, 1, "a")["placed_at"] is None
 
 
 def test_decimals_stay_exact() -> None:

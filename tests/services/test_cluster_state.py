@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from orders import live_protocol as lp
-from orders.cluster_state import ClusterState, read_statuses, redis_client
+from orders.feed.redis_state import ClusterState, read_overviews, redis_client
 
 pytestmark = pytest.mark.services
 
@@ -64,26 +64,28 @@ async def test_statuses_are_readable_from_any_process_and_vanish_with_their_owne
     owner = make_state()
     live = lp.Status(lp.LIVE, "", 1764030000.5, None)
     stale = lp.Status(lp.STALE, "QFEX did not answer within 3 s; next try in 2 s.", 1764030000.5, 1764030010.0)
-    await owner.publish_status(1, live, 30)
+    await owner.publish_status(1, live, 30, seq=41, counts=(4000, 3))
     await owner.publish_status(2, stale, 0.2)
-    read = await asyncio.to_thread(read_statuses, services["redis"], redis_prefix)
-    assert read[1] == live
-    assert read[2] == stale
+    read = await asyncio.to_thread(read_overviews, services["redis"], redis_prefix)
+    assert read[1] == (live, (4000, 3))
+    assert read[2] == (stale, None)
+    assert await make_state().read_seq(1) == 41  # what a process taking the account over continues above
 
     async def two_expired() -> bool:
-        return 2 not in await asyncio.to_thread(read_statuses, services["redis"], redis_prefix)
+        return 2 not in await asyncio.to_thread(read_overviews, services["redis"], redis_prefix)
 
     await _eventually(two_expired, "the status of a silent owner to expire")
     await owner.clear_status(1)
-    assert await asyncio.to_thread(read_statuses, services["redis"], redis_prefix) == {}
+    assert await asyncio.to_thread(read_overviews, services["redis"], redis_prefix) == {}
+    assert await owner.read_seq(1) == 0
     assert await owner.client.scard(f"{redis_prefix}:statuses") == 0  # the index forgets them too
 
 
 async def test_the_rate_budget_is_shared_between_processes(make_state: Callable[[], ClusterState]) -> None:
     per_second, burst = 1.0, 10.0
-    first = make_state().budget("qfex_pub_shared", per_second, burst)
-    second = make_state().budget("qfex_pub_shared", per_second, burst)
-    other_key = make_state().budget("qfex_pub_other", per_second, burst)
+    first = make_state().budget("qfex_pub_shared", per_second, burst, 60.0)
+    second = make_state().budget("qfex_pub_shared", per_second, burst, 60.0)
+    other_key = make_state().budget("qfex_pub_other", per_second, burst, 60.0)
     assert first.wait_time(10) == 0.0
     first.charge(10)
     await first.sync()
@@ -104,7 +106,7 @@ async def test_the_budget_keeps_pacing_locally_when_redis_is_unreachable() -> No
         port = probe.getsockname()[1]
     state = ClusterState("unused", "qfexdash-test-unreachable", client=redis_client(f"redis://127.0.0.1:{port}/0"))
     try:
-        budget = state.budget("qfex_pub_alone", 1.0, 10.0)
+        budget = state.budget("qfex_pub_alone", 1.0, 10.0, 60.0)
         budget.charge(10)
         await budget.sync()
         assert budget.wait_time(5) > 3.0

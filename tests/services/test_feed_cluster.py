@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from channels_redis.core import RedisChannelLayer
 
-from orders.cluster_state import ClusterState, read_statuses
 from orders.feed import Feed, FeedConfig
-from orders.feed_cluster import lease_name
+from orders.feed.ownership import lease_name
+from orders.feed.redis_state import ClusterState, read_overviews
 from orders.models import ExchangeAccount
 from orders.simulator import SimAccount, Simulator
 from tests.feed.conftest import FAST, matches_truth
@@ -158,7 +158,12 @@ async def test_a_lost_lease_closes_the_session_and_a_process_takes_over(
     await a.wait_for(account, matches_truth(sim, live_account), PATIENCE)
     await b.watch(account, "viewer-b")
     await b.wait_for(account, matches_truth(sim, live_account), PATIENCE)
-    old_seq = (await b.snapshot(account)).seq
+    # A's clock runs far ahead of B's: its seqs are beyond anything B's own clock would give.
+    a._accounts[account].state.seq += 10**9
+    high = a._accounts[account].state.seq
+    sim.add_orders(live_account.public_key, 1)
+    ahead = await b.wait_for(account, lambda s: s.seq > high, PATIENCE)  # B's mirror follows A's jump
+    old_seq = ahead.seq
     # Someone else's lease appears (as after a network partition): A's next renewal fails and A closes
     # its session at once; when that lease expires, one of the two processes takes the account again.
     await redis_client.set(f"{redis_prefix}:lease:{lease_name(account)}", "someone-else", px=1500)
@@ -170,7 +175,9 @@ async def test_a_lost_lease_closes_the_session_and_a_process_takes_over(
     sim.add_orders(live_account.public_key, 2)
     for feed in (a, b):
         snapshot = await feed.wait_for(account, matches_truth(sim, live_account), PATIENCE)
-        assert snapshot.seq > old_seq + 1  # the new owner's seq jumps: every page resyncs
+        # The new owner's seq jumps above anything published before (never from its own clock alone):
+        # every page sees a gap and resyncs.
+        assert snapshot.seq > old_seq + 1
     assert sim.authenticated_connections() == 1
 
 
@@ -187,7 +194,7 @@ async def test_statuses_for_the_accounts_page_come_from_the_owner(
     await a.wait_for(account, matches_truth(sim, live_account), PATIENCE)
 
     def shown() -> dict[int, Any]:
-        return read_statuses(services["redis"], redis_prefix)
+        return {key: status for key, (status, _counts) in read_overviews(services["redis"], redis_prefix).items()}
 
     await until(lambda: shown().get(account) is not None and shown()[account].state == "live", "a live status")
     await a.unwatch(account, "viewer-a")

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from orders.cluster_state import redis_client as make_client
-from orders.leases import LocalLeases, RedisLeases
+from orders.feed.leases import RedisLeases
+from orders.feed.redis_state import redis_client as make_client
 
 pytestmark = pytest.mark.services
 
@@ -59,7 +59,9 @@ async def test_many_contenders_one_winner(leases: RedisLeases) -> None:
     assert sum(results) == 1
 
 
-async def test_unreachable_redis_acquire_raises_renew_is_lost_release_is_quiet() -> None:
+async def test_unreachable_redis_acquire_and_renew_raise_release_is_quiet() -> None:
+    """A renewal Redis cannot answer is not "lost": the owner decides with the lease's known expiry
+    (orders.feed.ownership), instead of giving the account up at the first network hiccup."""
     with socket.socket() as probe:  # a loopback port with nobody listening
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -68,18 +70,8 @@ async def test_unreachable_redis_acquire_raises_renew_is_lost_release_is_quiet()
         leases = RedisLeases(client, "qfexdash-test-unreachable")
         with pytest.raises(Exception, match=r"(?i)connect"):
             await leases.acquire("account.1", "A", 5)
-        assert await leases.renew("account.1", "A", 5) is False
+        with pytest.raises(Exception, match=r"(?i)connect"):
+            await leases.renew("account.1", "A", 5)
         await leases.release("account.1", "A")
     finally:
         await client.aclose()
-
-
-async def test_local_leases_follow_the_same_rules() -> None:
-    leases = LocalLeases()
-    assert await leases.acquire("x", "A", 30)
-    assert not await leases.acquire("x", "B", 30)
-    assert not await leases.renew("x", "B", 30)
-    await leases.release("x", "B")
-    assert leases.holder("x") == "A"
-    await leases.release("x", "A")
-    assert await leases.acquire("x", "B", 30)

@@ -2,54 +2,47 @@
 
 Public API (all coroutines run on the feed's event loop — the server's loop under Daphne)::
 
-    feed = get_feed()                                   # the process's feed, bound to the running loop
-    await feed.watch(account_id, viewer)                # a viewer (a consumer's channel name) is interested
+    feed = get_feed()                                    # the process's feed, bound to the running loop
+    await feed.watch(account_id, viewer, notify)         # a viewer (a consumer's channel name) is interested
     await feed.unwatch(account_id, viewer)
-    seq, texts = await feed.snapshot_messages(account_id) # the encoded snapshot's parts, from the cache
-    snap = await feed.snapshot(account_id)              # FeedSnapshot(account, seq, as_of, status, orders, twaps)
-    done = await feed.refresh(account_id, max_age=None) # asyncio.Future[bool]; await it to wait for the fetch
+    seq, stamp, texts = await feed.snapshot_messages(account_id)  # encoded snapshot parts, from the cache
+    snap = await feed.snapshot(account_id)               # FeedSnapshot: seq, as_of, status, orders, twaps, closed
+    done = await feed.refresh(account_id, max_age=None)  # asyncio.Future[bool]; await it to wait for the fetch
     snap = await feed.wait_for(account_id, predicate, timeout)
-    feed.status(account_id) -> Status                   # also safe from other threads (pages)
-    await shutdown_feed()                               # stop every session, join the pool's threads
+    feed.status(account_id) -> Status                    # also safe from other threads (pages)
+    await shutdown_feed()                                # stop every session, join the feed's threads
 
 Viewers get updates through the channel layer: group ``account.<id>`` (:func:`group_name`) receives
-``{"type": "feed.message", "account", "seq", "kind": "diff"|"status", "text": <encoded message>}``;
-the text is encoded once and relayed as is by every consumer.
+``{"type": "feed.message", "account", "seq", "kind": "diff"|"status", "text": <encoded message>}``
+(statuses also carry ``stamp``: with the seq it orders them); the text is encoded once and relayed as is
+by every consumer.
 
-How it behaves (design.md §2):
+How it behaves (design.md §2; each part is a module of this package):
 
-- Upstream work (connect, auth, subscribe, fetch, waiting for pushes) and the feed's DB reads run in
-  a bounded ``ThreadPoolExecutor`` (``QFEXDASH_FEED_THREADS``), never on the event loop nor on
-  asgiref's shared sync thread; every socket call has the client's timeout (``QFEX_TIMEOUT_SECONDS``).
-- Fetches are single-flight and coalesced (``QFEXDASH_REFRESH_COALESCE_SECONDS``); an
-  ``order_responses`` push triggers one; so does every ``QFEXDASH_RECONCILE_SECONDS`` while watched.
-- Fetches are paced by a per-API-key budget of QFEX weight (``QFEXDASH_RATE_BUDGET_SHARE`` of
-  12 000 / 60 s; 5 per ``get_user_orders`` page): work beyond it is deferred, not dropped.
-- A fetch that changes rows publishes a diff (seq + 1) — several consecutive diffs when the change is
-  larger than ``QFEXDASH_WS_ROWS_PER_MESSAGE`` rows; one that changes nothing publishes a small
-  ``live`` status heartbeat. No periodic full snapshots: a viewer gets a snapshot when it joins or
-  asks (``resync``), and every heartbeat carries the seq so a page that lost a diff notices.
-- Failures keep the last good rows and publish ``stale`` with the cause and the next try; reconnects
-  back off exponentially with full jitter (``QFEXDASH_BACKOFF_BASE_SECONDS``..``_CAP_SECONDS``).
-  A rejected key or unreadable secret publishes ``error`` and is retried only after
-  ``QFEXDASH_AUTH_RETRY_SECONDS`` (300 s), or at once when the account's key or settings change
-  (checked every interval, and on a refresh). ``RateLimited`` pauses the key for QFEX's hint.
-- No viewers for one reconcile interval → the session closes and the account's cache is dropped.
-  QFEX closing a healthy session (maximum lifetime) → a transparent reconnect and a fetch.
-- Ownership goes through a lease (:mod:`orders.leases`). With one process it is in-process. With
-  ``REDIS_URL`` set (several Daphne processes) it is a Redis lease, and :mod:`orders.feed_cluster`
-  makes the feed cluster-wide: one process owns each account's upstream session, the others mirror
-  its rows and forward refreshes to it, and another process takes over when the owner dies.
+- ``order_response`` pushes are applied to the account's rows and published as a diff at once
+  (:mod:`~orders.feed.state`, :mod:`~orders.feed.lifecycle`). Full paged fetches are the reconcile: on
+  join, on the reconcile cadence, after a reconnect, on Refresh and when a push cannot be placed —
+  merged with the pushes that arrived meanwhile (:mod:`~orders.feed.schedule`, :mod:`~orders.feed.worker`).
+- No thread waits for pushes: one reader thread serves every idle session (:mod:`~orders.feed.reader`).
+  Blocking work (connect, auth, fetch, the feed's DB reads) runs in a bounded ``ThreadPoolExecutor``
+  (``QFEXDASH_FEED_THREADS``), never on the event loop nor on asgiref's shared sync thread.
+- Fetches are paced by the QFEX weight budget of the account's key at its endpoint
+  (``QFEXDASH_RATE_BUDGET_SHARE`` of 12 000 / 60 s; :mod:`~orders.feed.budget`).
+- Failures keep the last good rows and publish ``stale`` with the cause, ``error`` after
+  ``QFEXDASH_ERROR_AFTER_FAILURES`` tries or when a person must act; changes to an account (disabled,
+  deleted, new key, endpoint or subaccount) end its session within one reconcile interval.
+- No viewers for one reconcile interval → the session closes and the account's data is dropped.
+- Ownership (:mod:`~orders.feed.ownership`): one process owns everything; with ``REDIS_URL`` (several
+  Daphne processes) a Redis lease per account, the others follow (:mod:`~orders.feed.cluster`,
+  :mod:`~orders.feed.follower`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
-import socket
 import sys
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,30 +51,16 @@ from typing import Any
 from channels.layers import get_channel_layer
 
 from orders import live_protocol as lp
-from orders.cluster_state import ClusterState
-from orders.feed_account import AccountFeed, FeedSnapshot, FeedStats
-from orders.feed_budget import RateBudget
-from orders.feed_cluster import ClusterLink, cluster_state_from_settings
-from orders.feed_config import FeedConfig, group_name
-from orders.leases import Leases, LocalLeases
 
-__all__ = [
-    "AccountOverview",
-    "Feed",
-    "FeedConfig",
-    "FeedSnapshot",
-    "FeedStats",
-    "account_overviews",
-    "account_statuses",
-    "current_feed",
-    "get_feed",
-    "group_name",
-    "shutdown_feed",
-]
+from .account import MESSAGE_TYPE, AccountFeed, FeedSnapshot, FeedStats
+from .budget import RateBudget
+from .cluster import ClusterLink, cluster_state_from_settings
+from .config import FeedConfig
+from .ownership import LocalOwnership, Ownership
+from .reader import PushReader
+from .redis_state import ClusterState, read_overviews
 
 logger = logging.getLogger("orders.feed")
-
-MESSAGE_TYPE = "feed.message"  # handled by consumers' feed_message()
 
 
 @dataclass(frozen=True)
@@ -89,7 +68,7 @@ class AccountOverview:
     """What the accounts list shows of one account's feed: its state and how many rows it holds."""
 
     status: lp.Status
-    orders: int | None = None  # None: not known in this process (nobody watches it here)
+    orders: int | None = None  # None: not known (nobody watches it, or no data yet)
     twaps: int | None = None
 
 
@@ -98,30 +77,25 @@ class Feed:
 
     ``cluster``: the shared Redis state of several server processes; the feed then takes its leases,
     rate budgets and viewer interest from it and follows accounts other processes own (see
-    :mod:`orders.feed_cluster`). The process's feed (:func:`get_feed`) gets one when ``REDIS_URL`` is set.
+    :mod:`orders.feed.cluster`). The process's feed (:func:`get_feed`) gets one when ``REDIS_URL`` is set.
     """
 
     def __init__(
-        self,
-        config: FeedConfig | None = None,
-        *,
-        channel_layer: Any = None,
-        leases: Leases | None = None,
-        cluster: ClusterState | None = None,
+        self, config: FeedConfig | None = None, *, channel_layer: Any = None, cluster: ClusterState | None = None
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.config = config or FeedConfig.from_settings()
         self.pool = ThreadPoolExecutor(max_workers=self.config.threads, thread_name_prefix="qfex-feed")
+        self.reader = PushReader()
         self.channel_layer = channel_layer if channel_layer is not None else get_channel_layer()
-        # Replaced by the feed's inbox channel name once the cluster link starts (see feed_cluster).
-        self.owner_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self.cluster: ClusterLink | None = None
+        self.link: ClusterLink | None = None
+        self.ownership: Ownership = LocalOwnership()
+        self.cluster = cluster
         if cluster is not None:
-            self.cluster = ClusterLink(self, cluster)
-            self.leases: Leases = cluster.leases
-        else:
-            self.leases = leases or LocalLeases()
+            self.link = ClusterLink(cluster, self.config, self.channel_layer, self._linked, self._lease_lost)
+            self.ownership = self.link.ownership
         self._accounts: dict[int, AccountFeed] = {}
+        self._joining: Counter[int] = Counter()  # watch() calls waiting to join an account's group
         self._budgets: dict[str, RateBudget] = {}
         self._closed = False
 
@@ -130,14 +104,21 @@ class Feed:
     async def watch(self, account_id: int, viewer: str, notify: Callable[[dict[str, Any]], None] | None = None) -> None:
         """Register interest; starts the account's upstream session if it is not running.
 
-        ``notify``: called on the loop with the messages only this process's viewers need (with several
-        processes: ``feed.resnapshot`` when a follower's mirror has just been filled, and statuses only a
-        follower knows about). Called directly, never through the channel layer, so a follower with a
-        thousand viewers does not fill its own channel-layer inbox.
+        ``notify``: called on the loop with the messages only this process's viewers need
+        (``feed.resnapshot`` when their snapshot is out of date, and statuses only a follower knows
+        about). Called directly, never through the channel layer, so a process with a thousand viewers
+        does not fill its own channel-layer inbox.
         """
         self._check_open()
-        if self.cluster is not None and account_id not in self._accounts:
-            await self.cluster.join(account_id)  # before the account feed can ask anyone for a snapshot
+        if self.link is not None and account_id not in self._accounts:
+            self._joining[account_id] += 1  # a leave in progress must not undo this join
+            try:
+                await self.link.join(account_id)  # before the account feed can ask anyone for a snapshot
+            finally:
+                self._joining[account_id] -= 1
+                if not self._joining[account_id]:
+                    del self._joining[account_id]
+        self._check_open()
         self._account(account_id, create=True).add_viewer(viewer, notify)
 
     async def unwatch(self, account_id: int, viewer: str) -> None:
@@ -158,15 +139,13 @@ class Feed:
             return FeedSnapshot(account_id, 0, None, status, {}, {})
         return account.snapshot()
 
-    async def snapshot_messages(self, account_id: int) -> tuple[int, list[str]]:
-        """``(seq, texts)``: the encoded parts of a full snapshot, from the cache (no upstream call).
-
-        Send every text, in order, with nothing of this account in between (see ``live_protocol``).
-        """
+    async def snapshot_messages(self, account_id: int) -> tuple[int, float, list[str]]:
+        """``(seq, status stamp, texts)``: the encoded parts of a full snapshot, from the cache (no
+        upstream call). Send every text, in order, with nothing of this account in between."""
         account = self._accounts.get(account_id)
         if account is None:
-            snap = await self.snapshot(account_id)
-            return snap.seq, [lp.encode(lp.snapshot_message(account_id, snap.seq, None, snap.status, [], []))]
+            status = lp.Status(lp.IDLE, "Nobody is watching this account.")
+            return 0, 0.0, [lp.encode(lp.snapshot_message(account_id, 0, None, status, [], []))]
         # A follower that has just started waits (briefly) for the owner's rows rather than showing none.
         await account.wait_mirrored(self.config.refresh_coalesce_seconds + 1.0)
         return await account.snapshot_texts()
@@ -191,41 +170,48 @@ class Feed:
         """Wait until ``predicate(snapshot)`` holds for a watched account (``TimeoutError`` otherwise)."""
         return await self._account(account_id, create=False).wait_for(predicate, timeout)
 
+    def position(self, account_id: int) -> tuple[int, float]:
+        """``(seq, status stamp)`` of the account's current state; what a socket that has it all holds."""
+        account = self._accounts.get(account_id)
+        return (0, 0.0) if account is None else account.state.status_key
+
     def status(self, account_id: int) -> lp.Status:
         """The account's current state; ``idle`` when nobody watches it. Safe from any thread."""
         account = self._accounts.get(account_id)
-        return lp.Status(lp.IDLE) if account is None else account.status
+        return lp.Status(lp.IDLE) if account is None else account.state.status
 
     def statuses(self) -> dict[int, lp.Status]:
-        return {account_id: account.status for account_id, account in dict(self._accounts).items()}
+        return {account_id: account.state.status for account_id, account in dict(self._accounts).items()}
 
-    def counts(self) -> dict[int, tuple[int, int]]:
-        """``{account: (open orders, active TWAPs)}`` of the accounts this process holds rows for."""
-        return {
-            account_id: (len(account.orders), len(account.twaps))
-            for account_id, account in dict(self._accounts).items()
-            if account.data_as_of is not None
-        }
+    def overviews(self) -> dict[int, AccountOverview]:
+        """State and row counts of the accounts this process feeds. Safe from any thread."""
+        result = {}
+        for account_id, account in dict(self._accounts).items():
+            status, _seq, counts = account.shared_status()
+            result[account_id] = AccountOverview(status, *(counts or (None, None)))
+        return result
 
     def stats(self, account_id: int) -> FeedStats:
-        """Counters of the account's feed (fetches, pages, failures, sessions); zeros when not fed."""
+        """Counters of the account's feed (fetches, pages, failures, sessions, pushes); zeros when not fed."""
         account = self._accounts.get(account_id)
         return FeedStats() if account is None else account.stats
 
     def is_running(self, account_id: int) -> bool:
-        """Whether an upstream loop (and possibly a session) exists for the account."""
+        """Whether the account's feed (and possibly its upstream session) is running."""
         account = self._accounts.get(account_id)
         return account is not None and account.running
 
     # --- used by account feeds ----------------------------------------------------------------------
 
     def budget_for(self, key: str) -> RateBudget:
-        """The weight budget of one API key; shared with the other processes in a cluster."""
+        """The weight budget of one key at one endpoint; shared with the other processes in a cluster.
+        QFEX's own retry hints block it for at most the backoff cap."""
+        config = self.config
         if self.cluster is not None:
-            return self.cluster.state.budget(key, self.config.weight_per_second, self.config.budget_burst)
+            return self.cluster.budget(key, config.weight_per_second, config.budget_burst, config.backoff_cap_seconds)
         budget = self._budgets.get(key)
         if budget is None:
-            budget = RateBudget(self.config.weight_per_second, self.config.budget_burst)
+            budget = RateBudget(config.weight_per_second, config.budget_burst, max_block=config.backoff_cap_seconds)
             self._budgets[key] = budget
         return budget
 
@@ -237,19 +223,27 @@ class Feed:
         except Exception:  # a broken channel layer must not stop the feed; viewers resync later
             logger.warning("could not publish to %s", group, exc_info=True)
 
-    def _account_stopped(self, account: AccountFeed) -> None:
+    def account_stopped(self, account: AccountFeed) -> None:
         if self._accounts.get(account.account_id) is not account:
             return
         if account.viewers and not self._closed:
-            account.ensure_running()  # someone joined while the session was closing
-        else:
-            del self._accounts[account.account_id]
-            if self.cluster is not None and not self._closed:
-                self.loop.create_task(self._cluster_forget(account.account_id), name="qfex-feed-cluster-leave")
+            account.ensure_running()  # someone joined while it was stopping
+            return
+        del self._accounts[account.account_id]
+        if self.link is not None and not self._closed:
+            self.loop.create_task(self._leave(account.account_id), name="qfex-feed-cluster-leave")
 
-    async def _cluster_forget(self, account_id: int) -> None:
-        if self.cluster is not None and account_id not in self._accounts:  # not watched again meanwhile
-            await self.cluster.leave(account_id)
+    async def _leave(self, account_id: int) -> None:
+        if self.link is not None:
+            await self.link.leave(account_id, lambda: account_id in self._accounts or account_id in self._joining)
+
+    def _linked(self) -> dict[int, AccountFeed]:
+        return self._accounts
+
+    def _lease_lost(self, account_id: int) -> None:
+        account = self._accounts.get(account_id)
+        if account is not None:
+            account.lease_lost()
 
     def _account(self, account_id: int, *, create: bool) -> AccountFeed:
         account = self._accounts.get(account_id)
@@ -271,7 +265,7 @@ class Feed:
         return self._closed
 
     async def aclose(self, timeout: float | None = None) -> None:
-        """Close every upstream session and join the pool's threads."""
+        """Close every upstream session and join the feed's threads."""
         if self._closed:
             return
         self._closed = True
@@ -287,13 +281,17 @@ class Feed:
                 for task in pending:
                     task.cancel()
                 await asyncio.wait(pending, timeout=limit)
-        if self.cluster is not None:
+        if self.link is not None:
             for account in accounts:
-                await self.cluster.leave(account.account_id)
-            await self.cluster.aclose()
+                await self.link.leave(account.account_id, lambda: False)
+            await self.link.aclose()
         self._accounts.clear()
         # Joining the threads blocks; do it off the loop (the pool is idle by now).
-        await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
+        await asyncio.to_thread(self._join_threads)
+
+    def _join_threads(self) -> None:
+        self.reader.close()
+        self.pool.shutdown(True, cancel_futures=True)
 
 
 _feed: Feed | None = None
@@ -311,6 +309,7 @@ def get_feed() -> Feed:
         if not _feed.loop.is_closed() and not _feed.closed:
             logger.warning("the feed's event loop changed; starting a new feed")
         _feed.pool.shutdown(wait=False, cancel_futures=True)
+        _feed.reader.close()
         _feed = None
     if _feed is None or _feed.closed:
         _feed = Feed(cluster=cluster_state_from_settings())
@@ -353,35 +352,33 @@ async def shutdown_feed() -> None:
         await feed.aclose()
     elif feed is not None:
         feed.pool.shutdown(wait=False, cancel_futures=True)
+        feed.reader.close()
 
 
-def account_statuses() -> dict[int, lp.Status]:
-    """State of every account being fed (others are idle). Safe from any thread.
+def account_overviews() -> dict[int, AccountOverview]:
+    """State and row counts of every account being fed (others are idle). Safe from any thread.
 
-    With several processes (``REDIS_URL``) the owners' statuses are read from Redis, so every process's
+    With several processes (``REDIS_URL``) the owners' entries are read from Redis, so every process's
     accounts page shows the same; if Redis cannot be reached, this process's own view is shown.
     """
     from django.conf import settings
 
     feed = _feed
-    local = {} if feed is None else feed.statuses()
+    local = {} if feed is None else feed.overviews()
     url = getattr(settings, "REDIS_URL", "")
     if not url:
         return local
-    from orders.cluster_state import read_statuses
-
     try:
-        return {**local, **read_statuses(url, getattr(settings, "QFEXDASH_REDIS_PREFIX", "qfexdash"))}
+        shared = read_overviews(url, getattr(settings, "QFEXDASH_REDIS_PREFIX", "qfexdash"))
     except Exception:
         logger.warning("could not read account statuses from Redis; showing this process's view", exc_info=True)
         return local
-
-
-def account_overviews() -> dict[int, AccountOverview]:
-    """State and row counts of every account being fed (others are idle). Safe from any thread."""
-    feed = _feed
-    counts = {} if feed is None else feed.counts()
     return {
-        account_id: AccountOverview(status, *counts.get(account_id, (None, None)))
-        for account_id, status in account_statuses().items()
+        **local,
+        **{key: AccountOverview(status, *(counts or (None, None))) for key, (status, counts) in shared.items()},
     }
+
+
+def account_statuses() -> dict[int, lp.Status]:
+    """State of every account being fed (others are idle). Safe from any thread."""
+    return {account_id: overview.status for account_id, overview in account_overviews().items()}

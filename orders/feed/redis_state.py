@@ -6,25 +6,27 @@ or test runs — can share one Redis. Expiry always uses Redis's clock (``TIME``
 the processes' clocks, so a skewed host cannot keep a dead entry alive or kill a live one.
 
 ``<prefix>:lease:<name>``
-    string, the lease holder (:class:`orders.leases.RedisLeases`): one upstream session per account.
+    string, the lease holder (:class:`orders.feed.leases.RedisLeases`): one upstream session per account.
 ``<prefix>:interest:<account>``
     sorted set: member = a process that has viewers of the account, score = when that expires (ms).
     Each such process refreshes its entry every few seconds; the lease holder keeps its upstream
     session while any entry is live, even when it has no viewer of its own.
 ``<prefix>:status:<account>``
-    string (JSON :class:`~orders.live_protocol.Status`) written by the account's owner on every change
-    and refreshed with the lease, expiring shortly after the owner stops. The accounts page of any
-    process reads these (:func:`read_statuses`); ``<prefix>:statuses`` is the set of account ids.
-``<prefix>:budget:<sha256(public key)>``
-    hash, the QFEX weight token bucket of one API key (QFEX limits per user, across connections),
-    shared by every process that feeds an account with that key (:class:`SharedRateBudget`).
+    string (JSON: the :class:`~orders.live_protocol.Status` fields, plus ``seq`` and the ``orders`` and
+    ``twaps`` counts) written by the account's owner on every change and refreshed with the lease,
+    expiring shortly after the owner stops. The accounts page of any process reads these
+    (:func:`read_overviews`); ``<prefix>:statuses`` is the set of account ids. A process that takes an
+    account over continues its seq above the one written here.
+``<prefix>:budget:<budget key>``
+    hash, the QFEX weight token bucket of one API key at one endpoint (QFEX limits per user, across
+    connections; see :func:`orders.feed.budget.budget_key`), shared by every process that feeds an
+    account with that key and endpoint (:class:`SharedRateBudget`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -33,8 +35,9 @@ from typing import Any
 import orjson
 
 from orders import live_protocol as lp
-from orders.feed_budget import RateBudget
-from orders.leases import RedisLeases
+
+from .budget import RateBudget
+from .leases import RedisLeases
 
 logger = logging.getLogger(__name__)
 
@@ -100,19 +103,24 @@ def redis_client(url: str, *, asynchronous: bool = True) -> Any:
     return redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
 
 
-def _status_json(status: lp.Status) -> bytes:
-    return orjson.dumps(status.as_dict())
+def _status_json(status: lp.Status, seq: int, counts: tuple[int, int] | None) -> bytes:
+    orders, twaps = counts if counts is not None else (None, None)
+    return orjson.dumps({**status.as_dict(), "seq": seq, "orders": orders, "twaps": twaps})
 
 
-def _status_from_json(raw: bytes | str) -> lp.Status | None:
+def _entry_from_json(raw: bytes | str) -> tuple[lp.Status, int, tuple[int, int] | None] | None:
+    """``(status, seq, counts)`` of a status entry, or None when it is not one."""
     try:
         data = orjson.loads(raw)
-        state = data["state"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+        status = lp.Status.from_dict(data)
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return None
-    if state not in lp.STATES:
+    if status.state not in lp.STATES:
         return None
-    return lp.Status(state, str(data.get("reason") or ""), data.get("as_of"), data.get("next_retry_at"))
+    seq = data.get("seq")
+    orders, twaps = data.get("orders"), data.get("twaps")
+    counts = (orders, twaps) if isinstance(orders, int) and isinstance(twaps, int) else None
+    return status, seq if isinstance(seq, int) and not isinstance(seq, bool) else 0, counts
 
 
 class ClusterState:
@@ -148,12 +156,21 @@ class ClusterState:
     def _status_key(self, account_id: int) -> str:
         return f"{self.prefix}:status:{int(account_id)}"
 
-    async def publish_status(self, account_id: int, status: lp.Status, ttl: float) -> None:
+    async def publish_status(
+        self, account_id: int, status: lp.Status, ttl: float, *, seq: int = 0, counts: tuple[int, int] | None = None
+    ) -> None:
         """Written by the account's owner on every change and refreshed while it owns the account."""
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.set(self._status_key(account_id), _status_json(status), px=max(1, round(ttl * 1000)))
+            value = _status_json(status, seq, counts)
+            pipe.set(self._status_key(account_id), value, px=max(1, round(ttl * 1000)))
             pipe.sadd(f"{self.prefix}:statuses", int(account_id))
             await pipe.execute()
+
+    async def read_seq(self, account_id: int) -> int:
+        """The seq the account's owner last wrote with its status; 0 when there is none."""
+        raw = await self.client.get(self._status_key(account_id))
+        entry = None if raw is None else _entry_from_json(raw)
+        return 0 if entry is None else entry[1]
 
     async def clear_status(self, account_id: int) -> None:
         """The owner stopped feeding the account (nobody watches it): it is idle again."""
@@ -161,12 +178,12 @@ class ClusterState:
 
     # --- the per-key rate budget --------------------------------------------------------------------
 
-    def budget(self, public_key: str, per_second: float, burst: float) -> SharedRateBudget:
-        digest = hashlib.sha256(public_key.encode()).hexdigest()[:32]
-        budget = self._budgets.get(digest)
+    def budget(self, key: str, per_second: float, burst: float, max_block: float) -> SharedRateBudget:
+        """The shared budget named ``key`` (:func:`orders.feed.budget.budget_key`)."""
+        budget = self._budgets.get(key)
         if budget is None:
-            budget = SharedRateBudget(self, f"{self.prefix}:budget:{digest}", per_second, burst)
-            self._budgets[digest] = budget
+            budget = SharedRateBudget(self, f"{self.prefix}:budget:{key}", per_second, burst, max_block=max_block)
+            self._budgets[key] = budget
         return budget
 
     async def bucket(
@@ -187,7 +204,7 @@ class ClusterState:
 
 
 class SharedRateBudget(RateBudget):
-    """:class:`~orders.feed_budget.RateBudget` whose bucket lives in Redis, shared by every process.
+    """:class:`~orders.feed.budget.RateBudget` whose bucket lives in Redis, shared by every process.
 
     The feed asks the budget synchronously on its loop several times a second, so it reads a local
     copy; every charge and block is sent to Redis at once (in the background, in order), and the
@@ -207,8 +224,10 @@ class SharedRateBudget(RateBudget):
         per_second: float,
         burst: float,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        max_block: float = float("inf"),
     ) -> None:
-        super().__init__(per_second, burst, clock)
+        super().__init__(per_second, burst, clock, max_block=max_block)
         self._cluster = cluster
         self.key = key
         self._unsent_charge = 0.0
@@ -228,6 +247,7 @@ class SharedRateBudget(RateBudget):
         self._schedule_sync()
 
     def block_for(self, seconds: float) -> None:
+        seconds = min(max(seconds, 0.0), self.max_block)
         super().block_for(seconds)
         self._unsent_block = max(self._unsent_block, seconds)
         self._schedule_sync()
@@ -297,8 +317,8 @@ return result
 _sync_clients: dict[str, Any] = {}
 
 
-def read_statuses(url: str, prefix: str = "qfexdash") -> dict[int, lp.Status]:
-    """Every account some process feeds right now, with its status (blocking; for pages).
+def read_overviews(url: str, prefix: str = "qfexdash") -> dict[int, tuple[lp.Status, tuple[int, int] | None]]:
+    """Every account some process feeds right now: its status and (orders, TWAPs) counts (blocking; for pages).
 
     Raises the client's error when Redis cannot be reached; the caller decides what to show.
     """
@@ -306,9 +326,9 @@ def read_statuses(url: str, prefix: str = "qfexdash") -> dict[int, lp.Status]:
     if client is None:
         client = _sync_clients.setdefault(url, redis_client(url, asynchronous=False))
     pairs = client.eval(_READ_STATUSES, 1, f"{prefix}:statuses", f"{prefix}:status:")
-    statuses: dict[int, lp.Status] = {}
+    overviews: dict[int, tuple[lp.Status, tuple[int, int] | None]] = {}
     for account_id, raw in zip(pairs[::2], pairs[1::2], strict=True):
-        status = _status_from_json(raw)
-        if status is not None:
-            statuses[int(account_id)] = status
-    return statuses
+        entry = _entry_from_json(raw)
+        if entry is not None:
+            overviews[int(account_id)] = (entry[0], entry[2])
+    return overviews

@@ -36,8 +36,16 @@ class FeedConfig:
     # After QFEX rejects a key (or the secret cannot be read), retry only after this pause, on an
     # explicit refresh that finds the account's key changed, or when an admin changes the key.
     auth_retry_seconds: float = 300.0
-    # Longest single blocking wait for order pushes; bounds how late a refresh can start.
-    listen_slice_seconds: float = 0.25
+    # After this many failed tries in a row the state is "error" (a person should look), not "stale";
+    # the feed keeps retrying at the backoff cap.
+    error_after_failures: int = 5
+    # Reconciles (full paged fetches the feed starts by itself) spend at most this fraction of the
+    # rate budget share, so a big book's reconcile cadence stretches instead of crowding out refreshes.
+    reconcile_budget_fraction: float = 0.4
+    # A push the feed cannot place asks for a reconcile this soon; more such pushes meanwhile share it.
+    prompt_reconcile_seconds: float = 0.25
+    # Orders that left the book recently, kept per account for the page's Closed tab.
+    closed_rows: int = 500
     page_size: int = 1000
     # The rate budget may be spent this many seconds' worth at once (then refills steadily); the refill
     # rate is lowered to match, so no 60 s window ever holds more than the share (see weight_per_second).
@@ -62,6 +70,18 @@ class FeedConfig:
         return self.weight_per_minute / (60.0 + self.budget_burst_seconds)
 
     @property
+    def reconcile_weight_per_second(self) -> float:
+        """The rate reconciles may spend at most (a fraction of the budget's refill rate)."""
+        return self.weight_per_second * self.reconcile_budget_fraction
+
+    def reconcile_interval(self, pages: int) -> float:
+        """Seconds between reconciles of a book of ``pages`` pages: the configured interval, stretched
+        so that reconciles stay within their share of the budget (P8: a 10 000-order book reconciles
+        every 6.25 s at the defaults instead of every 5 s)."""
+        weight = max(1, pages) * GET_USER_ORDERS_WEIGHT
+        return max(self.reconcile_seconds, weight / self.reconcile_weight_per_second)
+
+    @property
     def budget_burst(self) -> float:
         """Weight the budget may spend at once: ``budget_burst_seconds`` of allowance, at least one page."""
         return max(self.weight_per_second * self.budget_burst_seconds, GET_USER_ORDERS_WEIGHT)
@@ -77,6 +97,7 @@ class FeedConfig:
             "backoff_base_seconds": float(getattr(settings, "QFEXDASH_BACKOFF_BASE_SECONDS", 1.0)),
             "backoff_cap_seconds": float(getattr(settings, "QFEXDASH_BACKOFF_CAP_SECONDS", 30.0)),
             "auth_retry_seconds": float(getattr(settings, "QFEXDASH_AUTH_RETRY_SECONDS", 300.0)),
+            "error_after_failures": int(getattr(settings, "QFEXDASH_ERROR_AFTER_FAILURES", 5)),
             "rows_per_message": max(1, int(getattr(settings, "QFEXDASH_WS_ROWS_PER_MESSAGE", 500))),
             "lease_seconds": float(getattr(settings, "QFEXDASH_LEASE_SECONDS", 6.0)),
         }

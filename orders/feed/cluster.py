@@ -2,17 +2,18 @@
 
 Without ``REDIS_URL`` none of this runs and the feed stays in its process, exactly as before.
 
-Roles, per account and per process (an :class:`~orders.feed_account.AccountFeed` switches between them):
+Roles, per account and per process (an :class:`~orders.feed.account.AccountFeed` switches between them):
 
 - **Owner** — the process whose account feed holds the account's lease in Redis
-  (:class:`orders.leases.RedisLeases`, ``SET NX PX``). Only the owner opens the upstream QFEX session,
+  (:class:`orders.feed.leases.RedisLeases`, ``SET NX PX``). Only the owner opens the upstream QFEX session,
   fetches, and publishes diffs and statuses to the group ``account.<id>``. The lease's value is the
   owner's *inbox* (a channel-layer channel of its feed), so other processes know where to send requests.
-  The lease is renewed by this module's ticker every third of ``QFEXDASH_LEASE_SECONDS``, apart from
-  upstream calls that may block for seconds. A renewal that fails, or comes too late, makes the owner
-  stop publishing at once and close its session as soon as the upstream call in flight returns; it
-  keeps its upstream lease through failures and backoff, so a rejected key is not retried by every
-  process in turn.
+  The lease is renewed by this module's ticker every third of ``QFEXDASH_LEASE_SECONDS``
+  (:class:`orders.feed.ownership.ClusterOwnership`: every lease in one tick, each renewal isolated; a
+  renewal Redis could not answer keeps the lease until its known expiry). A lease Redis says is gone,
+  or one past its known expiry, makes the owner stop publishing at once and close its session as soon
+  as the upstream call in flight returns; it keeps its lease through upstream failures and backoff, so a
+  rejected key is not retried by every process in turn.
 - **Follower** — a process with viewers of an account it does not own. Its consumers are in the
   account's group already, so the owner's diffs reach them with no relay. The follower's feed keeps a
   *mirror* of the owner's rows (its inbox is in the group too, and applies each diff in seq order), so a
@@ -21,9 +22,10 @@ Roles, per account and per process (an :class:`~orders.feed_account.AccountFeed`
   been (re)filled, the follower sends its local viewers a fresh snapshot. Refresh requests are forwarded
   to the owner, whose coalescing then applies cluster-wide (viewer count never changes QFEX traffic).
   A follower tries to take the lease every third of the lease time: when the owner dies, its lease
-  expires and the first follower to try becomes the owner. Its seq then jumps (wall-clock ms, at least
-  1000 above the mirror's), so every page sees a gap and resyncs rather than applying a diff computed
-  against rows it may not have.
+  expires and the first follower to try becomes the owner. Its seq then jumps 1000 above the highest
+  seq it knows anyone published — the mirror's, any message it saw, the seq the old owner wrote to
+  Redis with its status — and never below its own clock's milliseconds, so every page sees a gap and
+  resyncs rather than applying a diff computed against rows it may not have.
 
 Snapshot on join in a follower: **asked from the owner over the channel layer**, not kept in Redis.
 A follower sends ``feed.snapshot_request`` to the owner's inbox and the owner answers on the follower's
@@ -35,12 +37,14 @@ once per process and account, plus after a lost message.
 Viewer interest: each process with local viewers of an account refreshes its entry in
 ``<prefix>:interest:<id>`` every tick (TTL: the lease time). The owner keeps its upstream session while
 it has viewers of its own or any other process's entry is live; with none, the session closes after
-one reconcile interval as in a single process. The owner also writes the account's status to Redis on
-every change and every tick, which is what the accounts page of every process shows
-(:func:`orders.feed.account_statuses`). See :mod:`orders.cluster_state` for the keys.
+one reconcile interval as in a single process. The owner also writes the account's status, seq and row
+counts to Redis on every change and every tick, which is what the accounts page of every process shows
+(:func:`orders.feed.account_overviews`). See :mod:`orders.feed.redis_state` for the keys. Joining and
+leaving an account's group are serialised per account, and a leave checks, under that lock, that
+nobody started watching the account again meanwhile.
 
 Channel-layer messages (between feeds' inboxes; browsers never see these):
-``feed.snapshot_request {account, reply_to}``, ``feed.snapshot_reply {account, seq, texts}``,
+``feed.snapshot_request {account, reply_to}``, ``feed.snapshot_reply {account, seq, stamp, texts}``,
 ``feed.refresh_request {account, max_age}``. A follower tells its own consumers (``feed.resnapshot
 {account}``, or a status only it knows) through the callbacks they registered with ``Feed.watch``, not
 through the channel layer: a thousand separate sends would overflow the process's channel-layer inbox.
@@ -53,18 +57,15 @@ import contextlib
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any
-
-import orjson
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from orders import live_protocol as lp
-from orders.cluster_state import ClusterState
-from orders.feed_config import group_name
-from orders.rows import Row
 
-if TYPE_CHECKING:
-    from orders.feed import Feed
-    from orders.feed_account import AccountFeed
+from .config import FeedConfig, group_name
+from .ownership import ClusterOwnership, lease_name
+from .redis_state import ClusterState
 
 logger = logging.getLogger("orders.feed")
 
@@ -77,80 +78,59 @@ PUBLISHED = "feed.message"  # what the owner publishes to the account group
 GROUP_REJOIN_SECONDS = 600.0  # as orders.consumers: group memberships expire after an hour
 
 
-def lease_name(account_id: int) -> str:
-    return f"qfexdash.feed.account.{int(account_id)}"
+class LinkedAccount(Protocol):
+    """What the link needs from an account feed of this process."""
 
+    account_id: int
+    viewers: set[str]
 
-# --- the mirror: rebuilding rows from the owner's published messages --------------------------------
+    def owns(self) -> bool: ...
 
+    def on_published(self, event: dict[str, Any]) -> None: ...
 
-class MirrorGap(Exception):
-    """A published message does not follow the mirror's seq: the mirror needs a fresh snapshot."""
+    async def on_snapshot_reply(self, event: dict[str, Any]) -> None: ...
 
+    async def snapshot_texts(self) -> tuple[int, float, list[str]]: ...
 
-def parse_snapshot(texts: list[str]) -> tuple[int, float | None, lp.Status, dict[str, Row], dict[str, Row]]:
-    """``(seq, as_of, status, orders, twaps)`` from a snapshot's encoded parts (blocking for big ones)."""
-    orders: dict[str, Row] = {}
-    twaps: dict[str, Row] = {}
-    first: dict[str, Any] | None = None
-    for text in texts:
-        message = orjson.loads(text)
-        if message.get("type") != lp.SNAPSHOT:
-            raise ValueError("not a snapshot part")
-        if first is None:
-            first = message
-        elif message["seq"] != first["seq"]:
-            raise ValueError("snapshot parts of different seqs")
-        for row in message["orders"]:
-            orders[row["id"]] = row
-        for row in message["twaps"]:
-            twaps[row["id"]] = row
-    if first is None:
-        raise ValueError("an empty snapshot")
-    return first["seq"], first["as_of"], status_from_dict(first["status"]), orders, twaps
+    def request_refresh(self, max_age: float | None = None) -> asyncio.Future[bool]: ...
 
+    def set_remote_interest(self, interested: bool) -> None: ...
 
-def status_from_dict(data: dict[str, Any]) -> lp.Status:
-    return lp.Status(data["state"], data.get("reason") or "", data.get("as_of"), data.get("next_retry_at"))
-
-
-def apply_diff(
-    orders: dict[str, Row], twaps: dict[str, Row], message: dict[str, Any]
-) -> tuple[dict[str, Row], dict[str, Row]]:
-    """New row dicts with one diff applied (the old dicts may be in a snapshot being encoded: never mutated)."""
-    result = []
-    for name, rows in (("orders", orders), ("twaps", twaps)):
-        upserts, removes = message["upsert"][name], message["remove"][name]
-        if upserts or removes:
-            rows = dict(rows)
-            for row in upserts:
-                rows[row["id"]] = row
-            for row_id in removes:
-                rows.pop(row_id, None)
-        result.append(rows)
-    return result[0], result[1]
-
-
-# --- the per-process link ----------------------------------------------------------------------------
+    def shared_status(self) -> tuple[lp.Status, int, tuple[int, int] | None]: ...
 
 
 class ClusterLink:
-    """This process's side of the cluster: its inbox, the ticker, requests to owners. One per Feed."""
+    """This process's side of the cluster: its inbox, the ticker, requests to owners. One per Feed.
 
-    def __init__(self, feed: Feed, state: ClusterState) -> None:
-        self.feed = feed
+    ``accounts`` gives the account feeds of this process by id; ``on_lost`` is called with an account id
+    when its lease turns out to be gone.
+    """
+
+    def __init__(
+        self,
+        state: ClusterState,
+        config: FeedConfig,
+        channel_layer: Any,
+        accounts: Callable[[], dict[int, LinkedAccount]],
+        on_lost: Callable[[int], None],
+    ) -> None:
         self.state = state
+        self.config = config
+        self.channel_layer = channel_layer
+        self._accounts = accounts
         self.leases = state.leases
         self.inbox = ""
+        self.ownership = ClusterOwnership(state.leases, config.lease_seconds, on_lost, lambda: self.inbox)
         self._tasks: list[asyncio.Task[None]] = []
         self._noted: set[int] = set()  # accounts whose interest entry this process wrote
+        self._group_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._started = False
         self._closed = False
         self._rejoin_at = time.monotonic() + GROUP_REJOIN_SECONDS
 
     @property
     def lease_seconds(self) -> float:
-        return self.feed.config.lease_seconds
+        return self.config.lease_seconds
 
     @property
     def tick_seconds(self) -> float:
@@ -166,13 +146,12 @@ class ClusterLink:
         # The default "specific." prefix: channels_redis pulls every channel of that prefix from one
         # per-process key, whichever receiver holds its lock. A channel of its own prefix would only be
         # read when its own receive got the lock, seconds later behind busy consumers.
-        inbox = await self.feed.channel_layer.new_channel()
+        inbox = await self.channel_layer.new_channel()
         if self._started:  # another watch() started the link while we awaited
             return
         self._started = True
-        self.inbox = inbox
-        self.feed.owner_id = self.inbox  # the lease value tells others where the owner listens
-        loop = self.feed.loop
+        self.inbox = inbox  # the lease value tells others where the owner listens
+        loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._read_inbox(), name="qfex-feed-cluster-inbox"),
             loop.create_task(self._tick_forever(), name="qfex-feed-cluster-ticker"),
@@ -183,15 +162,21 @@ class ClusterLink:
     async def join(self, account_id: int) -> None:
         """Our inbox receives what the account's owner publishes (for the mirror)."""
         await self.start()
-        await self.feed.channel_layer.group_add(group_name(account_id), self.inbox)
+        async with self._group_locks[account_id]:
+            await self.channel_layer.group_add(group_name(account_id), self.inbox)
 
-    async def leave(self, account_id: int) -> None:
-        with contextlib.suppress(Exception):
-            await self.feed.channel_layer.group_discard(group_name(account_id), self.inbox)
-        if account_id in self._noted:
-            self._noted.discard(account_id)
+    async def leave(self, account_id: int, still_wanted: Callable[[], bool]) -> None:
+        """Leave the account's group unless ``still_wanted()`` says someone watches it again (checked
+        under the account's lock, after any join in progress)."""
+        async with self._group_locks[account_id]:
+            if still_wanted():
+                return
             with contextlib.suppress(Exception):
-                await self.state.drop_interest(account_id, self.inbox)
+                await self.channel_layer.group_discard(group_name(account_id), self.inbox)
+            if account_id in self._noted:
+                self._noted.discard(account_id)
+                with contextlib.suppress(Exception):
+                    await self.state.drop_interest(account_id, self.inbox)
 
     # --- requests to the owner --------------------------------------------------------------------
 
@@ -201,29 +186,45 @@ class ClusterLink:
 
     async def send(self, channel: str, message: dict[str, Any]) -> bool:
         try:
-            await self.feed.channel_layer.send(channel, message)
+            await self.channel_layer.send(channel, message)
         except Exception:  # a full or unreachable inbox: the caller retries on its next tick
             logger.warning("could not send %s to %s", message.get("type"), channel, exc_info=True)
             return False
         return True
 
     async def request_snapshot(self, account_id: int) -> bool:
-        owner = await self.owner_inbox(account_id)
+        owner = await self._owner_or_none(account_id)
         if owner is None:
             return False
         return await self.send(owner, {"type": SNAPSHOT_REQUEST, "account": account_id, "reply_to": self.inbox})
 
     async def forward_refresh(self, account_id: int, max_age: float | None) -> bool:
-        owner = await self.owner_inbox(account_id)
+        owner = await self._owner_or_none(account_id)
         if owner is None:
             return False
         return await self.send(owner, {"type": REFRESH_REQUEST, "account": account_id, "max_age": max_age})
 
-    async def publish_status(self, account_id: int, status: lp.Status) -> None:
+    async def _owner_or_none(self, account_id: int) -> str | None:
         try:
-            await self.state.publish_status(account_id, status, 2 * self.lease_seconds)
+            return await self.owner_inbox(account_id)
         except Exception:
-            logger.warning("account %s: could not write its status to Redis", account_id, exc_info=True)
+            logger.warning("account %s: could not look up its owner in Redis", account_id, exc_info=True)
+            return None
+
+    async def last_known_seq(self, account_id: int) -> int:
+        """The seq the account's last owner wrote with its status (0 when none is left in Redis)."""
+        try:
+            return await self.state.read_seq(account_id)
+        except Exception:
+            logger.warning("account %s: could not read its last seq from Redis", account_id, exc_info=True)
+            return 0
+
+    async def share_status(self, account: LinkedAccount) -> None:
+        status, seq, counts = account.shared_status()
+        try:
+            await self.state.publish_status(account.account_id, status, 2 * self.lease_seconds, seq=seq, counts=counts)
+        except Exception:
+            logger.warning("account %s: could not write its status to Redis", account.account_id, exc_info=True)
 
     async def clear_status(self, account_id: int) -> None:
         with contextlib.suppress(Exception):
@@ -232,10 +233,9 @@ class ClusterLink:
     # --- the inbox --------------------------------------------------------------------------------
 
     async def _read_inbox(self) -> None:
-        layer = self.feed.channel_layer
         while not self._closed:
             try:
-                message = await layer.receive(self.inbox)
+                message = await self.channel_layer.receive(self.inbox)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -250,7 +250,7 @@ class ClusterLink:
                 logger.exception("feed inbox: could not handle a %s message", message.get("type"))
 
     def _dispatch(self, message: dict[str, Any]) -> None:
-        account = self.feed._accounts.get(message.get("account"))  # type: ignore[arg-type]
+        account = self._accounts().get(message.get("account"))  # type: ignore[arg-type]
         kind = message.get("type")
         if account is None:
             return
@@ -263,14 +263,14 @@ class ClusterLink:
         elif kind == REFRESH_REQUEST and account.owns():
             account.request_refresh(message.get("max_age"))
 
-    async def _answer_snapshot(self, account: AccountFeed, reply_to: str) -> None:
-        seq, texts = await account.snapshot_texts()
+    async def _answer_snapshot(self, account: LinkedAccount, reply_to: str) -> None:
+        seq, stamp, texts = await account.snapshot_texts()
         if account.owns():
-            reply = {"type": SNAPSHOT_REPLY, "account": account.account_id, "seq": seq, "texts": texts}
+            reply = {"type": SNAPSHOT_REPLY, "account": account.account_id, "seq": seq, "stamp": stamp, "texts": texts}
             await self.send(reply_to, reply)
 
     def _spawn(self, coroutine: Any, name: str) -> None:
-        task = self.feed.loop.create_task(coroutine, name=name)
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
         self._tasks.append(task)
         task.add_done_callback(self._forget)
 
@@ -285,38 +285,40 @@ class ClusterLink:
     async def _tick_forever(self) -> None:
         while not self._closed:
             started = time.monotonic()
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.warning("feed cluster tick failed", exc_info=True)
+            await self.tick()
             await asyncio.sleep(max(self.tick_seconds - (time.monotonic() - started), 0.05))
 
     async def tick(self) -> None:
-        """Renew our leases, note our viewers' interest, learn whether others still watch what we own."""
+        """Renew our leases, then note our viewers' interest and share the statuses of what we own —
+        each account on its own, so one account's error never skips the others."""
+        try:
+            await self.ownership.renew_all()
+        except Exception:
+            logger.warning("feed cluster: renewing leases failed", exc_info=True)
         if time.monotonic() >= self._rejoin_at:
             # Group memberships expire (CHANNEL_LAYER_GROUP_EXPIRY); renew ours like consumers do.
             self._rejoin_at = time.monotonic() + GROUP_REJOIN_SECONDS
-            for account_id in list(self.feed._accounts):
-                await self.feed.channel_layer.group_add(group_name(account_id), self.inbox)
-        for account in list(self.feed._accounts.values()):
-            account_id = account.account_id
-            if account.viewers:
-                await self.state.note_interest(account_id, self.inbox, self.lease_seconds)
-                self._noted.add(account_id)
-            elif account_id in self._noted:
-                self._noted.discard(account_id)
-                await self.state.drop_interest(account_id, self.inbox)
-            if account.holds_lease:
-                asked_at = time.monotonic()
-                if await self.leases.renew(lease_name(account_id), self.inbox, self.lease_seconds):
-                    account.lease_renewed(asked_at + self.lease_seconds)
-                    others = await self.state.other_interest(account_id, self.inbox)
-                    account.set_remote_interest(others > 0)
-                    await self.publish_status(account_id, account.status)
-                else:
-                    account.lease_lost()
+            for account_id in list(self._accounts()):
+                with contextlib.suppress(Exception):
+                    await self.channel_layer.group_add(group_name(account_id), self.inbox)
+        for account in list(self._accounts().values()):
+            try:
+                await self._tick_account(account)
+            except Exception:
+                logger.warning("feed cluster: the tick of account %s failed", account.account_id, exc_info=True)
+
+    async def _tick_account(self, account: LinkedAccount) -> None:
+        account_id = account.account_id
+        if account.viewers:
+            await self.state.note_interest(account_id, self.inbox, self.lease_seconds)
+            self._noted.add(account_id)
+        elif account_id in self._noted:
+            self._noted.discard(account_id)
+            await self.state.drop_interest(account_id, self.inbox)
+        if account.owns():
+            others = await self.state.other_interest(account_id, self.inbox)
+            account.set_remote_interest(others > 0)
+            await self.share_status(account)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -331,7 +333,8 @@ class ClusterLink:
             await asyncio.wait([reader], timeout=2 * self.tick_seconds)
         for task in tasks:
             task.cancel()
-        await asyncio.wait(tasks, timeout=self.lease_seconds)
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.lease_seconds)
         for account_id in list(self._noted):
             with contextlib.suppress(Exception):
                 await self.state.drop_interest(account_id, self.inbox)
