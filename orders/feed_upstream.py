@@ -104,7 +104,11 @@ def account_fingerprint(account_id: int) -> str | None:
 
 def open_session(info: AccountInfo, credentials: Credentials, timeout: float) -> QfexSession:
     """Connect, authenticate and subscribe to ``order_responses``; the session is closed on failure."""
-    session = QfexSession(info.url, credentials, account_id=info.subaccount_id, timeout=timeout)
+    from orders.endpoints import endpoint_policy  # S22: connect only where the endpoint policy allows
+
+    session = QfexSession(
+        info.url, credentials, account_id=info.subaccount_id, timeout=timeout, endpoint_policy=endpoint_policy()
+    )
     try:
         session.connect()
         session.subscribe(["order_responses"])

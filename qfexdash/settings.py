@@ -206,6 +206,16 @@ QFEXDASH_ENCRYPTION_KEYS = env_list("QFEXDASH_ENCRYPTION_KEYS", [])
 
 QFEX_TRADE_URL = env_url("QFEX_TRADE_URL", "wss://trade.qfex.com", ("ws", "wss"))
 QFEX_UAT_TRADE_URL = env_url("QFEX_UAT_TRADE_URL", "wss://trade.qfex.io", ("ws", "wss"))
+# Hosts a custom QFEX URL may name (S22): comma-separated ``host`` or ``host:port`` entries (a host alone
+# allows every port; IPv6 as ``[::1]:8765``). Empty: only production and UAT. Loopback, private and
+# link-local addresses are refused at connect time unless the address itself is listed.
+QFEXDASH_CUSTOM_ENDPOINTS = env_list("QFEXDASH_CUSTOM_ENDPOINTS", [])
+try:
+    from orders.qfex.policy import EndpointPolicy
+
+    EndpointPolicy.from_entries(QFEXDASH_CUSTOM_ENDPOINTS)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"QFEXDASH_CUSTOM_ENDPOINTS: {exc}.") from None
 # Seconds allowed for any single upstream socket operation (connect, auth, one reply).
 QFEX_TIMEOUT_SECONDS = env_float("QFEX_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=120)
 

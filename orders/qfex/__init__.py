@@ -21,6 +21,7 @@ from .errors import (
 )
 from .messages import ALLOWED_MESSAGE_TYPES
 from .paging import fetch_open_orders
+from .policy import EndpointNotAllowed, EndpointPolicy
 from .records import Order, OrdersSnapshot, Page, Twap, decimal_default, dumps, parse_all_orders_reply
 from .session import DEFAULT_USER_AGENT, QfexSession
 from .signing import Credentials, auth_message, new_nonce, sign
@@ -32,6 +33,8 @@ __all__ = [
     "ConnectionFailed",
     "ConnectionLost",
     "Credentials",
+    "EndpointNotAllowed",
+    "EndpointPolicy",
     "ExchangeError",
     "ForbiddenMessage",
     "InvalidParameter",
