@@ -6,6 +6,7 @@ redirects), ``paging`` (offset paging while the book changes), ``messages`` (the
 """
 
 from .errors import (
+    AccountActionRequired,
     AuthenticationRejected,
     ConnectionFailed,
     ConnectionLost,
@@ -29,6 +30,7 @@ from .signing import Credentials, auth_message, new_nonce, sign
 __all__ = [
     "ALLOWED_MESSAGE_TYPES",
     "DEFAULT_USER_AGENT",
+    "AccountActionRequired",
     "AuthenticationRejected",
     "ConnectionFailed",
     "ConnectionLost",

@@ -629,7 +629,10 @@ class Simulator:
     # ----- messages -----
 
     def _error(self, code: str, message: str | None, incoming: Any = None, **extra: Any) -> bytes:
-        return frames.error_frame(self.faults.error_shape, code, message, frames.incoming_echo(incoming), **extra)
+        echo: Any = frames.incoming_echo(incoming)
+        if echo is not None and self.faults.incoming_message_as_string:
+            echo = json.dumps(echo)
+        return frames.error_frame(self.faults.error_shape, code, message, echo, **extra)
 
     def _note(self, session: _Session, msg_type: str, public_key: str | None = None) -> None:
         if public_key is None:
@@ -729,6 +732,8 @@ class Simulator:
         session.account = outcome.account  # last: other threads read "authenticated" from it
         logger.debug("simulator: %s authenticated as %s", session.connection_id, outcome.account.public_key)
         session.enqueue(frames.auth_success_frame(faults.auth_success_shape))
+        if faults.close_after_auth:
+            session.close_after_queue(CLOSE_GOING_AWAY, "closed right after login")
 
     def _live_account(self, public_key: str) -> SimAccount | None:
         if public_key in self._revoked:
@@ -804,6 +809,10 @@ class Simulator:
             await asyncio.sleep(delay)
         if session.closing:
             return
+        if faults.read_error_code:
+            text = f"{faults.read_error_code}: act on this account in the web app before reading it"
+            session.enqueue(self._error(faults.read_error_code, text, message))
+            return
         limit = min(numbers["limit"], faults.page_cap, PAGE_CAP)
         offset = numbers["offset"]
         if faults.unrelated_frames:
@@ -823,6 +832,8 @@ class Simulator:
             reply = frames.MALFORMED_REPLY
         elif faults.wrong_schema:
             reply = frames.WRONG_SCHEMA_REPLY
+        if faults.orders_array != "present":
+            reply = frames.without_orders_array(reply, null=faults.orders_array == "null")
         session.enqueue(reply)
         if faults.duplicate_replies:
             session.enqueue(reply)
