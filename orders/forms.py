@@ -18,7 +18,6 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
-from orders import throttle
 from orders.endpoints import CUSTOM_URL_SUPERUSERS_ONLY, custom_url_problem, may_set_custom_url
 from orders.models import ExchangeAccount, Membership, Team
 from orders.services import DESTINATION_CHANGE_MESSAGE, DESTINATION_FIELDS
@@ -32,37 +31,9 @@ SECRET_MAX_LENGTH = 500
 # --- sign-in ---------------------------------------------------------------------------------
 
 
-class ThrottledLoginMixin:
-    """Refuses sign-in for a locked-out username or address before the password is even checked."""
+class SignInForm(AuthenticationForm):
+    """The sign-in form. Failed attempts are counted and locked out by django-axes (orders.throttle, S25)."""
 
-    request: Any
-    cleaned_data: dict[str, Any]
-    user_cache: Any
-
-    throttled_seconds: int = 0
-
-    def clean(self) -> dict[str, Any]:
-        username = str(self.cleaned_data.get("username") or "")
-        password = self.cleaned_data.get("password")
-        address = throttle.client_address(self.request)
-        if not username or not password:
-            return super().clean()  # type: ignore[misc]  # the field errors say what is missing
-        self.throttled_seconds = throttle.seconds_locked(username, address)
-        if self.throttled_seconds:
-            raise ValidationError(throttle.lockout_message(self.throttled_seconds), code="throttled")
-        try:
-            cleaned = super().clean()  # type: ignore[misc]
-        except ValidationError:
-            # Only a wrong username/password counts; a right password refused for another reason
-            # (inactive, not staff on the admin site) is not a guess.
-            if self.user_cache is None:
-                throttle.record_failure(username, address)
-            raise
-        throttle.record_success(username)
-        return cleaned
-
-
-class SignInForm(ThrottledLoginMixin, AuthenticationForm):
     error_messages = {
         **AuthenticationForm.error_messages,
         "invalid_login": "That username and password don't match. Both are case-sensitive.",
@@ -70,8 +41,8 @@ class SignInForm(ThrottledLoginMixin, AuthenticationForm):
     }
 
 
-class AdminSignInForm(ThrottledLoginMixin, AdminAuthenticationForm):
-    """The admin site's sign-in, throttled with the same counters as the main sign-in page."""
+class AdminSignInForm(AdminAuthenticationForm):
+    """The admin site's sign-in, throttled by django-axes with the same counters as the main sign-in page."""
 
 
 # --- shared account validation -----------------------------------------------------------------

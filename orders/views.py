@@ -147,18 +147,11 @@ def _check_typed_key(form: AccountForm, data: dict[str, Any]) -> services.KeyChe
 
 
 class SignInView(LoginView):
-    """Django's login view with the throttled form; a locked-out attempt answers 429."""
+    """Django's login view; django-axes answers a locked-out attempt with 429 (orders.throttle)."""
 
     form_class = SignInForm
     template_name = "registration/login.html"
     redirect_authenticated_user = True
-
-    def form_invalid(self, form: SignInForm) -> HttpResponse:  # type: ignore[override]
-        response = super().form_invalid(form)
-        if form.throttled_seconds:
-            response.status_code = 429
-            response["Retry-After"] = str(form.throttled_seconds)
-        return response
 
 
 # --- accounts ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ layer, a secret key generated once into ``var/``. Production sets the variables 
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "orders",
 ]
 
@@ -70,6 +72,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out sign-in into the 429 page (orders.throttle).
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes first: it refuses a locked-out sign-in before the password is checked (S25).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "qfexdash.urls"
@@ -160,6 +170,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Sign-in throttling (S25, django-axes): counters in the database, shared by every process; a lockout is
+# per username and client address combined, so nobody can lock a victim out from elsewhere.
+QFEXDASH_LOGIN_MAX_FAILURES = env_int("QFEXDASH_LOGIN_MAX_FAILURES", 5, minimum=1)
+QFEXDASH_LOGIN_LOCKOUT_SECONDS = env_int("QFEXDASH_LOGIN_LOCKOUT_SECONDS", 15 * 60, minimum=1)
+# Reverse proxies in front of the site that append to X-Forwarded-For (0: use REMOTE_ADDR as it is).
+QFEXDASH_TRUSTED_PROXIES = env_int("QFEXDASH_TRUSTED_PROXIES", 0, minimum=0, maximum=5)
+AXES_FAILURE_LIMIT = QFEXDASH_LOGIN_MAX_FAILURES
+AXES_COOLOFF_TIME = timedelta(seconds=QFEXDASH_LOGIN_LOCKOUT_SECONDS)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "orders.throttle.client_address"
+AXES_USERNAME_CALLABLE = "orders.throttle.normalise_username"
+AXES_LOCKOUT_CALLABLE = "orders.throttle.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_ENABLE_ADMIN = False  # attempts are not browsable in the admin: they name usernames and addresses
+AXES_VERBOSE = False
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
