@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from orders import access, services
+from orders.admin_safety import protect_site
 from orders.forms import AdminSignInForm, ExchangeAccountAdminForm, MembershipInlineForm, TeamAdminForm
 from orders.models import AuditEvent, ExchangeAccount, Membership, Team
 
@@ -341,3 +342,7 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
         return False
+
+
+# S26: no admin list may be filtered or searched by a secret-bearing field, and bad filters are a 400.
+protect_site(admin.site)

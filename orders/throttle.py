@@ -63,11 +63,10 @@ def lockout_message(seconds: int | None = None) -> str:
 
 def lockout_response(request: HttpRequest, original_response: Any = None, credentials: Any = None) -> HttpResponse:
     """The sign-in page again, with the lockout in words, as 429 with ``Retry-After``."""
+    from django.forms.utils import ErrorDict
     from django.shortcuts import render
 
     from orders.forms import SignInForm
-
-    from django.forms.utils import ErrorDict
 
     username = str(request.POST.get(settings.AXES_USERNAME_FORM_FIELD) or "")[:150]
     form = SignInForm(request, data={"username": username})
