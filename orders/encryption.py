@@ -175,6 +175,11 @@ def local_key_file() -> Path:
     return Path(settings.STATE_DIR) / KEY_FILE_NAME
 
 
+def keys_come_from_local_file() -> bool:
+    """True when no key is configured in the setting, so the local key file (state folder) is what is used."""
+    return not _setting_entries()
+
+
 def _load_keys() -> list[EncryptionKey]:
     entries = _setting_entries()
     if entries:
@@ -247,7 +252,7 @@ def ensure_local_key_file() -> tuple[Path, bool]:
     Only for running without any environment: production sets ``QFEXDASH_ENCRYPTION_KEYS``.
     """
     path = local_key_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = Fernet.generate_key()
     try:
         # O_EXCL: two processes starting at once must not overwrite each other's key.

@@ -7,6 +7,7 @@ layer, a secret key generated once into ``var/``. Production sets the variables 
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -24,17 +25,30 @@ STATE_DIR = Path(env_str("QFEXDASH_STATE_DIR", str(BASE_DIR / "var")))
 DEBUG = env_bool("DEBUG", False)
 
 
-def _local_secret_key() -> str:
-    """A per-checkout random key, created on first use, for running without any environment."""
-    path = STATE_DIR / "secret_key"
+def _private_state_dir(path: Path) -> None:
+    """The state folder (S27): created 0700; every file in it is created 0600 (keys, SQLite database)."""
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
+
+
+def _private_file(path: Path, content: bytes = b"") -> bool:
+    """Create ``path`` readable by this user only (0600) with ``content``; False when it already exists."""
+    _private_state_dir(path.parent)
     try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        STATE_DIR.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(50)
-        path.write_text(key)
-        path.chmod(0o600)
-        return key
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+    return True
+
+
+def _local_secret_key() -> str:
+    """A per-checkout random key, created on first use (0600), for running without any environment."""
+    path = STATE_DIR / "secret_key"
+    _private_file(path, secrets.token_urlsafe(50).encode())
+    return path.read_text().strip()
 
 
 SECRET_KEY = env_str("SECRET_KEY", "")
@@ -109,7 +123,9 @@ try:
 except ValueError as exc:  # unknown scheme or malformed URL
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL this project understands: {exc}") from None
 if _database["ENGINE"] == "django.db.backends.sqlite3":
-    Path(_database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    if _database["NAME"] != ":memory:":
+        # Created 0600 before SQLite opens it (SQLite gives its journal files the database's mode).
+        _private_file(Path(_database["NAME"]))
     _database["CONN_MAX_AGE"] = 0
     _database.setdefault("OPTIONS", {})["timeout"] = 20
 DATABASES = {"default": _database}
