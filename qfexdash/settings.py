@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "csp",
     "axes",
     "orders",
 ]
@@ -86,6 +87,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy (S28); the next one adds the page's WebSocket origin and no-store.
+    "csp.middleware.CSPMiddleware",
+    "orders.middleware.PrivatePagesMiddleware",
     # Last, as django-axes requires: turns a locked-out sign-in into the 429 page (orders.throttle).
     "axes.middleware.AxesMiddleware",
 ]
@@ -240,6 +244,30 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", Fals
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 if env_bool("USE_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy (S28, django-csp): scripts and styles from this site only, nothing inline, no
+# plugins, no framing. connect-src also gets the page's own ws(s):// origin (orders.middleware).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# Sessions end after this many minutes without a page request (S28). Every page request renews the
+# expiry; WebSocket traffic does not, and the live page's access re-check closes an expired session's
+# sockets (4001).
+QFEXDASH_SESSION_IDLE_MINUTES = env_int("QFEXDASH_SESSION_IDLE_MINUTES", 480, minimum=1, maximum=60 * 24 * 14)
+SESSION_COOKIE_AGE = QFEXDASH_SESSION_IDLE_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
 
 # --- qfexdash ---------------------------------------------------------------------------------
 
