@@ -75,6 +75,9 @@ INSTALLED_APPS = [
     "channels",
     "csp",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "orders",
 ]
 
@@ -85,6 +88,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Two-factor sign-in (S30): which device verified this session, then no page until it is done.
+    "django_otp.middleware.OTPMiddleware",
+    "orders.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Content-Security-Policy (S28); the next one adds the page's WebSocket origin and no-store.
@@ -206,6 +212,10 @@ AXES_LOCKOUT_CALLABLE = "orders.throttle.lockout_response"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_ENABLE_ADMIN = False  # attempts are not browsable in the admin: they name usernames and addresses
 AXES_VERBOSE = False
+
+# Two-factor sign-in (S30, django-otp) for superusers and team admins; on by default in production.
+QFEXDASH_REQUIRE_2FA = env_bool("QFEXDASH_REQUIRE_2FA", not DEBUG)
+OTP_TOTP_ISSUER = env_str("QFEXDASH_2FA_ISSUER", "qfexdash")
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
