@@ -54,6 +54,10 @@ def base_env(
         "DEBUG": "0",
         "ALLOWED_HOSTS": "127.0.0.1",
         "LOG_LEVEL": log_level,
+        # The simulators listen on loopback: allow it as a custom endpoint (S22). Sign-in without a second
+        # factor: the 2FA tests switch it on themselves (S30).
+        "QFEXDASH_CUSTOM_ENDPOINTS": "127.0.0.1",
+        "QFEXDASH_REQUIRE_2FA": "false",
         **settings,
     }
 

@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from orders import access, services
+from orders.admin_safety import protect_site
 from orders.forms import AdminSignInForm, ExchangeAccountAdminForm, MembershipInlineForm, TeamAdminForm
 from orders.models import AuditEvent, ExchangeAccount, Membership, Team
 
@@ -175,6 +176,11 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[ExchangeAccount]:
         return access.accounts_visible_to(request.user)
 
+    def get_form(self, request: HttpRequest, obj: ExchangeAccount | None = None, **kwargs: Any) -> Any:
+        # The form needs the signed-in user: only a superuser may enter or change a custom URL (S22).
+        form = super().get_form(request, obj, **kwargs)
+        return type(form.__name__, (form,), {"acting_user": request.user})
+
     def get_fieldsets(self, request: HttpRequest, obj: ExchangeAccount | None = None) -> list[tuple[Any, dict]]:
         key_fields = ["public_key", "secret"] if obj is None else ["public_key", "stored_secret", "secret"]
         fieldsets: list[tuple[Any, dict]] = [
@@ -269,10 +275,12 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
         changes = {
             name: data[name] for name in _ACCOUNT_UPDATABLE if name in data and data[name] != getattr(stored, name)
         }
-        if changes:
-            stored = services.account_update(actor=request.user, account=stored, **changes)
-        if data.get("secret"):
-            services.account_set_secret(actor=request.user, account=stored, secret=data["secret"])
+        # A changed destination needs the secret typed again (S21): the form refuses it without one, and
+        # the service re-encrypts the secret for the new destination.
+        if changes or data.get("secret"):
+            stored = services.account_update(
+                actor=request.user, account=stored, secret=data.get("secret") or None, **changes
+            )
         _adopt(obj, stored)
 
     def delete_model(self, request: HttpRequest, obj: ExchangeAccount) -> None:
@@ -334,3 +342,7 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
         return False
+
+
+# S26: no admin list may be filtered or searched by a secret-bearing field, and bad filters are a 400.
+protect_site(admin.site)

@@ -75,6 +75,10 @@ def session_user(session: Any) -> Any:
     user = load_backend(backend_path).get_user(pk)
     if user is None or not session_hash_matches(session.get(HASH_SESSION_KEY), user):
         return AnonymousUser()
+    from orders.two_factor import second_factor_done  # S30: the password alone opens no stream
+
+    if not second_factor_done(session, user):
+        return AnonymousUser()
     return user
 
 

@@ -114,7 +114,8 @@ def build_demo_world(*, simulator_url: str, password: str) -> dict[str, Abstract
                 **owner,
             )
         else:
-            # The simulator may listen on another port this time; keep the stored secret usable too.
+            # The simulator may listen on another port this time: a new destination, so the secret is given
+            # again (S21) and stored bound to it.
             services.account_update(
                 actor=None,
                 account=account,
@@ -122,6 +123,6 @@ def build_demo_world(*, simulator_url: str, password: str) -> dict[str, Abstract
                 enabled=True,
                 endpoint=ExchangeAccount.Endpoint.CUSTOM,
                 public_key=spec.public_key,
+                secret=spec.secret,
             )
-            services.account_set_secret(actor=None, account=account, secret=spec.secret)
     return {"demo": demo, "teammate": teammate}

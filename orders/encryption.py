@@ -5,9 +5,16 @@ AES-GCM with 32-byte keys listed in ``settings.QFEXDASH_ENCRYPTION_KEYS`` (the U
 rotated without downtime (see the ``rotate_encryption_keys`` command). Keys are never derived from
 ``SECRET_KEY``.
 
-A token looks like ``v1.<key id>.<urlsafe base64 of nonce + ciphertext>``. The key id (first 12 hex
-characters of the key's SHA-256) says which key made it, without revealing the key. The row's
-``binding`` UUID is the associated data, so a token copied into another row does not decrypt.
+A token looks like ``v2.<key id>.<urlsafe base64 of nonce + ciphertext>``. The key id (first 12 hex
+characters of the key's SHA-256) says which key made it, without revealing the key. The associated
+data is the row's ``binding`` UUID *and* the secret's :class:`Destination` — its public key, the
+endpoint it may be sent to (production, UAT or the exact custom URL) and the subaccount (S21). A token
+copied into another row does not decrypt, and neither does one whose row was pointed somewhere else:
+whoever changes where a key goes has to type its secret again.
+
+``v1`` tokens (bound to the row only) were made before S21. They are never decrypted for use; the
+migration ``0002_bind_secrets_to_destination`` re-encrypts them as ``v2`` through
+:func:`decrypt_legacy_secret`.
 
 Nothing in this module puts key material or plaintext into messages, logs or reprs.
 """
@@ -17,12 +24,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import os
 import re
 import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet
@@ -34,11 +43,14 @@ from django.dispatch import receiver
 
 SETTING_NAME = "QFEXDASH_ENCRYPTION_KEYS"
 KEY_FILE_NAME = "encryption_key"
-TOKEN_VERSION = "v1"  # noqa: S105  (a format tag, not a password)
+TOKEN_VERSION = "v2"  # noqa: S105  (a format tag, not a password)
+LEGACY_TOKEN_VERSION = "v1"  # noqa: S105  (bound to the row only; re-encrypted by migration 0002)
 KEY_ID_LENGTH = 12
 _NONCE_BYTES = 12
 _KEY_BYTES = 32
 _AAD_PREFIX = b"qfexdash.exchangeaccount:"
+_AAD_PREFIX_V2 = b"qfexdash.exchangeaccount.v2:"
+_CUSTOM_ENDPOINT = "custom"
 _URLSAFE_B64 = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
 GENERATE_KEY_HINT = (
     'Generate a key with: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
@@ -61,6 +73,37 @@ class SecretUnreadable(Exception):
     def __init__(self, reason: str = "") -> None:
         self.reason = reason
         super().__init__(f"{self.user_message} ({reason})" if reason else self.user_message)
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a stored secret may be used: part of its ciphertext's associated data (S21).
+
+    ``endpoint`` is ``prod``, ``uat`` or ``custom``; ``custom_url`` is the exact URL for ``custom`` and
+    empty otherwise (production and UAT are bound by name: their URLs are the operator's settings).
+    """
+
+    public_key: str
+    endpoint: str
+    custom_url: str = ""
+    subaccount_id: str = ""
+
+    @classmethod
+    def of(cls, account: Any) -> Destination:
+        """The destination an ``ExchangeAccount`` (or any object with its fields) points at now."""
+        endpoint = str(account.endpoint or "")
+        return cls(
+            public_key=str(account.public_key or ""),
+            endpoint=endpoint,
+            custom_url=str(account.custom_url or "") if endpoint == _CUSTOM_ENDPOINT else "",
+            subaccount_id=str(account.subaccount_id or ""),
+        )
+
+    def associated_data(self, binding: uuid.UUID | str) -> bytes:
+        canonical = binding if isinstance(binding, uuid.UUID) else uuid.UUID(str(binding))
+        fields = [str(canonical), self.public_key, self.endpoint, self.custom_url, self.subaccount_id]
+        # A JSON array: no choice of field values can make two different destinations encode the same.
+        return _AAD_PREFIX_V2 + json.dumps(fields, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 @dataclass(frozen=True)
@@ -130,6 +173,11 @@ def _setting_entries() -> list[str]:
 
 def local_key_file() -> Path:
     return Path(settings.STATE_DIR) / KEY_FILE_NAME
+
+
+def keys_come_from_local_file() -> bool:
+    """True when no key is configured in the setting, so the local key file (state folder) is what is used."""
+    return not _setting_entries()
 
 
 def _load_keys() -> list[EncryptionKey]:
@@ -204,7 +252,7 @@ def ensure_local_key_file() -> tuple[Path, bool]:
     Only for running without any environment: production sets ``QFEXDASH_ENCRYPTION_KEYS``.
     """
     path = local_key_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = Fernet.generate_key()
     try:
         # O_EXCL: two processes starting at once must not overwrite each other's key.
@@ -218,52 +266,81 @@ def ensure_local_key_file() -> tuple[Path, bool]:
     return path, True
 
 
-def _associated_data(binding: uuid.UUID | str) -> bytes:
+def _legacy_associated_data(binding: uuid.UUID | str) -> bytes:
     canonical = binding if isinstance(binding, uuid.UUID) else uuid.UUID(str(binding))
     return _AAD_PREFIX + str(canonical).encode()
 
 
-def encrypt_secret(plaintext: str, binding: uuid.UUID | str) -> str:
-    """Encrypt with the first configured key, bound to the row's ``binding``."""
+def encrypt_secret(plaintext: str, binding: uuid.UUID | str, destination: Destination) -> str:
+    """Encrypt with the first configured key, bound to the row's ``binding`` and to ``destination``."""
+    if not isinstance(destination, Destination):
+        raise TypeError("encrypt_secret() needs the Destination the secret is bound to")
     key = configured_keys()[0]
-    blob = key.encrypt(plaintext.encode("utf-8"), _associated_data(binding))
+    blob = key.encrypt(plaintext.encode("utf-8"), destination.associated_data(binding))
     return f"{TOKEN_VERSION}.{key.key_id}.{base64.urlsafe_b64encode(blob).decode('ascii')}"
 
 
-def _split_token(token: str) -> tuple[str, str] | None:
+def _split_token(token: str, version: str = TOKEN_VERSION) -> tuple[str, str] | None:
     parts = token.split(".") if isinstance(token, str) else []
-    if len(parts) != 3 or parts[0] != TOKEN_VERSION or len(parts[1]) != KEY_ID_LENGTH or not parts[2]:
+    if len(parts) != 3 or parts[0] != version or len(parts[1]) != KEY_ID_LENGTH or not parts[2]:
         return None
     return parts[1], parts[2]
 
 
 def token_key_id(token: str) -> str | None:
-    """The id of the key that made ``token``, or None if it is not a token this module made."""
-    split = _split_token(token)
+    """The id of the key that made ``token``, or None if it is not a token this module made (any version)."""
+    split = _split_token(token) or _split_token(token, LEGACY_TOKEN_VERSION)
     return split[0] if split else None
 
 
-def decrypt_secret(token: str, binding: uuid.UUID | str) -> str:
-    """Decrypt a token made for this ``binding``. Raises ``SecretUnreadable`` (or ``EncryptionKeyError``)."""
-    split = _split_token(token)
-    if split is None:
-        raise SecretUnreadable("not a recognised ciphertext")
+def is_legacy_token(token: str) -> bool:
+    """True for a ``v1`` token: bound to its row but not to a destination (made before S21)."""
+    return _split_token(token, LEGACY_TOKEN_VERSION) is not None
+
+
+def _decrypt(split: tuple[str, str], associated_data: Any) -> str:
     key_id, payload = split
     key = next((k for k in configured_keys() if k.key_id == key_id), None)
     if key is None:
         raise SecretUnreadable(f"made with key id {key_id}, which is not among the configured keys")
     try:
-        associated_data = _associated_data(binding)
+        aad = associated_data()
         blob = base64.urlsafe_b64decode(payload.encode("ascii"))
     except (ValueError, binascii.Error):
         raise SecretUnreadable("malformed ciphertext or binding") from None
     if len(blob) <= _NONCE_BYTES:
         raise SecretUnreadable("ciphertext too short")
     try:
-        plaintext = key.decrypt(blob, associated_data)
+        plaintext = key.decrypt(blob, aad)
     except InvalidTag:
-        raise SecretUnreadable(f"does not authenticate under key id {key_id} for this account") from None
+        raise SecretUnreadable(
+            f"does not authenticate under key id {key_id} for this account and destination"
+        ) from None
     try:
         return plaintext.decode("utf-8")
     except UnicodeDecodeError:
         raise SecretUnreadable("decrypted bytes are not text") from None
+
+
+def decrypt_secret(token: str, binding: uuid.UUID | str, destination: Destination) -> str:
+    """Decrypt a token made for this ``binding`` and ``destination``.
+
+    Raises ``SecretUnreadable`` (or ``EncryptionKeyError``): also when the row was pointed at another
+    public key, endpoint, custom URL or subaccount since the secret was entered.
+    """
+    if not isinstance(destination, Destination):
+        raise TypeError("decrypt_secret() needs the Destination the secret is bound to")
+    split = _split_token(token)
+    if split is None:
+        if is_legacy_token(token):
+            raise SecretUnreadable("made before secrets were bound to their destination (run migrate)")
+        raise SecretUnreadable("not a recognised ciphertext")
+    return _decrypt(split, lambda: destination.associated_data(binding))
+
+
+def decrypt_legacy_secret(token: str, binding: uuid.UUID | str) -> str:
+    """Decrypt a ``v1`` token (row binding only). Only for migration 0002, which re-encrypts it as ``v2``."""
+    split = _split_token(token, LEGACY_TOKEN_VERSION)
+    if split is None:
+        raise SecretUnreadable("not a v1 ciphertext")
+    return _decrypt(split, lambda: _legacy_associated_data(binding))

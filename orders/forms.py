@@ -18,8 +18,9 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
-from orders import throttle
+from orders.endpoints import CUSTOM_URL_SUPERUSERS_ONLY, custom_url_problem, may_set_custom_url
 from orders.models import ExchangeAccount, Membership, Team
+from orders.services import DESTINATION_CHANGE_MESSAGE, DESTINATION_FIELDS
 
 # Fields a user may edit on an account; owner, ciphertext and binding are never among them.
 ACCOUNT_EDITABLE_FIELDS = ("label", "public_key", "endpoint", "custom_url", "subaccount_id")
@@ -30,37 +31,9 @@ SECRET_MAX_LENGTH = 500
 # --- sign-in ---------------------------------------------------------------------------------
 
 
-class ThrottledLoginMixin:
-    """Refuses sign-in for a locked-out username or address before the password is even checked."""
+class SignInForm(AuthenticationForm):
+    """The sign-in form. Failed attempts are counted and locked out by django-axes (orders.throttle, S25)."""
 
-    request: Any
-    cleaned_data: dict[str, Any]
-    user_cache: Any
-
-    throttled_seconds: int = 0
-
-    def clean(self) -> dict[str, Any]:
-        username = str(self.cleaned_data.get("username") or "")
-        password = self.cleaned_data.get("password")
-        address = throttle.client_address(self.request)
-        if not username or not password:
-            return super().clean()  # type: ignore[misc]  # the field errors say what is missing
-        self.throttled_seconds = throttle.seconds_locked(username, address)
-        if self.throttled_seconds:
-            raise ValidationError(throttle.lockout_message(self.throttled_seconds), code="throttled")
-        try:
-            cleaned = super().clean()  # type: ignore[misc]
-        except ValidationError:
-            # Only a wrong username/password counts; a right password refused for another reason
-            # (inactive, not staff on the admin site) is not a guess.
-            if self.user_cache is None:
-                throttle.record_failure(username, address)
-            raise
-        throttle.record_success(username)
-        return cleaned
-
-
-class SignInForm(ThrottledLoginMixin, AuthenticationForm):
     error_messages = {
         **AuthenticationForm.error_messages,
         "invalid_login": "That username and password don't match. Both are case-sensitive.",
@@ -68,8 +41,8 @@ class SignInForm(ThrottledLoginMixin, AuthenticationForm):
     }
 
 
-class AdminSignInForm(ThrottledLoginMixin, AdminAuthenticationForm):
-    """The admin site's sign-in, throttled with the same counters as the main sign-in page."""
+class AdminSignInForm(AdminAuthenticationForm):
+    """The admin site's sign-in, throttled by django-axes with the same counters as the main sign-in page."""
 
 
 # --- shared account validation -----------------------------------------------------------------
@@ -109,13 +82,26 @@ def validate_subaccount_id(value: str) -> None:
         ) from None
 
 
-def _clean_endpoint(form: forms.BaseForm, cleaned: dict[str, Any]) -> None:
-    """The custom address is required (and checked) with a custom endpoint, and dropped otherwise."""
+def _clean_endpoint(form: forms.BaseForm, cleaned: dict[str, Any], user: Any, account: ExchangeAccount | None) -> None:
+    """The custom address is required (and checked) with a custom endpoint, and dropped otherwise.
+
+    Only a superuser may enter or change a custom address (S22); anyone who manages the account may
+    keep the one it has. The address must be allowed by ``QFEXDASH_CUSTOM_ENDPOINTS``.
+    """
     endpoint = cleaned.get("endpoint")
     if "custom_url" not in cleaned:
         return  # already has a field error (too long)
     custom_url = cleaned["custom_url"].strip()
     if endpoint == ExchangeAccount.Endpoint.CUSTOM:
+        unchanged = (
+            account is not None
+            and account.pk is not None
+            and account.endpoint == ExchangeAccount.Endpoint.CUSTOM
+            and account.custom_url == custom_url
+        )
+        if not unchanged and not may_set_custom_url(user):
+            form.add_error("custom_url", CUSTOM_URL_SUPERUSERS_ONLY)
+            return
         if not custom_url:
             form.add_error("custom_url", "Enter the WebSocket address to use with a custom endpoint.")
             return
@@ -124,10 +110,25 @@ def _clean_endpoint(form: forms.BaseForm, cleaned: dict[str, Any]) -> None:
         except ValidationError as exc:
             form.add_error("custom_url", exc)
             return
+        problem = None if unchanged else custom_url_problem(custom_url)
+        if problem:
+            form.add_error("custom_url", problem)
+            return
         cleaned["custom_url"] = custom_url
     elif endpoint:
         # A leftover custom address would be misleading on a production or UAT account.
         cleaned["custom_url"] = ""
+
+
+def _require_secret_for_new_destination(
+    form: forms.BaseForm, cleaned: dict[str, Any], account: ExchangeAccount | None
+) -> None:
+    """S21: pointing a stored key somewhere else (key, endpoint, URL, subaccount) needs its secret again."""
+    if account is None or account.pk is None or cleaned.get("secret") or form.has_error("secret"):
+        return
+    changed = {name for name in DESTINATION_FIELDS if name in cleaned and cleaned[name] != getattr(account, name)}
+    if changed:
+        form.add_error("secret", DESTINATION_CHANGE_MESSAGE)
 
 
 def check_label_free(
@@ -212,9 +213,12 @@ class AccountForm(forms.Form):
         account: ExchangeAccount | None = None,
         owner_user: Any = None,
         owner_team: Any = None,
+        user: Any = None,
         **kwargs: Any,
     ) -> None:
         self.account = account
+        # Who is filling the form in: only a superuser may enter or change a custom address.
+        self.user = user
         if account is not None:
             owner_user, owner_team = account.owner_user, account.owner_team
             kwargs.setdefault("initial", {name: getattr(account, name) for name in ACCOUNT_EDITABLE_FIELDS})
@@ -227,9 +231,12 @@ class AccountForm(forms.Form):
             secret.label = "New secret API key"
             # format_html escapes the hint: help texts are rendered unescaped by some templates (the admin's).
             secret.help_text = format_html(
-                "Stored secret: {}. Leave this blank to keep it; type a new secret only to replace it.",
+                "Stored secret: {}. Leave this blank to keep it; type a new secret only to replace it. "
+                "Changing the public key, exchange, address or subaccount needs the secret typed again.",
                 account.masked_secret,
             )
+        if not may_set_custom_url(user):
+            self.fields["custom_url"].help_text = "Only a superuser can enter or change a custom address."
 
     def clean_label(self) -> str:
         label = self.cleaned_data["label"].strip()
@@ -240,7 +247,8 @@ class AccountForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        _clean_endpoint(self, cleaned)
+        _clean_endpoint(self, cleaned, self.user, self.account)
+        _require_secret_for_new_destination(self, cleaned, self.account)
         return cleaned
 
     def changed_account_fields(self) -> dict[str, Any]:
@@ -266,7 +274,13 @@ def add_service_errors(form: forms.Form, error: ValidationError) -> None:
 
 
 class ExchangeAccountAdminForm(forms.ModelForm):
-    """The admin's account form: the secret is a write-only field that is never rendered back."""
+    """The admin's account form: the secret is a write-only field that is never rendered back.
+
+    ``acting_user`` is set by the admin (``ExchangeAccountAdmin.get_form``) to the signed-in user: only a
+    superuser may enter or change a custom address, and pointing the key anywhere else needs its secret.
+    """
+
+    acting_user: Any = None
 
     secret = forms.CharField(
         label="Secret API key",
@@ -300,7 +314,8 @@ class ExchangeAccountAdminForm(forms.ModelForm):
             secret.label = "New secret API key"
             # format_html escapes the hint: the admin renders help texts without escaping them.
             secret.help_text = format_html(
-                "Stored secret: {}. Leave blank to keep it; type a new one to replace it.",
+                "Stored secret: {}. Leave blank to keep it; type a new one to replace it. Changing the public "
+                "key, endpoint, custom URL or subaccount needs the secret typed again.",
                 self.instance.masked_secret,
             )
         if "public_key" in self.fields:
@@ -322,8 +337,11 @@ class ExchangeAccountAdminForm(forms.ModelForm):
                     message = "Choose the user or the team that owns this account."
                 self.add_error("owner_user", message)
                 self.add_error("owner_team", message)
+        # Compared with the row as stored, whatever the form does with its instance.
+        stored = ExchangeAccount.objects.filter(pk=self.instance.pk).first() if self.instance.pk else None
         if "endpoint" in self.fields:
-            _clean_endpoint(self, cleaned)
+            _clean_endpoint(self, cleaned, self.acting_user, stored)
+        _require_secret_for_new_destination(self, cleaned, stored)
         self._check_label(cleaned)
         return cleaned
 

@@ -13,6 +13,11 @@ computed here, once, with ``Decimal``:
   delayed start, which QFEX does not report.
 
 Any missing input (or a zero denominator) makes the derived value ``None``.
+
+A record the client refused (S24: a number, text or record beyond the bounds in
+:mod:`orders.qfex.records`) becomes a marked row: ``id``, ``account``, ``account_label`` and
+``refused`` (the reason in words), every other field ``None``. A refused record without a usable id is
+left out (the client logged why).
 """
 
 from __future__ import annotations
@@ -96,8 +101,33 @@ def percent(part: Decimal | None, whole: Decimal | None) -> str | None:
     return decimal_text(value.normalize()) if value != 0 else "0"
 
 
+_ROW_KEYS: dict[str, tuple[str, ...]] = {}
+
+
+def _refused_row(kind: str, row_id: Any, account: int, account_label: str, reason: str) -> Row | None:
+    if not isinstance(row_id, str) or not row_id:
+        return None
+    keys = _ROW_KEYS.get(kind)
+    if keys is None:  # the keys of a normal row, so a refused row has exactly the same shape
+        sample = _Sample(**{f"{kind}_id": "x"})
+        keys = _ROW_KEYS[kind] = tuple((order_row if kind == "order" else twap_row)(sample, 0, "") or {})
+    row: Row = dict.fromkeys(keys)
+    row.update(id=row_id, account=account, account_label=account_label, refused=reason)
+    return row
+
+
+class _Sample:
+    """A record with nothing but an id: what a row looks like with every field missing."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
 def order_row(order: Any, account: int, account_label: str) -> Row | None:
     """An ORDER_ROW, or None when the record has no ``order_id`` to key it by."""
+    refused = getattr(order, "refused", None)
+    if refused:
+        return _refused_row("order", getattr(order, "order_id", None), account, account_label, refused)
     order_id = _text(_field(order, "order_id"))
     if not order_id:
         return None
@@ -135,6 +165,9 @@ def order_row(order: Any, account: int, account_label: str) -> Row | None:
 
 def twap_row(twap: Any, account: int, account_label: str) -> Row | None:
     """A TWAP_ROW, or None when the record has no ``twap_id`` to key it by."""
+    refused = getattr(twap, "refused", None)
+    if refused:
+        return _refused_row("twap", getattr(twap, "twap_id", None), account, account_label, refused)
     twap_id = _text(_field(twap, "twap_id"))
     if not twap_id:
         return None

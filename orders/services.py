@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -21,13 +22,16 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from orders.encryption import (
+    Destination,
     EncryptionKeyError,
     SecretUnreadable,
     configured_keys,
     decrypt_secret,
     encrypt_secret,
+    is_legacy_token,
     token_key_id,
 )
+from orders.endpoints import custom_url_problem, endpoint_policy
 from orders.models import AuditEvent, ExchangeAccount, Membership, Team
 
 if TYPE_CHECKING:
@@ -41,8 +45,14 @@ Action = AuditEvent.Action
 # reveal a negligible part of them.
 _MIN_SECRET_LENGTH_FOR_HINT = 16
 _ACCOUNT_FIELDS = ("label", "public_key", "endpoint", "custom_url", "subaccount_id", "enabled")
-# Changing any of these means the last verification no longer says anything about the account.
-_FIELDS_THAT_NEED_REVERIFY = frozenset({"public_key", "endpoint", "custom_url", "subaccount_id"})
+# Where the key goes (S21): the stored secret is bound to these, so changing any of them needs the
+# secret typed again, and the last verification no longer says anything about the account.
+DESTINATION_FIELDS = frozenset({"public_key", "endpoint", "custom_url", "subaccount_id"})
+_FIELDS_THAT_NEED_REVERIFY = DESTINATION_FIELDS
+DESTINATION_CHANGE_MESSAGE = (
+    "Changing the public key, exchange, custom address or subaccount sends this key somewhere new: "
+    "type its secret key again to confirm. Nothing was changed."
+)
 # Keys that must never appear in an audit event's detail, at any depth.
 _FORBIDDEN_DETAIL_KEYS = frozenset({"secret", "secret_key", "secret_ciphertext", "password", "signature", "hmac"})
 KEYS_NOT_CONFIGURED_MESSAGE = (
@@ -114,6 +124,9 @@ def _clean_custom_url(url: str) -> str:
         parts.port  # noqa: B018  (raises ValueError for a port that is not a number in range)
     except ValueError:
         raise ValidationError({"custom_url": "The port in the custom URL is not valid."}) from None
+    problem = custom_url_problem(url)
+    if problem:
+        raise ValidationError({"custom_url": problem})
     return url
 
 
@@ -226,7 +239,7 @@ def account_create(
     if _label_taken(cleaned["label"], owner_user, owner_team):
         raise _label_taken_error(cleaned["label"], owner_team)
     account = ExchangeAccount(owner_user=owner_user, owner_team=owner_team, binding=uuid.uuid4(), **cleaned)
-    account.secret_ciphertext = encrypt_secret(secret, account.binding)
+    account.secret_ciphertext = encrypt_secret(secret, account.binding, Destination.of(account))
     account.secret_hint = _secret_hint(secret)
     try:
         with transaction.atomic():
@@ -250,11 +263,25 @@ def account_create(
     return account
 
 
-def account_update(*, actor: Any, account: ExchangeAccount, **fields: Any) -> ExchangeAccount:
-    """Change any of label, public_key, endpoint, custom_url, subaccount_id, enabled.
+def destination_changes(account: ExchangeAccount, fields: dict[str, Any]) -> set[str]:
+    """Which destination fields (S21) ``fields`` would change on ``account``, after cleaning."""
+    current = {name: getattr(account, name) for name in _ACCOUNT_FIELDS}
+    try:
+        cleaned = _clean_account_fields({**current, **fields})
+    except ValidationError:
+        cleaned = {**current, **{name: value for name, value in fields.items() if name in current}}
+    return {name for name in DESTINATION_FIELDS if cleaned.get(name) != current[name]}
 
-    Changing where or how the account connects clears the last verification. Enabling or disabling is
-    recorded as its own audit event.
+
+def account_update(
+    *, actor: Any, account: ExchangeAccount, secret: str | None = None, **fields: Any
+) -> ExchangeAccount:
+    """Change any of label, public_key, endpoint, custom_url, subaccount_id, enabled (and the secret).
+
+    The stored secret is bound to where it goes (S21): changing the public key, endpoint, custom URL or
+    subaccount needs ``secret`` typed again, else ``ValidationError`` and nothing changes. A given
+    ``secret`` replaces the stored one (bound to the new destination). Changing where or how the account
+    connects clears the last verification. Enabling or disabling is recorded as its own audit event.
     """
     unknown = set(fields) - set(_ACCOUNT_FIELDS)
     if unknown:
@@ -262,7 +289,12 @@ def account_update(*, actor: Any, account: ExchangeAccount, **fields: Any) -> Ex
     current = {name: getattr(account, name) for name in _ACCOUNT_FIELDS}
     cleaned = _clean_account_fields({**current, **fields})
     changed = {name: [current[name], cleaned[name]] for name in _ACCOUNT_FIELDS if cleaned[name] != current[name]}
+    new_secret = _clean_secret(secret) if secret is not None and str(secret).strip() else None
+    if DESTINATION_FIELDS & set(changed) and new_secret is None:
+        raise ValidationError({"secret": DESTINATION_CHANGE_MESSAGE})
     if not changed:
+        if new_secret is not None:
+            account_set_secret(actor=actor, account=account, secret=new_secret)
         return account
     if "label" in changed and _label_taken(
         cleaned["label"], account.owner_user, account.owner_team, exclude_pk=account.pk
@@ -271,13 +303,25 @@ def account_update(*, actor: Any, account: ExchangeAccount, **fields: Any) -> Ex
     update_fields = [*changed, "updated_at"]
     for name in changed:
         setattr(account, name, cleaned[name])
-    if _FIELDS_THAT_NEED_REVERIFY & set(changed):
+    if new_secret is not None:
+        account.secret_ciphertext = encrypt_secret(new_secret, account.binding, Destination.of(account))
+        account.secret_hint = _secret_hint(new_secret)
+        update_fields += ["secret_ciphertext", "secret_hint"]
+    if _FIELDS_THAT_NEED_REVERIFY & set(changed) or new_secret is not None:
         account.last_verified_at = None
         account.last_error = ""
         update_fields += ["last_verified_at", "last_error"]
     try:
         with transaction.atomic():
             account.save(update_fields=update_fields)
+            if new_secret is not None:
+                audit_record(
+                    actor=actor,
+                    action=Action.ACCOUNT_SECRET_CHANGED,
+                    target=_account_target(account),
+                    team=_account_team(account),
+                    account=account,
+                )
             other_changes = {name: values for name, values in changed.items() if name != "enabled"}
             if other_changes:
                 audit_record(
@@ -299,6 +343,7 @@ def account_update(*, actor: Any, account: ExchangeAccount, **fields: Any) -> Ex
     except IntegrityError:
         for name, (old, _new) in changed.items():
             setattr(account, name, old)
+        account.refresh_from_db(fields=["secret_ciphertext", "secret_hint", "last_verified_at", "last_error"])
         raise _label_taken_error(cleaned["label"], account.owner_team) from None
     return account
 
@@ -306,7 +351,7 @@ def account_update(*, actor: Any, account: ExchangeAccount, **fields: Any) -> Ex
 def account_set_secret(*, actor: Any, account: ExchangeAccount, secret: str) -> None:
     """Replace the stored secret (encrypted with the current first key); clears the last verification."""
     secret = _clean_secret(secret)
-    account.secret_ciphertext = encrypt_secret(secret, account.binding)
+    account.secret_ciphertext = encrypt_secret(secret, account.binding, Destination.of(account))
     account.secret_hint = _secret_hint(secret)
     account.last_verified_at = None
     account.last_error = ""
@@ -335,8 +380,12 @@ def account_delete(*, actor: Any, account: ExchangeAccount) -> None:
 
 
 def account_credentials(account: ExchangeAccount) -> Credentials:
-    """The decrypted key pair, only for signing an auth message. Raises ``SecretUnreadable``."""
-    secret = decrypt_secret(account.secret_ciphertext, account.binding)
+    """The decrypted key pair, only for signing an auth message. Raises ``SecretUnreadable``.
+
+    Decryption checks the secret's binding to the row *and* to its destination (S21): a row pointed at
+    another key, endpoint, URL or subaccount without the secret being typed again does not decrypt.
+    """
+    secret = decrypt_secret(account.secret_ciphertext, account.binding, Destination.of(account))
     from orders.qfex import Credentials  # the protocol client is a Django-free package; import on use
 
     return Credentials(public_key=account.public_key, secret=secret)
@@ -362,7 +411,7 @@ def _secret_looks_readable(account: ExchangeAccount) -> tuple[bool, str]:
         key_ids = {key.key_id for key in configured_keys()}
     except EncryptionKeyError:
         return False, KEYS_NOT_CONFIGURED_MESSAGE
-    if token_key_id(account.secret_ciphertext) not in key_ids:
+    if token_key_id(account.secret_ciphertext) not in key_ids or is_legacy_token(account.secret_ciphertext):
         return False, SecretUnreadable.user_message
     if account.last_error == SecretUnreadable.user_message:
         return False, SecretUnreadable.user_message
@@ -395,51 +444,96 @@ class VerifyResult:
 
 
 VERIFIED_MESSAGE = "QFEX accepted the API key."
+ACCEPTED, REJECTED, UNREACHABLE = "accepted", "rejected", "unreachable"
 
 
-def _try_authenticate(account: ExchangeAccount, timeout: float) -> str | None:
-    """Open a session (connect + auth) and close it. Returns None on success or a message for the user."""
-    try:
-        credentials = account_credentials(account)
-    except SecretUnreadable as exc:
-        return exc.user_message
-    except EncryptionKeyError:
-        return KEYS_NOT_CONFIGURED_MESSAGE
+@dataclass(frozen=True)
+class KeyCheck:
+    """One sign-in attempt with a key pair: ``accepted``, ``rejected`` (by QFEX, or refused by the
+    endpoint policy before anything was sent) or ``unreachable`` (QFEX could not be asked)."""
 
-    from orders.qfex import QfexError, QfexSession
+    outcome: str
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == ACCEPTED
+
+
+def _sign_in_once(url: str, credentials: Credentials, subaccount_id: str, timeout: float, label: Any) -> KeyCheck:
+    """Open a session (connect + auth) under the endpoint policy and close it."""
+    from orders.qfex import AuthenticationRejected, EndpointNotAllowed, QfexError, QfexSession
 
     session = None
     try:
         session = QfexSession(
-            account.trade_url(), credentials, account_id=account.subaccount_id or None, timeout=timeout
+            url,
+            credentials,
+            account_id=subaccount_id or None,
+            timeout=timeout,
+            endpoint_policy=endpoint_policy(),
         )
         session.connect()
+    except (AuthenticationRejected, EndpointNotAllowed) as exc:
+        return KeyCheck(REJECTED, exc.user_message)
     except QfexError as exc:
-        return exc.user_message
+        return KeyCheck(UNREACHABLE, exc.user_message)
     except Exception as exc:  # anything unexpected still becomes a message, never a 500
         # Only the exception type: its text could in theory quote something it should not.
-        logger.warning("Verifying exchange account %s failed unexpectedly (%s)", account.pk, type(exc).__name__)
-        return "Could not check the key with QFEX because of an unexpected error; try again later."
+        logger.warning("Checking the key of exchange account %s failed unexpectedly (%s)", label, type(exc).__name__)
+        return KeyCheck(
+            UNREACHABLE, "Could not check the key with QFEX because of an unexpected error; try again later."
+        )
     finally:
         if session is not None:
             try:
                 session.close()
             except Exception:  # closing is best effort
-                logger.debug("Closing the verification session of account %s failed", account.pk)
-    return None
+                logger.debug("Closing the verification session of account %s failed", label)
+    return KeyCheck(ACCEPTED, VERIFIED_MESSAGE)
 
 
-def account_verify(*, actor: Any, account: ExchangeAccount, timeout: float | None = None) -> VerifyResult:
-    """Authenticate against the account's endpoint and record the outcome. Never raises for exchange problems."""
+def key_check(
+    *,
+    public_key: str,
+    secret: str,
+    endpoint: str,
+    custom_url: str = "",
+    subaccount_id: str = "",
+    timeout: float | None = None,
+) -> KeyCheck:
+    """Sign in once with a key pair that is not stored yet (adding an account, or typing a new secret).
+
+    Nothing is stored or recorded; the caller saves only when QFEX did not reject the key.
+    """
+    from orders.qfex import Credentials
+
     timeout = settings.QFEX_TIMEOUT_SECONDS if timeout is None else timeout
-    failure = _try_authenticate(account, timeout)
-    if failure is None:
+    where = ExchangeAccount(endpoint=endpoint, custom_url=custom_url)
+    credentials = Credentials(public_key=public_key.strip(), secret=_clean_secret(secret))
+    return _sign_in_once(where.trade_url(), credentials, subaccount_id, timeout, "being added")
+
+
+def _try_authenticate(account: ExchangeAccount, timeout: float) -> KeyCheck:
+    try:
+        credentials = account_credentials(account)
+    except SecretUnreadable as exc:
+        return KeyCheck(REJECTED, exc.user_message)
+    except EncryptionKeyError:
+        return KeyCheck(REJECTED, KEYS_NOT_CONFIGURED_MESSAGE)
+    return _sign_in_once(account.trade_url(), credentials, account.subaccount_id, timeout, account.pk)
+
+
+def account_record_check(*, actor: Any, account: ExchangeAccount, check: KeyCheck) -> VerifyResult:
+    """Store the outcome of a sign-in attempt on the account and in the audit trail."""
+    if check.ok:
         account.last_verified_at = timezone.now()
         account.last_error = ""
-        action, message, detail = Action.ACCOUNT_VERIFIED, VERIFIED_MESSAGE, {}
+        action, detail = Action.ACCOUNT_VERIFIED, {}
     else:
-        account.last_error = failure[: ExchangeAccount._meta.get_field("last_error").max_length]
-        action, message, detail = Action.ACCOUNT_VERIFY_FAILED, failure, {"reason": failure}
+        account.last_verified_at = None
+        account.last_error = check.message[: ExchangeAccount._meta.get_field("last_error").max_length]
+        action, detail = Action.ACCOUNT_VERIFY_FAILED, {"reason": check.message}
     with transaction.atomic():
         # update() rather than save(): a form saving other fields at the same time must not be undone.
         ExchangeAccount.objects.filter(pk=account.pk).update(
@@ -453,7 +547,17 @@ def account_verify(*, actor: Any, account: ExchangeAccount, timeout: float | Non
             account=account,
             detail=detail,
         )
-    return VerifyResult(ok=failure is None, message=message)
+    return VerifyResult(ok=check.ok, message=check.message)
+
+
+def account_verify(*, actor: Any, account: ExchangeAccount, timeout: float | None = None) -> VerifyResult:
+    """Authenticate against the account's endpoint and record the outcome. Never raises for exchange problems.
+
+    The connection is made under the endpoint policy (S22), and only with the secret as bound to the
+    account's current destination (S21).
+    """
+    timeout = settings.QFEX_TIMEOUT_SECONDS if timeout is None else timeout
+    return account_record_check(actor=actor, account=account, check=_try_authenticate(account, timeout))
 
 
 # --- teams and memberships --------------------------------------------------------------------------
@@ -549,6 +653,7 @@ def membership_remove(*, actor: Any, membership: Membership) -> None:
 # --- key rotation -----------------------------------------------------------------------------------
 
 UNRECOGNISED = "unrecognised"
+_DESTINATION_COLUMNS = ("public_key", "endpoint", "custom_url", "subaccount_id")
 
 
 @dataclass(frozen=True)
@@ -598,19 +703,20 @@ def secrets_rotate(*, dry_run: bool = False) -> RotationReport:
         rows = list(
             ExchangeAccount.objects.select_for_update()
             .order_by("pk")
-            .values_list("pk", "label", "binding", "secret_ciphertext")
+            .values_list("pk", "label", "binding", "secret_ciphertext", *_DESTINATION_COLUMNS)
         )
         before = _count_by_key([row[3] for row in rows], key_ids)
         unreadable: list[UnreadableSecret] = []
         new_tokens: dict[int, str] = {}
-        for pk, label, binding, token in rows:
+        for pk, label, binding, token, *where in rows:
+            destination = Destination.of(SimpleNamespace(**dict(zip(_DESTINATION_COLUMNS, where, strict=True))))
             try:
-                plaintext = decrypt_secret(token, binding)
+                plaintext = decrypt_secret(token, binding, destination)
             except SecretUnreadable as exc:
                 unreadable.append(UnreadableSecret(pk, label, exc.reason))
                 continue
             if token_key_id(token) != primary.key_id:
-                new_tokens[pk] = encrypt_secret(plaintext, binding)
+                new_tokens[pk] = encrypt_secret(plaintext, binding, destination)
             del plaintext
         if unreadable:
             return RotationReport(primary.key_id, key_ids, before, before, 0, dry_run, tuple(unreadable))

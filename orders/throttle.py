@@ -1,116 +1,79 @@
-"""Sign-in throttling: too many failed attempts for one username or one client address locks it out.
+"""Sign-in throttling with django-axes (S25): the glue between axes and this site.
 
-Counters live in Django's cache (per process with the default LocMem cache, shared with Redis), so
-the throttle adds no table. Both the username and the client address are counted: the username
-limit stops guessing one person's password from many machines, the address limit stops one machine
-trying many usernames. Usernames that do not exist are counted exactly like real ones, so the
-throttle never tells anybody whether a username exists.
+django-axes keeps its counters in the database (``AccessAttempt`` rows), so every server process shares
+them and a restart forgets nothing. A lockout is per username *and* client address combined
+(``AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]``): guessing one person's password from one
+machine is stopped, yet nobody can lock a victim out by typing the victim's username from elsewhere.
+A locked-out attempt answers 429 with the sign-in page and a plain message, before the password is
+checked. The token step of two-factor sign-in (S30) is throttled with the same counters.
 
-The limits can be tuned with the optional settings ``QFEXDASH_LOGIN_MAX_FAILURES``,
-``QFEXDASH_LOGIN_FAILURE_WINDOW`` and ``QFEXDASH_LOGIN_LOCKOUT_SECONDS``.
+The client address is ``REMOTE_ADDR`` unless ``QFEXDASH_TRUSTED_PROXIES`` says how many reverse proxies
+stand in front (docs/deployment.md): then django-ipware takes the address that many hops from the right
+of ``X-Forwarded-For`` — the part a client cannot choose.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import time
+from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from ipware import get_client_ip
 
-DEFAULT_MAX_FAILURES = 5
-DEFAULT_FAILURE_WINDOW = 15 * 60  # seconds during which failures add up
-DEFAULT_LOCKOUT_SECONDS = 15 * 60  # cooling-off period once the limit is reached
-
-_PREFIX = "qfexdash:login"
+__all__ = ["client_address", "lockout_message", "lockout_response", "normalise_username"]
 
 
-def max_failures() -> int:
-    return int(getattr(settings, "QFEXDASH_LOGIN_MAX_FAILURES", DEFAULT_MAX_FAILURES))
+def client_address(request: HttpRequest | None) -> str | None:
+    """The address a request came from, counting ``QFEXDASH_TRUSTED_PROXIES`` proxies (0: ``REMOTE_ADDR``)."""
+    if request is None:
+        return None
+    proxies = int(getattr(settings, "QFEXDASH_TRUSTED_PROXIES", 0))
+    remote = str(request.META.get("REMOTE_ADDR") or "") or None
+    if proxies <= 0:
+        return remote
+    address, _routable = get_client_ip(
+        request,
+        proxy_order="right-most",
+        proxy_count=proxies,
+        request_header_order=["HTTP_X_FORWARDED_FOR"],
+    )
+    return address or remote
 
 
-def failure_window() -> int:
-    return int(getattr(settings, "QFEXDASH_LOGIN_FAILURE_WINDOW", DEFAULT_FAILURE_WINDOW))
+def normalise_username(request: HttpRequest | None, credentials: dict[str, Any] | None) -> str:
+    """The username axes counts by, case-folded: varying the case must not buy more guesses."""
+    field = settings.AXES_USERNAME_FORM_FIELD
+    value = (credentials or {}).get(field) if credentials else None
+    if value is None and request is not None:
+        value = request.POST.get(field)
+    return str(value or "").strip().casefold()
 
 
 def lockout_seconds() -> int:
-    return int(getattr(settings, "QFEXDASH_LOGIN_LOCKOUT_SECONDS", DEFAULT_LOCKOUT_SECONDS))
+    return int(settings.AXES_COOLOFF_TIME.total_seconds())
 
 
-def now() -> float:
-    """The clock the throttle reads; a function so tests can move time forward."""
-    return time.time()
-
-
-def client_address(request: HttpRequest | None) -> str:
-    """The address the request came from.
-
-    Only ``REMOTE_ADDR`` is trusted: an ``X-Forwarded-For`` header is set by whoever sends the
-    request, so counting by it would let an attacker pick a fresh "address" for every attempt.
-    Behind a reverse proxy, the proxy must set ``REMOTE_ADDR`` (Daphne's ``--proxy-headers``).
-    """
-    if request is None:
-        return ""
-    return str(request.META.get("REMOTE_ADDR") or "")
-
-
-def normalise_username(username: str) -> str:
-    # Case-folded so "Alice" and "alice" share one counter: varying the case must not buy more guesses.
-    return username.strip().casefold()
-
-
-def _key(kind: str, part: str, value: str) -> str:
-    # Hashed so any username (spaces, long, non-ASCII) makes a valid cache key and is not stored in clear.
-    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
-    return f"{_PREFIX}:{kind}:{part}:{digest}"
-
-
-def _subjects(username: str, address: str) -> list[tuple[str, str]]:
-    subjects = [("user", normalise_username(username))] if username.strip() else []
-    if address:
-        subjects.append(("addr", address))
-    return subjects
-
-
-def seconds_locked(username: str, address: str) -> int:
-    """Seconds left before this username or address may try again; 0 when not locked."""
-    current = now()
-    remaining = 0.0
-    for part, value in _subjects(username, address):
-        until = cache.get(_key("lock", part, value))
-        if until is not None:
-            remaining = max(remaining, float(until) - current)
-    return math.ceil(remaining) if remaining > 0 else 0
-
-
-def record_failure(username: str, address: str) -> None:
-    """Count one failed attempt; at the limit, lock the username or address for the cooling-off period."""
-    limit = max_failures()
-    window = failure_window()
-    lock_for = lockout_seconds()
-    for part, value in _subjects(username, address):
-        count_key = _key("fail", part, value)
-        # add() starts the window at the first failure; incr() is atomic in both LocMem and Redis.
-        cache.add(count_key, 0, timeout=window)
-        try:
-            failures = cache.incr(count_key)
-        except ValueError:  # expired between add() and incr()
-            cache.set(count_key, 1, timeout=window)
-            failures = 1
-        if failures >= limit:
-            cache.set(_key("lock", part, value), now() + lock_for, timeout=lock_for)
-            cache.delete(count_key)
-
-
-def record_success(username: str) -> None:
-    """A correct password resets that username's failure count (the address count is kept)."""
-    if username.strip():
-        cache.delete(_key("fail", "user", normalise_username(username)))
-
-
-def lockout_message(seconds: int) -> str:
+def lockout_message(seconds: int | None = None) -> str:
+    seconds = lockout_seconds() if seconds is None else seconds
     minutes = max(1, math.ceil(seconds / 60))
     unit = "minute" if minutes == 1 else "minutes"
     return f"Too many failed sign-in attempts. Try again in {minutes} {unit}."
+
+
+def lockout_response(request: HttpRequest, original_response: Any = None, credentials: Any = None) -> HttpResponse:
+    """The sign-in page again, with the lockout in words, as 429 with ``Retry-After``."""
+    from django.forms.utils import ErrorDict
+    from django.shortcuts import render
+
+    from orders.forms import SignInForm
+
+    username = str(request.POST.get(settings.AXES_USERNAME_FORM_FIELD) or "")[:150]
+    form = SignInForm(request, data={"username": username})
+    # Marked as validated without validating: cleaning would try the password again.
+    form._errors, form.cleaned_data = ErrorDict(), {}
+    form.add_error(None, lockout_message())
+    template = "registration/login.html"
+    response = render(request, template, {"form": form, "lockout": True}, status=429)
+    response["Retry-After"] = str(lockout_seconds())
+    return response

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from orders import views
+from orders import two_factor, views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -14,4 +14,6 @@ urlpatterns = [
     path("my/accounts/<int:pk>/enable/", views.my_account_set_enabled, {"enabled": True}, name="my_account_enable"),
     path("my/accounts/<int:pk>/delete/", views.my_account_delete, name="my_account_delete"),
     path("audit/", views.audit_trail, name="audit_trail"),
+    path("account/two-step/", two_factor.verify, name="two_factor_verify"),
+    path("account/two-step/setup/", two_factor.setup, name="two_factor_setup"),
 ]

@@ -114,28 +114,44 @@ def _after_change_url(request: HttpRequest, account: ExchangeAccount) -> str:
 def _verify_and_report(request: HttpRequest, account: ExchangeAccount, saved: str) -> None:
     """Authenticate against QFEX once and tell the user, in words, whether the key works."""
     result = services.account_verify(actor=request.user, account=account)
+    _report(request, result, saved)
+
+
+def _report(request: HttpRequest, result: services.VerifyResult, saved: str) -> None:
     if result.ok:
         messages.success(request, f"{saved} QFEX accepted the API key.")
     else:
         messages.warning(request, f"{saved} But the key could not be verified: {result.message}")
 
 
+def _check_typed_key(form: AccountForm, data: dict[str, Any]) -> services.KeyCheck | None:
+    """Sign in once with the key as typed; None (and an error on the form) when QFEX rejected it.
+
+    A rejected key is not saved: the form is shown again with QFEX's reason and an empty secret field.
+    When QFEX cannot be reached the account is saved as "not verified" (docs/deployment.md says why).
+    """
+    check = services.key_check(
+        public_key=data["public_key"],
+        secret=data["secret"],
+        endpoint=data["endpoint"],
+        custom_url=data["custom_url"],
+        subaccount_id=data["subaccount_id"],
+    )
+    if check.outcome == services.REJECTED:
+        form.add_error("secret", f"QFEX did not accept this key, so nothing was saved: {check.message}")
+        return None
+    return check
+
+
 # --- sign-in -----------------------------------------------------------------------------------
 
 
 class SignInView(LoginView):
-    """Django's login view with the throttled form; a locked-out attempt answers 429."""
+    """Django's login view; django-axes answers a locked-out attempt with 429 (orders.throttle)."""
 
     form_class = SignInForm
     template_name = "registration/login.html"
     redirect_authenticated_user = True
-
-    def form_invalid(self, form: SignInForm) -> HttpResponse:  # type: ignore[override]
-        response = super().form_invalid(form)
-        if form.throttled_seconds:
-            response.status_code = 429
-            response["Retry-After"] = str(form.throttled_seconds)
-        return response
 
 
 # --- accounts ----------------------------------------------------------------------------------
@@ -186,8 +202,8 @@ def my_accounts(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def my_account_add(request: HttpRequest) -> HttpResponse:
-    form = AccountForm(request.POST or None, owner_user=request.user)
-    if request.method == "POST" and form.is_valid():
+    form = AccountForm(request.POST or None, owner_user=request.user, user=request.user)
+    if request.method == "POST" and form.is_valid() and (check := _check_typed_key(form, form.cleaned_data)):
         data = form.cleaned_data
         try:
             account = services.account_create(
@@ -203,7 +219,8 @@ def my_account_add(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            _verify_and_report(request, account, f"Added “{account.label}”.")
+            result = services.account_record_check(actor=request.user, account=account, check=check)
+            _report(request, result, f"Added “{account.label}”.")
             return redirect("my_accounts")
     return render_page(request, "orders/account_form.html", {"form": form, "account": None, "nav": "my_accounts"})
 
@@ -213,22 +230,32 @@ def my_account_add(request: HttpRequest) -> HttpResponse:
 @refuse_with_page
 def my_account_edit(request: HttpRequest, pk: int) -> HttpResponse:
     account = access.get_managed_account(request.user, pk)
-    form = AccountForm(request.POST or None, account=account)
+    form = AccountForm(request.POST or None, account=account, user=request.user)
     if request.method == "POST" and form.is_valid():
         changes = form.changed_account_fields()
         new_secret = form.cleaned_data["secret"]
-        try:
-            with transaction.atomic():
-                if changes:
-                    account = services.account_update(actor=request.user, account=account, **changes)
-                if new_secret:
-                    services.account_set_secret(actor=request.user, account=account, secret=new_secret)
-        except ValidationError as exc:
-            add_service_errors(form, exc)
-        else:
-            account.refresh_from_db()
-            _verify_and_report(request, account, f"Saved “{account.label}”.")
-            return redirect(_after_change_url(request, account))
+        # A new secret is checked with QFEX before it replaces the stored one (a rejected one is not saved).
+        check = _check_typed_key(form, form.cleaned_data) if new_secret else None
+        if check is not None or not new_secret:
+            try:
+                with transaction.atomic():
+                    account = services.account_update(
+                        actor=request.user, account=account, secret=new_secret or None, **changes
+                    )
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                account.refresh_from_db()
+                saved = f"Saved “{account.label}”."
+                if check is not None:
+                    _report(
+                        request, services.account_record_check(actor=request.user, account=account, check=check), saved
+                    )
+                elif changes:
+                    _verify_and_report(request, account, saved)
+                else:
+                    messages.success(request, f"{saved} Nothing had changed.")
+                return redirect(_after_change_url(request, account))
     context = {"form": form, "account": account, "nav": "my_accounts"}
     return render_page(request, "orders/account_form.html", context)
 

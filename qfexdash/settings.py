@@ -7,7 +7,9 @@ layer, a secret key generated once into ``var/``. Production sets the variables 
 
 from __future__ import annotations
 
+import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -23,17 +25,30 @@ STATE_DIR = Path(env_str("QFEXDASH_STATE_DIR", str(BASE_DIR / "var")))
 DEBUG = env_bool("DEBUG", False)
 
 
-def _local_secret_key() -> str:
-    """A per-checkout random key, created on first use, for running without any environment."""
-    path = STATE_DIR / "secret_key"
+def _private_state_dir(path: Path) -> None:
+    """The state folder (S27): created 0700; every file in it is created 0600 (keys, SQLite database)."""
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
+
+
+def _private_file(path: Path, content: bytes = b"") -> bool:
+    """Create ``path`` readable by this user only (0600) with ``content``; False when it already exists."""
+    _private_state_dir(path.parent)
     try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        STATE_DIR.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(50)
-        path.write_text(key)
-        path.chmod(0o600)
-        return key
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+    return True
+
+
+def _local_secret_key() -> str:
+    """A per-checkout random key, created on first use (0600), for running without any environment."""
+    path = STATE_DIR / "secret_key"
+    _private_file(path, secrets.token_urlsafe(50).encode())
+    return path.read_text().strip()
 
 
 SECRET_KEY = env_str("SECRET_KEY", "")
@@ -58,6 +73,11 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "csp",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "orders",
 ]
 
@@ -68,8 +88,22 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Two-factor sign-in (S30): which device verified this session, then no page until it is done.
+    "django_otp.middleware.OTPMiddleware",
+    "orders.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy (S28); the next one adds the page's WebSocket origin and no-store.
+    "csp.middleware.CSPMiddleware",
+    "orders.middleware.PrivatePagesMiddleware",
+    # Last, as django-axes requires: turns a locked-out sign-in into the 429 page (orders.throttle).
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes first: it refuses a locked-out sign-in before the password is checked (S25).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "qfexdash.urls"
@@ -99,7 +133,9 @@ try:
 except ValueError as exc:  # unknown scheme or malformed URL
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL this project understands: {exc}") from None
 if _database["ENGINE"] == "django.db.backends.sqlite3":
-    Path(_database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    if _database["NAME"] != ":memory:":
+        # Created 0600 before SQLite opens it (SQLite gives its journal files the database's mode).
+        _private_file(Path(_database["NAME"]))
     _database["CONN_MAX_AGE"] = 0
     _database.setdefault("OPTIONS", {})["timeout"] = 20
 DATABASES = {"default": _database}
@@ -160,6 +196,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Sign-in throttling (S25, django-axes): counters in the database, shared by every process; a lockout is
+# per username and client address combined, so nobody can lock a victim out from elsewhere.
+QFEXDASH_LOGIN_MAX_FAILURES = env_int("QFEXDASH_LOGIN_MAX_FAILURES", 5, minimum=1)
+QFEXDASH_LOGIN_LOCKOUT_SECONDS = env_int("QFEXDASH_LOGIN_LOCKOUT_SECONDS", 15 * 60, minimum=1)
+# Reverse proxies in front of the site that append to X-Forwarded-For (0: use REMOTE_ADDR as it is).
+QFEXDASH_TRUSTED_PROXIES = env_int("QFEXDASH_TRUSTED_PROXIES", 0, minimum=0, maximum=5)
+AXES_FAILURE_LIMIT = QFEXDASH_LOGIN_MAX_FAILURES
+AXES_COOLOFF_TIME = timedelta(seconds=QFEXDASH_LOGIN_LOCKOUT_SECONDS)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "orders.throttle.client_address"
+AXES_USERNAME_CALLABLE = "orders.throttle.normalise_username"
+AXES_LOCKOUT_CALLABLE = "orders.throttle.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_ENABLE_ADMIN = False  # attempts are not browsable in the admin: they name usernames and addresses
+AXES_VERBOSE = False
+
+# Two-factor sign-in (S30, django-otp) for superusers and team admins; on by default in production.
+QFEXDASH_REQUIRE_2FA = env_bool("QFEXDASH_REQUIRE_2FA", not DEBUG)
+OTP_TOTP_ISSUER = env_str("QFEXDASH_2FA_ISSUER", "qfexdash")
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -201,6 +258,30 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 if env_bool("USE_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Content-Security-Policy (S28, django-csp): scripts and styles from this site only, nothing inline, no
+# plugins, no framing. connect-src also gets the page's own ws(s):// origin (orders.middleware).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# Sessions end after this many minutes without a page request (S28). Every page request renews the
+# expiry; WebSocket traffic does not, and the live page's access re-check closes an expired session's
+# sockets (4001).
+QFEXDASH_SESSION_IDLE_MINUTES = env_int("QFEXDASH_SESSION_IDLE_MINUTES", 480, minimum=1, maximum=60 * 24 * 14)
+SESSION_COOKIE_AGE = QFEXDASH_SESSION_IDLE_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
+
 # --- qfexdash ---------------------------------------------------------------------------------
 
 # Encryption keys for stored API secrets: comma-separated Fernet keys, the first encrypts, all
@@ -209,6 +290,16 @@ QFEXDASH_ENCRYPTION_KEYS = env_list("QFEXDASH_ENCRYPTION_KEYS", [])
 
 QFEX_TRADE_URL = env_url("QFEX_TRADE_URL", "wss://trade.qfex.com", ("ws", "wss"))
 QFEX_UAT_TRADE_URL = env_url("QFEX_UAT_TRADE_URL", "wss://trade.qfex.io", ("ws", "wss"))
+# Hosts a custom QFEX URL may name (S22): comma-separated ``host`` or ``host:port`` entries (a host alone
+# allows every port; IPv6 as ``[::1]:8765``). Empty: only production and UAT. Loopback, private and
+# link-local addresses are refused at connect time unless the address itself is listed.
+QFEXDASH_CUSTOM_ENDPOINTS = env_list("QFEXDASH_CUSTOM_ENDPOINTS", [])
+try:
+    from orders.qfex.policy import EndpointPolicy
+
+    EndpointPolicy.from_entries(QFEXDASH_CUSTOM_ENDPOINTS)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"QFEXDASH_CUSTOM_ENDPOINTS: {exc}.") from None
 # Seconds allowed for any single upstream socket operation (connect, auth, one reply).
 QFEX_TIMEOUT_SECONDS = env_float("QFEX_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=120)
 

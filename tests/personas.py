@@ -104,10 +104,14 @@ def _account(label: str, *, actor: Any, owner_user: Any = None, owner_team: Team
     )
 
 
-def point_at(account: ExchangeAccount, url: str) -> ExchangeAccount:
-    """Point an account at another custom endpoint (e.g. a simulator's URL)."""
+def point_at(account: ExchangeAccount, url: str, secret: str | None = None) -> ExchangeAccount:
+    """Point an account at another custom endpoint (e.g. a simulator's URL).
+
+    The secret is bound to where it goes (S21), so it is typed again: ``secret``, or the persona's own.
+    """
+    secret = secret if secret is not None else KEYS[account.label][1]
     return services.account_update(
-        actor=None, account=account, endpoint=ExchangeAccount.Endpoint.CUSTOM, custom_url=url
+        actor=None, account=account, endpoint=ExchangeAccount.Endpoint.CUSTOM, custom_url=url, secret=secret
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from django.db import connections
 
 from orders.qfex import (
+    AccountActionRequired,
     AuthenticationRejected,
     ConnectionFailed,
     ConnectionLost,
@@ -128,7 +129,11 @@ def open_session(
 ) -> QfexSession:
     """Connect, authenticate and subscribe to ``order_responses``; the session is closed on failure.
     ``on_push`` receives every push from the start (also those that arrive during the subscribe)."""
-    session = QfexSession(info.url, credentials, account_id=info.subaccount_id, timeout=timeout)
+    from orders.endpoints import endpoint_policy  # S22: connect only where the endpoint policy allows
+
+    session = QfexSession(
+        info.url, credentials, account_id=info.subaccount_id, timeout=timeout, endpoint_policy=endpoint_policy()
+    )
     session.on_push = on_push
     try:
         session.connect()
@@ -160,12 +165,6 @@ def fetch_book(
 
 # --- plain words for failures ---------------------------------------------------------------------
 
-# Exchange error codes that no retry can fix: a person must act in QFEX's web app (qfex-protocol.md §3.6).
-NEEDS_A_PERSON_CODES = {
-    "KycRequired": "Complete identity verification (KYC) for this account in QFEX's web app.",
-    "TncRequired": "Accept QFEX's terms and conditions for this account in QFEX's web app.",
-    "PermissionDenied": "Check in QFEX's web app that this API key may read the account's orders.",
-}
 _KEY_ACTION = (
     "Check the key pair in QFEX's web app (it may be revoked or mistyped) and enter it again under My accounts, "
     "or ask a team admin; also check this server's clock."
@@ -202,10 +201,9 @@ def describe_failure(exc: BaseException, timeout: float) -> Trouble:
         )
     if isinstance(exc, AccountUnavailable):
         return Trouble(exc.user_message.rstrip("."), "", fatal=True)
-    code = getattr(exc, "error_code", None)
-    if isinstance(exc, ExchangeError) and code in NEEDS_A_PERSON_CODES:
-        said = f": “{shorten(exc.message, 200)}”" if getattr(exc, "message", None) else ""
-        return Trouble(f"QFEX refuses to show this account ({code}){said}", NEEDS_A_PERSON_CODES[code], fatal=True)
+    if isinstance(exc, AccountActionRequired):  # KycRequired, TncRequired, PermissionDenied on a read
+        said = f": “{shorten(exc.message, 200)}”" if exc.message else ""
+        return Trouble(f"QFEX refuses to show this account ({exc.error_code}){said}", exc.user_message, fatal=True)
     return Trouble(_transient_cause(exc, timeout))
 
 

@@ -6,6 +6,7 @@ redirects), ``paging`` (offset paging while the book changes), ``messages`` (the
 """
 
 from .errors import (
+    AccountActionRequired,
     AuthenticationRejected,
     ConnectionFailed,
     ConnectionLost,
@@ -21,6 +22,7 @@ from .errors import (
 )
 from .messages import ALLOWED_MESSAGE_TYPES
 from .paging import fetch_open_orders
+from .policy import EndpointNotAllowed, EndpointPolicy
 from .records import Order, OrdersSnapshot, Page, Twap, decimal_default, dumps, parse_all_orders_reply
 from .session import DEFAULT_USER_AGENT, QfexSession
 from .signing import Credentials, auth_message, new_nonce, sign
@@ -28,10 +30,13 @@ from .signing import Credentials, auth_message, new_nonce, sign
 __all__ = [
     "ALLOWED_MESSAGE_TYPES",
     "DEFAULT_USER_AGENT",
+    "AccountActionRequired",
     "AuthenticationRejected",
     "ConnectionFailed",
     "ConnectionLost",
     "Credentials",
+    "EndpointNotAllowed",
+    "EndpointPolicy",
     "ExchangeError",
     "ForbiddenMessage",
     "InvalidParameter",

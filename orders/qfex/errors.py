@@ -7,6 +7,7 @@ messages are built only from exchange error codes, exchange texts (shortened) an
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -69,6 +70,31 @@ class ExchangeError(QfexError):
             error_code, f"QFEX answered with an error ({shorten(error_code, 60)}); the dashboard will try again."
         )
         super().__init__(detail, user_message=user_message or fallback)
+
+
+class AccountActionRequired(ExchangeError):
+    """QFEX refused a read until someone acts on the account in QFEX's web app.
+
+    ``KycRequired`` (identity verification), ``TncRequired`` (terms and conditions) and
+    ``PermissionDenied`` (the key lacks the permission) on a read: retrying will not help until a person
+    does something, so callers should say what and stop hammering. ``error_code`` and ``message`` are the
+    exchange's; ``user_message`` says what to do.
+    """
+
+    ACTIONS = {
+        "KycRequired": "QFEX needs identity verification (KYC) on this account before its orders can be read: "
+        "complete it in QFEX's web app.",
+        "TncRequired": "QFEX needs this account to accept its terms and conditions before its orders can be read: "
+        "accept them in QFEX's web app.",
+        "PermissionDenied": "QFEX refused to show this account's orders to this API key: give the key read "
+        "permission in QFEX's web app, or use a key that has it.",
+    }
+
+    def __init__(self, error_code: str, message: str | None = None, *, user_message: str | None = None) -> None:
+        super().__init__(error_code, message, user_message=user_message or self.ACTIONS.get(error_code))
+
+
+ACCOUNT_ACTION_CODES = frozenset(AccountActionRequired.ACTIONS)
 
 
 class InvalidParameter(ExchangeError):
@@ -173,6 +199,8 @@ class ErrorFrame:
             return AuthenticationRejected(detail, error_code=self.error_code)
         if self.error_code in _INVALID_PARAMETER_CODES:
             return InvalidParameter(self.error_code, self.message)
+        if self.error_code in ACCOUNT_ACTION_CODES:
+            return AccountActionRequired(self.error_code, self.message)
         return ExchangeError(self.error_code, self.message)
 
 
@@ -193,11 +221,24 @@ def parse_error_frame(frame: Mapping[str, Any]) -> ErrorFrame:
     message = body.get("message")
     message = shorten(message) if isinstance(message, str) and message else None
     incoming = body.get("incoming_message")
+    if isinstance(incoming, str):
+        incoming = _json_object(incoming)  # some versions echo the request as JSON text
     incoming_type = incoming.get("type") if isinstance(incoming, Mapping) else None
     if not isinstance(incoming_type, str):
         incoming_type = None
     retry_after = _retry_after(body, message) if code == "RateLimited" else None
     return ErrorFrame(code, message, incoming_type, retry_after)
+
+
+def _json_object(text: str) -> Mapping[str, Any] | None:
+    """``text`` parsed when it is a (small) JSON object; None for anything else (treated as unknown)."""
+    if len(text) > 64 * 1024:
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, Mapping) else None
 
 
 def _retry_after(body: Mapping[str, Any], message: str | None) -> float | None:

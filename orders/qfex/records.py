@@ -3,6 +3,18 @@
 Every field is optional: QFEX's documentation is incomplete and has changed shape several times
 (docs/qfex-protocol.md §3), so a missing field, or one of the wrong type, becomes ``None`` while the object
 as received stays in ``raw``. Numbers are ``Decimal`` exactly as sent. Unknown fields go to ``extra``.
+
+Bounds (S24). Exchange data is not trusted to be sane: a 10-byte JSON number such as ``1e10000000``
+would become a ten-million-digit string when shown, and a text field could be megabytes long. So:
+
+* :func:`loads` never builds a number with more than :data:`MAX_SIGNIFICANT_DIGITS` significant digits
+  or an exponent beyond ±:data:`MAX_EXPONENT` (nor any number text longer than
+  :data:`_MAX_NUMBER_TEXT`): it puts an :class:`OutOfBounds` marker there instead, judged from the text
+  before any ``Decimal`` arithmetic;
+* a record holding such a number, a string longer than :data:`MAX_STRING_LENGTH` characters, or more
+  than :data:`MAX_RECORD_BYTES` of data is *refused*: it keeps only its id, and ``refused`` says why in
+  words. The feed shows it as a marked row and the rest of the book as usual. Each distinct reason is
+  logged once per process (never the value itself).
 """
 
 from __future__ import annotations
@@ -28,14 +40,59 @@ logger = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------------
 
 
+MAX_SIGNIFICANT_DIGITS = 40
+MAX_EXPONENT = 30
+MAX_STRING_LENGTH = 256
+MAX_RECORD_BYTES = 8 * 1024
+_MAX_NUMBER_TEXT = 2 * MAX_SIGNIFICANT_DIGITS + 16  # longer number texts are refused unread
+
+
+class OutOfBounds:
+    """Stands in for a JSON number outside the bounds; the number itself was never built."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"<OutOfBounds: {self.reason}>"
+
+
+_TOO_MANY_DIGITS = OutOfBounds(f"a number with more than {MAX_SIGNIFICANT_DIGITS} significant digits")
+_HUGE_EXPONENT = OutOfBounds(f"a number beyond 10^±{MAX_EXPONENT}")
+
+
+def _bounded_number(text: str) -> Decimal | OutOfBounds:
+    """``parse_float``/``parse_int``: a Decimal, or a marker when the text is out of bounds.
+
+    Judged on the text first (length, digits, exponent), so ``1e10000000`` costs nothing.
+    """
+    if len(text) > _MAX_NUMBER_TEXT:
+        return _TOO_MANY_DIGITS
+    mantissa, _e, exponent_text = text.lower().partition("e")
+    digits = mantissa.lstrip("+-").replace(".", "", 1).lstrip("0")
+    if len(digits.rstrip("0")) > MAX_SIGNIFICANT_DIGITS:
+        return _TOO_MANY_DIGITS
+    if exponent_text and len(exponent_text.lstrip("+-").lstrip("0")) > 4:
+        return _HUGE_EXPONENT
+    number = Decimal(text)
+    if number and not -MAX_EXPONENT <= number.adjusted() <= MAX_EXPONENT:
+        return _HUGE_EXPONENT
+    return number
+
+
 def _reject_constant(name: str) -> Any:
     # NaN and Infinity are not JSON; Python accepts them by default.
     raise ValueError(f"non-standard JSON constant {name}")
 
 
 def loads(text: str | bytes) -> Any:
-    """Parse JSON keeping every number exact: integers and fractions become ``Decimal``."""
-    return json.loads(text, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant)
+    """Parse JSON keeping every number exact: integers and fractions become ``Decimal``.
+
+    A number outside the bounds (S24) becomes an :class:`OutOfBounds` marker instead.
+    """
+    return json.loads(text, parse_float=_bounded_number, parse_int=_bounded_number, parse_constant=_reject_constant)
 
 
 def decimal_default(value: object) -> Any:
@@ -161,6 +218,8 @@ class Order:
     trade_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
     raw: dict[str, Any] = field(default_factory=dict, hash=False, repr=False)
+    # Why the record was refused (S24), in words; only its id is kept then. None for a normal record.
+    refused: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The order exactly as received (a copy); encode it with :func:`dumps` to keep numbers exact."""
@@ -188,6 +247,7 @@ class Twap:
     filled_num_orders: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
     raw: dict[str, Any] = field(default_factory=dict, hash=False, repr=False)
+    refused: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The TWAP exactly as received (a copy); encode it with :func:`dumps` to keep numbers exact."""
@@ -266,12 +326,79 @@ _TWAP_FIELDS: dict[str, Callable[[object], Any]] = {
 
 def parse_order(item: Mapping[str, Any]) -> Order:
     """Build an :class:`Order` from one JSON object; never raises for odd field values."""
+    refused = _out_of_bounds(item)
+    if refused is not None:
+        return _refused(Order, "order_id", item, refused, _ORDER_ALIASES)
     return _build(Order, _ORDER_FIELDS, item, _ORDER_ALIASES)
 
 
 def parse_twap(item: Mapping[str, Any]) -> Twap:
     """Build a :class:`Twap` from one JSON object; never raises for odd field values."""
+    refused = _out_of_bounds(item)
+    if refused is not None:
+        return _refused(Twap, "twap_id", item, refused, None)
     return _build(Twap, _TWAP_FIELDS, item, None)
+
+
+_logged_reasons: set[str] = set()
+_MAX_LOGGED_REASONS = 256
+
+
+def log_refusal_once(reason: str) -> None:
+    """Log a refusal reason the first time it is seen in this process (reasons are our words, never values)."""
+    if reason in _logged_reasons or len(_logged_reasons) >= _MAX_LOGGED_REASONS:
+        return
+    _logged_reasons.add(reason)
+    logger.warning("refused a record from QFEX: %s (further records refused for this reason are not logged)", reason)
+
+
+def _out_of_bounds(item: Mapping[str, Any]) -> str | None:
+    """Why the record breaks a bound, in words, or None. Stops at the first problem and after 8 KiB."""
+    budget = [MAX_RECORD_BYTES]
+    return _walk(item, budget, None)
+
+
+def _walk(value: Any, budget: list[int], name: str | None) -> str | None:
+    kind = type(value)
+    if kind is str:
+        budget[0] -= len(value) + 2
+        if len(value) > MAX_STRING_LENGTH:
+            where = f"field {name!r}" if name else "a field"
+            return f"a text longer than {MAX_STRING_LENGTH} characters in {where}"
+    elif kind is OutOfBounds:
+        return value.reason + (f" in field {name!r}" if name else "")
+    elif kind is dict:
+        for key, item in value.items():
+            budget[0] -= len(key) + 4
+            if len(key) > MAX_STRING_LENGTH:
+                return f"a field name longer than {MAX_STRING_LENGTH} characters"
+            reason = _walk(item, budget, key if name is None and key in _KNOWN_NAMES else name)
+            if reason is not None:
+                return reason
+    elif kind is list:
+        for item in value:
+            reason = _walk(item, budget, name)
+            if reason is not None:
+                return reason
+    else:
+        budget[0] -= 8
+    if budget[0] < 0:
+        return f"a record larger than {MAX_RECORD_BYTES // 1024} KiB"
+    return None
+
+
+def _refused(cls: type, id_field: str, item: Mapping[str, Any], reason: str, aliases: Any) -> Any:
+    """A record that keeps only its id (when that id is usable) and why it was refused."""
+    record_id = item.get(id_field)
+    if aliases is not None and type(record_id) is not str:
+        record_id = next((item[a] for a, n in aliases.items() if n == id_field and a in item), None)
+    if type(record_id) is not str or not record_id or len(record_id) > MAX_STRING_LENGTH:
+        record_id = None
+        log_refusal_once(f"{reason}; the record has no usable id, so it is left out")
+    else:
+        log_refusal_once(reason)
+    record = cls(**{id_field: record_id}, raw={id_field: record_id, "refused": reason}, refused=reason)
+    return record
 
 
 def _build(cls: type, fields: dict[str, Callable[[object], Any]], item: Mapping[str, Any], aliases: Any) -> Any:
@@ -295,12 +422,15 @@ def _build(cls: type, fields: dict[str, Callable[[object], Any]], item: Mapping[
                 values[name] = _as_str(item[alias])
     values["extra"] = extra
     values["raw"] = dict(item)
+    values["refused"] = None
     # Every field is set here, so the frozen dataclass's __init__ (one object.__setattr__ per field,
     # about half the cost of parsing) is skipped; the instance is indistinguishable from a constructed one.
     record = object.__new__(cls)
     record.__dict__.update(values)
     return record
 
+
+_KNOWN_NAMES = frozenset(_ORDER_FIELDS) | frozenset(_TWAP_FIELDS) | frozenset(_ORDER_ALIASES)
 
 _KNOWN_REPLY_BODY_KEYS = frozenset({"orders", "twaps", "stop_orders", "timestamp", "count"})
 
@@ -317,8 +447,12 @@ def parse_orders_page(message: Mapping[str, Any]) -> Page:
         if not isinstance(body, Mapping):
             raise ProtocolError("all_orders_response is not an object")
         raw_orders = body.get("orders")
-        if not isinstance(raw_orders, list):
-            raise ProtocolError("all_orders_response.orders is missing or not a list")
+        if raw_orders is None:
+            # Seen from exchanges that drop empty arrays: an empty page, not a broken reply.
+            logger.warning("all_orders_response has no orders array (missing or null); read as no open orders")
+            raw_orders = []
+        elif not isinstance(raw_orders, list):
+            raise ProtocolError("all_orders_response.orders is not a list")
         raw_twaps = body.get("twaps")
         if raw_twaps is None:
             raw_twaps = []

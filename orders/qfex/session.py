@@ -51,6 +51,7 @@ from .messages import (
     subscribe_message,
     unsubscribe_message,
 )
+from .policy import EndpointPolicy
 from .records import Order, Page, Twap, parse_order, parse_orders_page
 from .signing import Credentials, auth_message, new_nonce
 from .transport import Transport, url_for_logs, url_with_api_key
@@ -79,7 +80,9 @@ class QfexSession:
     """A connection to the QFEX trade WebSocket, read-only by construction.
 
     ``clock`` (Unix seconds) and ``nonce_factory`` are injectable for tests; ``ca_file`` adds a CA
-    bundle for ``wss://`` servers with a private certificate.
+    bundle for ``wss://`` servers with a private certificate. ``endpoint_policy`` limits where the
+    session may connect (checked on the resolved address at connect time); None means anywhere, for
+    callers that pass an operator's own URL.
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class QfexSession:
         clock: Callable[[], float] = time.time,
         nonce_factory: Callable[[], str] = new_nonce,
         ca_file: str | None = None,
+        endpoint_policy: EndpointPolicy | None = None,
     ) -> None:
         if not isinstance(credentials, Credentials):
             raise TypeError("credentials must be a Credentials instance")
@@ -115,6 +119,7 @@ class QfexSession:
         self.clock = clock
         self._nonce_factory = nonce_factory
         self._ca_file = ca_file
+        self._endpoint_policy = endpoint_policy
         self._transport: Transport | None = None
         self._pushes: deque[Order] = deque()
         self.dropped_pushes = 0
@@ -140,6 +145,7 @@ class QfexSession:
             max_message_bytes=self.max_message_bytes,
             user_agent=self._user_agent,
             ca_file=self._ca_file,
+            policy=self._endpoint_policy,
         )
         self._transport = transport
         self._pushes.clear()

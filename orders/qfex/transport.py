@@ -17,6 +17,10 @@ What this adds to websocket-client, and why:
 * **The allow-list again at the lowest send.** ``send_frame`` (which every websocket-client send
   path ends in) refuses binary or fragmented data frames and any text frame whose JSON ``type`` is
   outside ``ALLOWED_MESSAGE_TYPES``.
+* **The endpoint policy at connect time.** Given an :class:`~orders.qfex.policy.EndpointPolicy`,
+  :func:`_open_tcp` refuses a host or port the policy does not list before resolving it, and every
+  address the name resolved to that is loopback, private or link-local unless listed itself (S22:
+  DNS rebinding cannot turn an allowed name into a path to the server's own network).
 * **No trace logging of frames.** Connecting refuses to run while websocket-client's trace mode is
   on, because trace mode would log the auth frame (with its signature).
 
@@ -47,6 +51,7 @@ from .errors import (
     shorten,
 )
 from .messages import check_outgoing_text
+from .policy import EndpointNotAllowed, EndpointPolicy
 
 HANDSHAKE_BYTES = 64 * 1024  # the whole HTTP answer to the upgrade request, headers and any error body
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -186,6 +191,7 @@ class Transport:
         max_message_bytes: int,
         user_agent: str,
         ca_file: str | None = None,
+        policy: EndpointPolicy | None = None,
     ) -> Transport:
         if websocket.isEnabledForTrace():
             raise ConnectionFailed(
@@ -197,7 +203,7 @@ class Transport:
         host = parts.hostname or ""
         port = parts.port or (443 if secure else 80)
         deadline = time.monotonic() + timeout
-        sock = _open_tcp(host, port, deadline)
+        sock = _open_tcp(host, port, deadline, policy)
         ws: _GuardedWebSocket | None = None
         try:
             if secure:
@@ -285,11 +291,21 @@ class Transport:
         return self._sock  # type: ignore[return-value]
 
 
-def _open_tcp(host: str, port: int, deadline: float) -> _DeadlineSocket:
+def _open_tcp(host: str, port: int, deadline: float, policy: EndpointPolicy | None = None) -> _DeadlineSocket:
+    """Resolve ``host`` and connect to the first address that answers, within ``deadline``.
+
+    With a ``policy``, an unlisted host or port is refused before it is even resolved, and if any address
+    it resolves to is refused by the policy nothing is connected to at all (``EndpointNotAllowed``).
+    """
+    if policy is not None and not policy.allows(host, port):
+        raise EndpointNotAllowed(f"{shorten(host, 80)}:{port} is not listed in the endpoint policy")
     try:
         addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise ConnectionFailed(f"cannot resolve QFEX host {shorten(host, 80)!r}: {shorten(exc, 80)}") from None
+    if policy is not None:
+        for *_rest, address in addresses:
+            policy.check_address(host, port, str(address[0]))
     last_error: OSError | None = None
     for family, kind, proto, _name, address in addresses:
         remaining = deadline - time.monotonic()

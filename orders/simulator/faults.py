@@ -16,12 +16,17 @@ RESPONSE_SHAPES = ("current", "mid", "legacy")
 AUTH_SUCCESS_SHAPES = ("current", "legacy")
 ERROR_SHAPES = ("nested", "flat")
 AUTH_FAILURE_STYLES = ("err", "authenticated_false", "close")
+# Error codes the simulator can answer a get_user_orders with ("" = none): the ones that need a person to act.
+READ_ERROR_CODES = ("", "KycRequired", "TncRequired", "PermissionDenied", "ServerError")
+ORDERS_ARRAY_STYLES = ("present", "missing", "null")
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "response_shape": RESPONSE_SHAPES,
     "auth_success_shape": AUTH_SUCCESS_SHAPES,
     "error_shape": ERROR_SHAPES,
     "auth_failure_style": AUTH_FAILURE_STYLES,
+    "read_error_code": READ_ERROR_CODES,
+    "orders_array": ORDERS_ARRAY_STYLES,
 }
 # Fields that must be strictly positive (the rest of the numeric fields only need to be >= 0).
 _POSITIVE = frozenset({"rate_limit_weight", "rate_limit_window", "auth_deadline", "page_cap"})
@@ -53,8 +58,6 @@ class Faults:
     oversized_reply_bytes: int = 0
     # F6: every auth attempt fails.
     reject_auth: bool = False
-    # Accept the login, then close the connection at once (one way an exchange may refuse a key).
-    close_after_auth: bool = False
     # F7: per-user token bucket: `rate_limit_weight` units refilled over `rate_limit_window` seconds.
     rate_limit_weight: float = 12_000.0
     rate_limit_window: float = 60.0
@@ -82,6 +85,13 @@ class Faults:
     page_cap: int = 1000
     # Seconds a new connection has to authenticate before the server closes it.
     auth_deadline: float = 60.0
+    # Exchange-boundary cases (issue 13): answer every get_user_orders with this error code ("" = off); send
+    # the all_orders_response without its `orders` array or with `orders: null`; echo `incoming_message` in
+    # error frames as JSON text instead of an object; close the connection right after a successful login.
+    read_error_code: str = ""
+    orders_array: str = "present"
+    incoming_message_as_string: bool = False
+    close_after_auth: bool = False
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, _validated(name, value))

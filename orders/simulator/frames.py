@@ -46,6 +46,22 @@ def error_frame(
     return orjson.dumps({"err": body})
 
 
+def without_orders_array(reply: bytes, *, null: bool) -> bytes:
+    """An all_orders_response with its `orders` array removed (or null); other shapes are returned as they are."""
+    try:
+        message = orjson.loads(reply)
+    except orjson.JSONDecodeError:
+        return reply
+    body = message.get("all_orders_response") if isinstance(message, dict) else None
+    if not isinstance(body, dict):
+        return reply
+    if null:
+        body["orders"] = None
+    else:
+        body.pop("orders", None)
+    return orjson.dumps(message)
+
+
 def auth_success_frame(shape: str) -> bytes:
     if shape == "legacy":
         return orjson.dumps({"type": "auth", "result": "success"})

@@ -689,7 +689,10 @@ class Simulator:
     # ----- messages -----
 
     def _error(self, code: str, message: str | None, incoming: Any = None, **extra: Any) -> bytes:
-        return frames.error_frame(self.faults.error_shape, code, message, frames.incoming_echo(incoming), **extra)
+        echo: Any = frames.incoming_echo(incoming)
+        if echo is not None and self.faults.incoming_message_as_string:
+            echo = json.dumps(echo)
+        return frames.error_frame(self.faults.error_shape, code, message, echo, **extra)
 
     def _note(self, session: _Session, msg_type: str, public_key: str | None = None) -> None:
         if public_key is None:
@@ -867,6 +870,10 @@ class Simulator:
             await asyncio.sleep(delay)
         if session.closing:
             return
+        if faults.read_error_code:
+            text = f"{faults.read_error_code}: act on this account in the web app before reading it"
+            session.enqueue(self._error(faults.read_error_code, text, message))
+            return
         limit = min(numbers["limit"], faults.page_cap, PAGE_CAP)
         offset = numbers["offset"]
         if faults.unrelated_frames:
@@ -886,6 +893,8 @@ class Simulator:
             reply = frames.MALFORMED_REPLY
         elif faults.wrong_schema:
             reply = frames.WRONG_SCHEMA_REPLY
+        if faults.orders_array != "present":
+            reply = frames.without_orders_array(reply, null=faults.orders_array == "null")
         session.enqueue(reply)
         if faults.duplicate_replies:
             session.enqueue(reply)

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from orders.encryption import decrypt_secret
+from orders.encryption import Destination, decrypt_secret
 from orders.management.commands import qfex_account
 from orders.models import AuditEvent, ExchangeAccount
 from tests.accounts.conftest import KEY_OTHER
@@ -43,7 +43,7 @@ def test_add_personal_account_with_secret_from_env(owner, secret_in_env) -> None
     out = _run("add", "--label", "Main", "--owner", owner.username, "--public-key", "qfex_pub_cli")
     account = ExchangeAccount.objects.get(label="Main")
     assert (account.owner_user, account.owner_team, account.endpoint) == (owner, None, "prod")
-    assert decrypt_secret(account.secret_ciphertext, account.binding) == SECRET
+    assert decrypt_secret(account.secret_ciphertext, account.binding, Destination.of(account)) == SECRET
     assert f"Added account {account.pk} 'Main' for user {owner.username} ({settings.QFEX_TRADE_URL})" in out
     assert SECRET not in out
     assert SECRET[-4:] not in out
@@ -87,7 +87,7 @@ def test_add_prompts_without_echo_on_a_terminal(owner, no_terminal, monkeypatch:
     assert len(prompts) == 1
     assert "hidden" in prompts[0]
     account = ExchangeAccount.objects.get(label="Main")
-    assert decrypt_secret(account.secret_ciphertext, account.binding) == SECRET
+    assert decrypt_secret(account.secret_ciphertext, account.binding, Destination.of(account)) == SECRET
 
 
 def test_secret_is_never_accepted_as_an_argument(owner, secret_in_env) -> None:
@@ -179,3 +179,55 @@ def test_verify_resolves_labels_ids_and_ambiguity(personas, secret_in_env) -> No
         _run("verify", "--id", "424242")
     with pytest.raises(CommandError, match="Name the account"):
         _run("verify")
+
+
+# --- verification before storing; S21 edits -------------------------------------------------------
+
+
+@pytest.fixture
+def cli_sim(settings):
+    from orders.simulator import SimAccount, Simulator
+
+    with Simulator(accounts=[SimAccount(public_key="qfex_pub_cli", secret=SECRET, orders=1)], seed=4) as simulator:
+        settings.QFEX_TRADE_URL = simulator.url
+        yield simulator
+
+
+def test_add_refuses_a_key_qfex_rejects_and_stores_nothing(owner, cli_sim, monkeypatch) -> None:
+    monkeypatch.setenv("QFEX_SECRET_KEY", "qfex_secret_cli_wrong_0000000000")
+    with pytest.raises(CommandError, match="QFEX did not accept this key, so nothing was stored"):
+        _run("add", "--label", "Main", "--owner", owner.username, "--public-key", "qfex_pub_cli")
+    assert not ExchangeAccount.objects.exists()
+
+
+def test_add_verifies_an_accepted_key(owner, cli_sim, secret_in_env) -> None:
+    out = _run("add", "--label", "Main", "--owner", owner.username, "--public-key", "qfex_pub_cli")
+    assert "QFEX accepted the API key." in out
+    assert ExchangeAccount.objects.get(label="Main").last_verified_at is not None
+
+
+def test_add_refuses_a_custom_url_outside_the_policy(owner, secret_in_env) -> None:
+    with pytest.raises(CommandError, match="not on this server's list of allowed QFEX endpoints"):
+        _run("add", "--label", "M", "--owner", owner.username, "--public-key", "k", "--endpoint", "ws://10.0.0.9:80")
+    assert not ExchangeAccount.objects.exists()
+
+
+def test_edit_to_another_destination_needs_the_secret(personas, cli_sim, no_terminal) -> None:
+    account = personas.owner_account
+    with pytest.raises(CommandError, match="No secret key given"):
+        _run("edit", "--id", str(account.pk), "--endpoint", "uat")
+    with pytest.raises(CommandError, match="No secret key given"):
+        _run("edit", "--id", str(account.pk), "--public-key", "qfex_pub_other")
+    account.refresh_from_db()
+    assert (account.endpoint, account.public_key) == ("custom", KEYS["Owner personal"][0])
+    assert cli_sim.handshake_count == 0
+    out = _run("edit", "--id", str(account.pk), "--new-label", "Renamed")  # not a destination: no secret needed
+    assert "Saved account" in out
+
+
+def test_edit_with_the_secret_moves_and_verifies(personas, cli_sim, secret_in_env) -> None:
+    account = personas.owner_account
+    out = _run("edit", "--id", str(account.pk), "--endpoint", "prod", "--public-key", "qfex_pub_cli")
+    assert "QFEX accepted the API key." in out
+    account.refresh_from_db()
+    assert decrypt_secret(account.secret_ciphertext, account.binding, Destination.of(account)) == SECRET

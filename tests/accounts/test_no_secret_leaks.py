@@ -79,9 +79,21 @@ def test_a_full_account_lifecycle_leaks_no_secret(personas, simulator, use_keys,
     run("qfex_account", "add", "--label", "CLI", "--owner", "olivia_owner", "--public-key", "qfex_pub_cli",
         "--endpoint", simulator.url)  # fmt: skip
     monkeypatch.setenv("QFEX_SECRET_KEY", WRONG_SECRET)
+    run(
+        "qfex_account",
+        "add",
+        "--label",
+        "Refused",
+        "--owner",
+        "olivia_owner",
+        "--public-key",
+        "qfex_pub_cli",
+        "--endpoint",
+        simulator.url,
+    )  # fmt: skip  (QFEX rejects it: not stored)
     run("qfex_account", "add", "--label", "Wrong", "--owner", "olivia_owner", "--public-key", "qfex_pub_cli",
-        "--endpoint", simulator.url)  # fmt: skip
-    for account in ExchangeAccount.objects.all():
+        "--endpoint", simulator.url, "--no-verify")  # fmt: skip
+    for account in ExchangeAccount.objects.filter(label__in=KEYS):  # the two CLI accounts are there already
         point_at(account, simulator.url)
     run("qfex_account", "verify", "CLI")
     run("qfex_account", "verify", "Wrong")  # rejected by the simulator
@@ -100,6 +112,8 @@ def test_a_full_account_lifecycle_leaks_no_secret(personas, simulator, use_keys,
 
     assert ExchangeAccount.objects.get(label="CLI").last_verified_at is not None  # the flow really ran
     assert ExchangeAccount.objects.get(label="Wrong").last_error
+    assert not ExchangeAccount.objects.filter(label="Refused").exists()
+    assert any("QFEX did not accept this key, so nothing was stored" in output for output in outputs)
     assert "secret_ciphertext" in caplog.text  # the SQL log was really captured
     captured = capsys.readouterr()
     _assert_clean(caplog.text, "the logs")

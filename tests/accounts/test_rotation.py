@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from orders import services
-from orders.encryption import decrypt_secret, token_key_id
+from orders.encryption import Destination, decrypt_secret, token_key_id
 from orders.models import AuditEvent, ExchangeAccount
 from tests.accounts.conftest import KEY_NEW, KEY_OLD, KEY_OTHER
 from tests.personas import KEYS
@@ -32,7 +32,10 @@ def _tokens() -> dict[int, str]:
 
 def _all_readable() -> None:
     for account in ExchangeAccount.objects.all():
-        assert decrypt_secret(account.secret_ciphertext, account.binding) == KEYS[account.label][1]
+        assert (
+            decrypt_secret(account.secret_ciphertext, account.binding, Destination.of(account))
+            == KEYS[account.label][1]
+        )
         assert services.account_state(account).code != "secret_unreadable"
 
 

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from orders import services
-from orders.encryption import SecretUnreadable, decrypt_secret, token_key_id
+from orders.encryption import Destination, SecretUnreadable, decrypt_secret, token_key_id
 from orders.models import AuditEvent, ExchangeAccount, Membership
 from tests.accounts.conftest import KEY_NEW, KEY_OTHER
 from tests.personas import KEYS, PASSWORD
@@ -37,7 +37,7 @@ def test_create_encrypts_the_secret_and_records_an_event(owner) -> None:
     )
     account.refresh_from_db()
     assert SECRET not in account.secret_ciphertext
-    assert decrypt_secret(account.secret_ciphertext, account.binding) == SECRET
+    assert decrypt_secret(account.secret_ciphertext, account.binding, Destination.of(account)) == SECRET
     assert account.secret_hint == SECRET[-4:]
     assert account.subaccount_id == "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
     assert account.trade_url() == "ws://127.0.0.1:8765"
@@ -51,7 +51,7 @@ def test_create_encrypts_the_secret_and_records_an_event(owner) -> None:
 def test_short_secrets_get_no_hint_and_whitespace_is_trimmed(owner) -> None:
     account = _create(owner, secret="  short-secret \n")
     assert account.secret_hint == ""
-    assert decrypt_secret(account.secret_ciphertext, account.binding) == "short-secret"
+    assert decrypt_secret(account.secret_ciphertext, account.binding, Destination.of(account)) == "short-secret"
 
 
 def test_team_account_events_carry_the_team(personas) -> None:
@@ -112,12 +112,15 @@ def test_update_changes_fields_clears_verification_and_records_events(personas) 
     assert account.label == "Renamed"
     assert account.last_verified_at is not None
 
-    services.account_update(actor=personas.owner, account=account, public_key="qfex_pub_new", enabled=False)
+    services.account_update(
+        actor=personas.owner, account=account, public_key="qfex_pub_new", enabled=False, secret="qfex_secret_new_1"
+    )
     account.refresh_from_db()
     assert (account.public_key, account.enabled, account.last_verified_at) == ("qfex_pub_new", False, None)
+    assert services.account_credentials(account).secret == "qfex_secret_new_1"
 
     actions = list(AuditEvent.objects.order_by("pk").values_list("action", flat=True))[before:]
-    assert actions == ["account_changed", "account_changed", "account_disabled"]
+    assert actions == ["account_changed", "account_secret_changed", "account_changed", "account_disabled"]
     changed = AuditEvent.objects.filter(action="account_changed").order_by("pk").last()
     assert changed.detail == {"changed": {"public_key": ["qfex_pub_owner_personal", "qfex_pub_new"]}}
 
@@ -157,7 +160,10 @@ def test_set_secret_re_encrypts_and_clears_state(personas) -> None:
     services.account_set_secret(actor=personas.owner, account=account, secret="qfex_secret_replaced_1234567890")
     account.refresh_from_db()
     assert account.secret_ciphertext != old_token
-    assert decrypt_secret(account.secret_ciphertext, account.binding) == "qfex_secret_replaced_1234567890"
+    assert (
+        decrypt_secret(account.secret_ciphertext, account.binding, Destination.of(account))
+        == "qfex_secret_replaced_1234567890"
+    )
     assert account.last_error == ""
     assert account.secret_hint == "7890"
     assert services.account_state(account).code == "unverified"
@@ -265,7 +271,7 @@ def test_state_does_not_need_the_secret_decrypted(personas, use_keys) -> None:
     """Listing accounts reads only the key id: a valid configuration with the key listed is "readable"."""
     use_keys(KEY_NEW, "ZmFrZS10ZXN0LWtleS1mb3ItcWZleGRhc2gtdGVzdHM=")
     assert token_key_id(personas.owner_account.secret_ciphertext) != token_key_id(
-        services.encrypt_secret("x", personas.owner_account.binding)
+        services.encrypt_secret("x", personas.owner_account.binding, Destination.of(personas.owner_account))
     )
     assert services.account_state(personas.owner_account).code == "unverified"
     assert KEYS["Owner personal"][1] not in repr(services.account_state(personas.owner_account))

@@ -82,10 +82,13 @@ def test_good_key_is_verified(personas, simulator) -> None:
 
 def test_subaccount_is_sent_and_accepted(personas, simulator) -> None:
     account = point_at(personas.team_account, simulator.url)
-    services.account_update(actor=None, account=account, subaccount_id=SUBACCOUNT)
+    secret = KEYS[account.label][1]  # a new subaccount is a new destination: the secret is typed again (S21)
+    services.account_update(actor=None, account=account, subaccount_id=SUBACCOUNT, secret=secret)
     assert _verify(account).ok
     # The simulator refuses a subaccount the key does not own, so the id really travelled in the auth.
-    services.account_update(actor=None, account=account, subaccount_id="00000000-0000-4000-8000-000000000000")
+    services.account_update(
+        actor=None, account=account, subaccount_id="00000000-0000-4000-8000-000000000000", secret=secret
+    )
     assert not _verify(account).ok
 
 

@@ -11,9 +11,9 @@ from django.test import Client
 from django.urls import reverse
 
 from orders import services
-from orders.encryption import decrypt_secret
+from orders.encryption import Destination, decrypt_secret
 from orders.models import AuditEvent, ExchangeAccount, Membership, Team
-from tests.personas import KEYS, UNREACHABLE_URL
+from tests.personas import KEYS
 
 pytestmark = pytest.mark.django_db
 
@@ -39,8 +39,8 @@ def _account_form(**overrides: Any) -> dict[str, Any]:
         "owner_team": "",
         "public_key": "qfex_pub_admin_added",
         "secret": NEW_SECRET,
-        "endpoint": "custom",
-        "custom_url": UNREACHABLE_URL,
+        "endpoint": "prod",  # a closed loopback port in tests; custom URLs are for superusers (S22)
+        "custom_url": "",
         "subaccount_id": "",
         "enabled": "on",
         "_save": "Save",
@@ -297,7 +297,7 @@ def test_superuser_adds_account_through_the_service(personas: Any, client_for: A
     assert response.status_code == 302, response.content.decode()[:3000]
     account = ExchangeAccount.objects.get(label="Admin added")
     assert account.owner_team == personas.team
-    assert decrypt_secret(account.secret_ciphertext, account.binding) == NEW_SECRET
+    assert decrypt_secret(account.secret_ciphertext, account.binding, Destination.of(account)) == NEW_SECRET
     event = AuditEvent.objects.get(action=Action.ACCOUNT_ADDED, account=account)
     assert event.actor == personas.superuser
     log = LogEntry.objects.get(object_id=str(account.pk))
@@ -353,7 +353,7 @@ def test_change_with_new_secret_replaces_it_and_log_names_the_field_only(persona
     response = client.post(_url("exchangeaccount_change", account.pk), _change_form(account, secret=NEW_SECRET))
     assert response.status_code == 302
     account.refresh_from_db()
-    assert decrypt_secret(account.secret_ciphertext, account.binding) == NEW_SECRET
+    assert decrypt_secret(account.secret_ciphertext, account.binding, Destination.of(account)) == NEW_SECRET
     assert AuditEvent.objects.filter(action=Action.ACCOUNT_SECRET_CHANGED, account=account).exists()
     log = LogEntry.objects.get(object_id=str(account.pk))
     assert NEW_SECRET not in log.change_message
@@ -457,8 +457,14 @@ def test_admin_account_errors_are_form_errors(personas: Any, client_for: Any) ->
     cases = [
         (_url("exchangeaccount_change", account.pk), _change_form(account, label="Desk A main ")),  # same label: fine
         (_url("exchangeaccount_add"), _account_form(owner_team=str(personas.team.pk), label="Desk A main")),
-        (_url("exchangeaccount_add"), _account_form(owner_team=str(personas.team.pk), custom_url="ws://h:99999")),
-        (_url("exchangeaccount_add"), _account_form(owner_team=str(personas.team.pk), custom_url="ws://[::1")),
+        (
+            _url("exchangeaccount_add"),
+            _account_form(owner_team=str(personas.team.pk), endpoint="custom", custom_url="ws://h:99999"),
+        ),
+        (
+            _url("exchangeaccount_add"),
+            _account_form(owner_team=str(personas.team.pk), endpoint="custom", custom_url="ws://[::1"),
+        ),
         (_url("exchangeaccount_add"), _account_form(owner_team=str(personas.team.pk), subaccount_id="nope")),
         (_url("exchangeaccount_add"), _account_form(owner_team=str(personas.team.pk), public_key="a b")),
     ]

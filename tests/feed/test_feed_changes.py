@@ -128,10 +128,15 @@ async def test_a_hostile_endpoint_cannot_freeze_an_account_with_the_same_key(
     shared = [SimAccount(public_key=public_key, secret=secret, orders=12, twaps=1)]
     with Simulator(accounts=shared, seed=3) as real, Simulator(accounts=shared, seed=4) as hostile:
         # The attacker's account uses the victim's public key at its own endpoint, which says "wait 1e9 s".
-        await sync_to_async(ExchangeAccount.objects.filter(pk=team_account.pk).update)(public_key=public_key)
         victim = await sync_to_async(point_at)(owner_account, real.url)
-        attacker = await sync_to_async(point_at)(team_account, hostile.url)
-        await sync_to_async(services.account_set_secret)(actor=None, account=attacker, secret=secret)
+        attacker = await sync_to_async(services.account_update)(
+            actor=None,
+            account=team_account,
+            public_key=public_key,
+            endpoint=ExchangeAccount.Endpoint.CUSTOM,
+            custom_url=hostile.url,
+            secret=secret,
+        )
         hostile.faults.rate_limit_weight = 1.0
         hostile.faults.rate_limit_retry_after = 1e9
         feed = make_feed(backoff_cap_seconds=2.0)
@@ -181,3 +186,23 @@ async def test_no_pool_thread_waits_for_pushes(
     assert CountingPool.jobs == jobs  # not one job for 30 events
     readers = [thread for thread in threading.enumerate() if thread.name == "qfex-feed-reader"]
     assert len(readers) == 1
+
+
+@pytest.mark.parametrize("code", ["KycRequired", "TncRequired", "PermissionDenied"])
+async def test_an_exchange_refusal_on_reads_asks_a_person_and_is_not_hammered(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator, code: str
+) -> None:
+    feed = make_feed(auth_retry_seconds=1.0)
+    await feed.watch(live_account.pk, "viewer")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    sim.faults.read_error_code = code
+    await feed.refresh(live_account.pk, max_age=0)
+    error = await feed.wait_for(live_account.pk, in_state("error", code), PATIENCE)
+    assert "QFEX's web app" in error.status.action  # what to do, in words
+    assert error.orders  # the last rows stay
+    requests = sim.request_count("get_user_orders")
+    for _ in range(5):  # refreshes do not retry a refusal that needs a person
+        assert not await asyncio.wait_for(await feed.refresh(live_account.pk, max_age=0), PATIENCE)
+    assert sim.request_count("get_user_orders") == requests
+    sim.faults.read_error_code = ""  # someone acted in QFEX's web app: the slow retry finds it
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from orders.models import AuditEvent, ExchangeAccount
-from tests.personas import KEYS, UNREACHABLE_URL
+from tests.personas import KEYS
 
 pytestmark = pytest.mark.django_db
 
@@ -26,8 +26,8 @@ def _account_data(label: str, secret: str, **extra: str) -> dict[str, str]:
         "label": label,
         "public_key": f"pub_{label.replace(' ', '_')}",
         "secret": secret,
-        "endpoint": "custom",
-        "custom_url": UNREACHABLE_URL,
+        "endpoint": "prod",  # a closed loopback port in tests; custom URLs are for superusers (S22)
+        "custom_url": "",
         "subaccount_id": "",
         **extra,
     }
@@ -86,13 +86,18 @@ def test_no_page_or_admin_page_shows_a_secret(personas: Any, client_for: Any) ->
     assert owner.post(reverse("my_account_add"), _account_data("Typed", PAGE_SECRET)).status_code == 302
     typed = ExchangeAccount.objects.get(label="Typed")
     edit_url = reverse("my_account_edit", args=[typed.pk])
-    _assert_no_secret(owner.post(edit_url, _account_data("Typed", PAGE_SECRET_2, custom_url="http://x")), "edit error")
+    _assert_no_secret(
+        owner.post(edit_url, _account_data("Typed", PAGE_SECRET_2, endpoint="custom", custom_url="http://x")),
+        "edit error",
+    )
     assert owner.post(edit_url, _account_data("Typed", PAGE_SECRET_2)).status_code == 302
 
     # Typed in on the admin: add, then replace; and a failed admin form.
     add_url = reverse("admin:orders_exchangeaccount_add")
     admin_data = _account_data("Admin typed", ADMIN_SECRET, owner_team=str(personas.team.pk), enabled="on")
-    _assert_no_secret(team_admin.post(add_url, {**admin_data, "custom_url": "ftp://x"}), "admin add error")
+    _assert_no_secret(
+        team_admin.post(add_url, {**admin_data, "endpoint": "custom", "custom_url": "ftp://x"}), "admin add error"
+    )
     assert team_admin.post(add_url, admin_data).status_code == 302
     admin_typed = ExchangeAccount.objects.get(label="Admin typed")
     change_url = reverse("admin:orders_exchangeaccount_change", args=[admin_typed.pk])

@@ -6,6 +6,7 @@ import pytest
 
 from orders.qfex import (
     ALLOWED_MESSAGE_TYPES,
+    AccountActionRequired,
     AuthenticationRejected,
     ConnectionFailed,
     ConnectionLost,
@@ -124,7 +125,41 @@ def test_error_codes_map_to_exception_classes():
     assert type(other) is ExchangeError
     assert other.error_code == "ServerError"
     assert other.message == "text"
-    assert type(exc_for("PermissionDenied")) is ExchangeError
+    # On a read, these need a person to act in QFEX's web app: one typed exception (issue 13, part 10).
+    assert type(exc_for("PermissionDenied")) is AccountActionRequired
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("KycRequired", "identity verification"),
+        ("TncRequired", "terms and conditions"),
+        ("PermissionDenied", "read permission"),
+    ],
+)
+def test_account_actions_on_a_read_are_one_typed_exception(code, words):
+    error = parse_error_frame(nested(code, "please verify")).to_exception(during="get_user_orders")
+    assert isinstance(error, AccountActionRequired)
+    assert isinstance(error, ExchangeError)  # callers catching exchange errors still catch it
+    assert (error.error_code, error.message) == (code, "please verify")
+    assert words in error.user_message
+    assert "QFEX's web app" in error.user_message
+
+
+@pytest.mark.parametrize(
+    ("incoming", "expected"),
+    [
+        ('{"type": "get_user_orders", "params": {}}', "get_user_orders"),  # JSON text: parsed
+        ('{"type": "auth"}', "auth"),
+        ("get_user_orders", None),  # not JSON: unknown
+        ("[1, 2]", None),  # JSON, but not an object
+        ('{"type": 7}', None),
+        ("{" * 100_000, None),  # hostile: never crashes
+    ],
+)
+def test_incoming_message_given_as_a_string(incoming, expected):
+    frame = {"err": {"error_code": "KycRequired", "message": "m", "incoming_message": incoming}}
+    assert parse_error_frame(frame).incoming_type == expected
 
 
 def test_exception_family():

@@ -216,7 +216,6 @@ def test_non_object_items_are_skipped_and_counted(caplog):
     "text",
     [
         '{"all_orders_response": "nope"}',
-        '{"all_orders_response": {"twaps": []}}',
         '{"all_orders_response": {"orders": {"a": 1}}}',
         '{"all_orders_response": {"orders": [], "twaps": "x"}}',
         '{"user_orders": {"a": 1}}',

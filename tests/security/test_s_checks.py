@@ -1,4 +1,5 @@
-"""Every security check of design.md §5 (S1-S5, S8-S12, S14-S16, S18-S20), each proven end to end here.
+"""Every security check (S1-S5, S8-S12, S14-S16, S18-S20 of design.md §5; S21, S22, S24-S28 and S30 of issue
+13), each proven end to end here.
 
 Most checks are covered in depth elsewhere (``docs/reliability.md`` maps each check to every test that
 proves it); each test here is a short, honest variant that exercises the real behaviour once, so this
@@ -30,7 +31,7 @@ from orders.feed import get_feed
 from orders.models import ExchangeAccount, Membership
 from orders.simulator import Simulator
 from tests.consumers.conftest import ORIGIN, Browser, async_session_cookie, session_cookie, shows_truth
-from tests.personas import KEYS, PASSWORD, TEST_ENCRYPTION_KEY, UNREACHABLE_URL, point_at
+from tests.personas import KEYS, PASSWORD, TEST_ENCRYPTION_KEY, point_at
 from tests.secret_scan import is_registered, registered_counts, scanning
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -270,8 +271,8 @@ async def test_s12_a_live_session_logs_and_sends_no_secret_or_signature(
 def test_s14_a_typed_secret_never_comes_back(owner: Any, superuser: Any, client_for: Any) -> None:
     secret = "s14-typed-secret-never-rendered-7c2e"
     owner_client = client_for(owner)
-    data = {"label": "S14", "public_key": "pub_s14", "secret": secret, "endpoint": "custom",
-            "custom_url": UNREACHABLE_URL, "subaccount_id": ""}  # fmt: skip
+    data = {"label": "S14", "public_key": "pub_s14", "secret": secret, "endpoint": "prod",  # a closed port here
+            "custom_url": "", "subaccount_id": ""}  # fmt: skip
     assert owner_client.post(reverse("my_account_add"), data).status_code == 302
     account = ExchangeAccount.objects.get(label="S14")
     pages = [
@@ -369,9 +370,10 @@ async def test_s18_a_refresh_flood_stays_within_the_upstream_policy(
 
 def test_s19_sign_in_brute_force_is_throttled(owner: Any) -> None:
     client = Client()
-    for _ in range(5):
+    for _ in range(4):
         response = client.post(reverse("login"), {"username": owner.username, "password": "guess"})
         assert response.status_code == 200
+    assert client.post(reverse("login"), {"username": owner.username, "password": "guess"}).status_code == 429
     response = client.post(reverse("login"), {"username": owner.username, "password": PASSWORD})
     assert response.status_code == 429
     assert "_auth_user_id" not in client.session
@@ -388,8 +390,8 @@ def test_s20_forms_refuse_non_admins_csrf_less_posts_and_extra_fields(personas: 
     strict.force_login(personas.owner)
     assert strict.post(reverse("my_account_disable", args=[personas.owner_account.pk])).status_code == 403
     # Extra fields cannot choose the owner or the stored ciphertext.
-    data = {"label": "S20", "public_key": "pub_s20", "secret": "s20-secret-value-123", "endpoint": "custom",
-            "custom_url": UNREACHABLE_URL, "subaccount_id": "", "owner_user": str(personas.outsider.pk),
+    data = {"label": "S20", "public_key": "pub_s20", "secret": "s20-secret-value-123", "endpoint": "prod",
+            "custom_url": "", "subaccount_id": "", "owner_user": str(personas.outsider.pk),
             "owner_team": str(personas.other_team.pk), "secret_ciphertext": "v1.aaaaaaaaaaaa.forged"}  # fmt: skip
     client_for(personas.owner).post(reverse("my_account_add"), data)
     added = ExchangeAccount.objects.get(label="S20")
@@ -397,3 +399,145 @@ def test_s20_forms_refuse_non_admins_csrf_less_posts_and_extra_fields(personas: 
     assert services.account_credentials(added).secret == "s20-secret-value-123"
     account.refresh_from_db()
     assert account.label == "Desk A main"
+
+
+# --- S21, S22 (issue 13) ------------------------------------------------------------------------------
+
+
+def test_s21_a_stored_key_goes_nowhere_new_without_its_secret(personas: Any, client_for: Any, sim: Simulator) -> None:
+    account = point_at(personas.team_account, sim.url)
+    handshakes = sim.handshake_count
+    data = {"label": account.label, "public_key": account.public_key, "secret": "", "endpoint": "uat",
+            "custom_url": "", "subaccount_id": ""}  # fmt: skip
+    response = client_for(personas.team_admin).post(reverse("my_account_edit", args=[account.pk]), data)
+    assert response.status_code == 200
+    assert "type its secret key again" in response.content.decode()
+    assert sim.handshake_count == handshakes  # no verify, no login anywhere
+    ExchangeAccount.objects.filter(pk=account.pk).update(custom_url="ws://127.0.0.1:9")  # under the secret
+    account.refresh_from_db()
+    with pytest.raises(SecretUnreadable):
+        services.account_credentials(account)
+
+
+def test_s22_custom_endpoints_follow_the_policy_on_the_resolved_address(
+    personas: Any, client_for: Any, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from orders.qfex import Credentials, EndpointNotAllowed, EndpointPolicy, QfexSession
+
+    data = {"label": "S22", "public_key": "pub_s22", "secret": "s22-secret-value-123", "endpoint": "custom",
+            "custom_url": sim.url, "subaccount_id": ""}  # fmt: skip
+    refused = client_for(personas.owner).post(reverse("my_account_add"), data)
+    assert "Only a superuser" in refused.content.decode()
+    data["custom_url"] = "ws://10.20.30.40:8765"
+    assert "not on this server" in client_for(personas.superuser).post(reverse("my_account_add"), data).content.decode()
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real("127.0.0.1", *a, **k))  # DNS rebinding
+    public_key, secret = KEYS["Desk A main"]
+    session = QfexSession(f"ws://qfex.rebound.example:{sim.port}", Credentials(public_key, secret), timeout=5,
+                          endpoint_policy=EndpointPolicy.from_entries(["qfex.rebound.example"]))  # fmt: skip
+    with pytest.raises(EndpointNotAllowed):
+        session.connect()
+    assert sim.handshake_count == 0
+
+
+# --- S24 ----------------------------------------------------------------------------------------------
+
+
+def test_s24_a_hostile_record_is_refused_and_the_rest_of_the_book_shows() -> None:
+    from orders.qfex.records import loads, parse_orders_page
+    from orders.rows import build_order_rows
+
+    records = [
+        '{"order_id": "ok", "price": 1.5, "quantity": 2}',
+        '{"order_id": "huge", "price": 1e10000000}',
+        '{"order_id": "long", "symbol": "' + "x" * 300 + '"}',
+    ]
+    text = '{"all_orders_response": {"orders": [' + ",".join(records) + "]}}"
+    rows = build_order_rows(parse_orders_page(loads(text)).orders, 1, "A").rows
+    assert rows["ok"]["price"] == "1.5"
+    assert "beyond" in rows["huge"]["refused"]
+    assert rows["huge"]["price"] is None
+    assert "longer than 256" in rows["long"]["refused"]
+
+
+# --- S25 ----------------------------------------------------------------------------------------------
+
+
+def test_s25_spoofed_forwarding_buys_nothing_and_the_victim_still_signs_in(owner: Any) -> None:
+    attacker = Client()
+    for n in range(6):
+        attacker.post(reverse("login"), {"username": owner.username, "password": "guess"},
+                      REMOTE_ADDR="203.0.113.5", HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")  # fmt: skip
+    locked = attacker.post(reverse("login"), {"username": owner.username, "password": PASSWORD},
+                           REMOTE_ADDR="203.0.113.5", HTTP_X_FORWARDED_FOR="192.0.2.99")  # fmt: skip
+    assert locked.status_code == 429
+    victim = Client()
+    signed = victim.post(
+        reverse("login"), {"username": owner.username, "password": PASSWORD}, REMOTE_ADDR="198.51.100.2"
+    )
+    assert signed.status_code == 302
+
+
+# --- S26 ----------------------------------------------------------------------------------------------
+
+
+def test_s26_no_admin_lookup_on_secrets_and_bad_filters_are_400(personas: Any, client_for: Any) -> None:
+    client = client_for(personas.superuser)
+    accounts = reverse("admin:orders_exchangeaccount_changelist")
+    assert client.get(accounts + "?secret_ciphertext__startswith=v2").status_code == 400
+    assert client.get(accounts + "?binding__startswith=0").status_code == 400
+    assert (
+        client.get(reverse("admin:orders_auditevent_changelist") + "?created_at__year=99999999999").status_code == 400
+    )
+    assert client.get(accounts + "?endpoint=custom").status_code == 200
+
+
+# --- S27 ----------------------------------------------------------------------------------------------
+
+
+def test_s27_a_key_only_beside_the_database_fails_check_deploy(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "encryption_key").write_text(Fernet.generate_key().decode())
+    result = _django(tmp_path, ["check", "--deploy"], QFEXDASH_ENCRYPTION_KEYS="")
+    assert result.returncode != 0
+    assert "orders.E002" in result.stdout + result.stderr
+
+
+# --- S28 ----------------------------------------------------------------------------------------------
+
+
+def test_s28_strict_policy_no_store_and_an_idle_limit(
+    owner: Any, client_for: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime
+
+    from django.utils import timezone
+
+    client = client_for(owner)
+    response = client.get(reverse("account_list"))
+    policy = response["Content-Security-Policy"]
+    for directive in ("script-src 'self'", "style-src 'self'", "object-src 'none'", "frame-ancestors 'none'"):
+        assert directive in policy
+    assert "unsafe-inline" not in policy
+    assert response["Cache-Control"] == "no-store"
+    later = timezone.now() + datetime.timedelta(minutes=settings.QFEXDASH_SESSION_IDLE_MINUTES + 1)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    assert client.get(reverse("account_list")).status_code == 302  # signed out after the idle limit
+
+
+# --- S30 ----------------------------------------------------------------------------------------------
+
+
+def test_s30_superusers_and_team_admins_need_a_second_factor(personas: Any, settings: Any) -> None:
+    settings.QFEXDASH_REQUIRE_2FA = True
+    for user in (personas.superuser, personas.team_admin):
+        client = Client()
+        client.post(reverse("login"), {"username": user.username, "password": PASSWORD})
+        response = client.get(reverse("admin:index"))
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("two_factor_setup"))
+    trader = Client()
+    trader.post(reverse("login"), {"username": personas.trader.username, "password": PASSWORD})
+    assert trader.get(reverse("account_list")).status_code == 200

@@ -33,7 +33,7 @@ from django.http import HttpResponse
 from django.test import Client
 from django.urls import path
 
-from orders.encryption import encrypt_secret
+from orders.encryption import Destination, encrypt_secret
 from orders.qfex.signing import Credentials, auth_message
 from orders.simulator import SimAccount
 from tests.secret_scan import register_secret
@@ -82,7 +82,7 @@ urlpatterns = [path("selftest/", page)]
 
 
 def test_page(settings):
-    encrypt_secret(PAGE, uuid.uuid4())
+    encrypt_secret(PAGE, uuid.uuid4(), Destination(public_key="pub", endpoint="prod"))
     settings.ROOT_URLCONF = __name__
     assert Client().get("/selftest/").status_code == 200
 

@@ -46,6 +46,10 @@ class Command(BaseCommand):
             accounts=simulator_accounts(), seed=options["seed"], pace=options["pace"], port=options["sim_port"]
         )
         simulator.start()
+        # The demo's simulator listens on loopback: allow exactly its address and port as a custom endpoint
+        # (S22), and sign in without a second factor (S30) — both only for this process.
+        settings.QFEXDASH_CUSTOM_ENDPOINTS = [*settings.QFEXDASH_CUSTOM_ENDPOINTS, simulator.url.split("//", 1)[1]]
+        settings.QFEXDASH_REQUIRE_2FA = False
         try:
             build_demo_world(simulator_url=simulator.url, password=options["password"])
             url = f"http://127.0.0.1:{options['port']}/"

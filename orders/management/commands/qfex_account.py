@@ -1,8 +1,14 @@
-"""Add, list and verify stored QFEX exchange accounts from the command line.
+"""Add, edit, list and verify stored QFEX exchange accounts from the command line.
 
 The secret is read from the environment variable ``QFEX_SECRET_KEY`` or typed at a prompt that does
 not echo; it is never accepted as a command-line argument (those end up in shell history and in
 ``ps`` output).
+
+``add`` checks the key with QFEX before storing it: a key QFEX rejects is not stored. When QFEX cannot
+be reached the account is stored as "not verified" (the feed checks it when it connects). ``edit``
+changing the public key, endpoint or subaccount needs the secret again (S21): the stored secret is bound
+to where it may be sent. The command is the operator's (shell access): it may enter a custom URL, within
+``QFEXDASH_CUSTOM_ENDPOINTS`` like everyone else.
 """
 
 from __future__ import annotations
@@ -19,9 +25,19 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orders.encryption import EncryptionKeyError
+from orders.endpoints import custom_url_problem
 from orders.management.account_lookup import find_account
 from orders.models import ExchangeAccount, Team
-from orders.services import account_create, account_state, account_verify
+from orders.services import (
+    REJECTED,
+    account_create,
+    account_record_check,
+    account_state,
+    account_update,
+    account_verify,
+    destination_changes,
+    key_check,
+)
 
 SECRET_ENV_VAR = "QFEX_SECRET_KEY"  # noqa: S105  (the variable's name, not its value)
 
@@ -83,6 +99,23 @@ class Command(BaseCommand):
         add.add_argument("--account-id", default="", metavar="SUB", help="Optional QFEX subaccount UUID.")
         add.add_argument("--disabled", action="store_true", help="Store the account disabled.")
 
+        add.add_argument(
+            "--no-verify", action="store_true", help="Store without checking the key with QFEX first (offline setup)."
+        )
+
+        edit = actions.add_parser(
+            "edit",
+            help="Change an account. A new public key, endpoint or subaccount needs the secret again "
+            f"(from ${SECRET_ENV_VAR} or a prompt).",
+        )
+        edit.add_argument("label", nargs="?", help="The account's label (or its numeric id).")
+        edit.add_argument("--id", type=int, dest="account_pk", help="The account's id, when labels repeat.")
+        edit.add_argument("--new-label", dest="new_label", help="A new name.")
+        edit.add_argument("--public-key", dest="public_key", help="A new QFEX API public key.")
+        edit.add_argument("--endpoint", help="prod, uat, or a ws:// / wss:// URL.")
+        edit.add_argument("--account-id", dest="subaccount_id", metavar="SUB", help="Subaccount UUID ('' for none).")
+        edit.add_argument("--new-secret", action="store_true", help="Replace the secret (read as for add).")
+
         listing = actions.add_parser("list", help="List stored accounts (never the secret).")
         listing.add_argument("--format", choices=("table", "json"), default="table")
 
@@ -101,6 +134,9 @@ class Command(BaseCommand):
 
     def _handle_add(self, options: dict[str, Any]) -> None:
         endpoint, custom_url = _endpoint_choice(options["endpoint"])
+        problem = custom_url_problem(custom_url) if custom_url else None
+        if problem:
+            raise CommandError(problem)  # before the secret is read or anything is sent
         owner_user = owner_team = None
         if options["owner"]:
             owner_user = get_user_model().objects.filter(username=options["owner"]).first()
@@ -111,6 +147,17 @@ class Command(BaseCommand):
             if owner_team is None:
                 raise CommandError(f"No team named {options['team']!r}.")
         secret = _read_secret()
+        check = None
+        if not options.get("no_verify"):
+            check = key_check(
+                public_key=options["public_key"],
+                secret=secret,
+                endpoint=endpoint,
+                custom_url=custom_url,
+                subaccount_id=options["account_id"],
+            )
+            if check.outcome == REJECTED:
+                raise CommandError(f"QFEX did not accept this key, so nothing was stored: {check.message}")
         try:
             account = account_create(
                 actor=None,
@@ -127,9 +174,37 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(_one_line(exc)) from None
         self.stdout.write(
-            f"Added account {account.pk} {account.label!r} for {account.owner_display} ({account.trade_url()}). "
-            f"Check the key with: manage.py qfex_account verify --id {account.pk}"
+            f"Added account {account.pk} {account.label!r} for {account.owner_display} ({account.trade_url()})."
         )
+        if check is None:
+            self.stdout.write(f"Check the key with: manage.py qfex_account verify --id {account.pk}")
+        else:
+            result = account_record_check(actor=None, account=account, check=check)
+            self.stdout.write(result.message if result.ok else f"Stored as not verified: {result.message}")
+
+    # --- edit -----------------------------------------------------------------------------------------
+
+    def _handle_edit(self, options: dict[str, Any]) -> None:
+        account = find_account(options["label"], options["account_pk"])
+        changes: dict[str, Any] = {}
+        if options["new_label"] is not None:
+            changes["label"] = options["new_label"]
+        if options["public_key"] is not None:
+            changes["public_key"] = options["public_key"]
+        if options["endpoint"] is not None:
+            changes["endpoint"], changes["custom_url"] = _endpoint_choice(options["endpoint"])
+        if options["subaccount_id"] is not None:
+            changes["subaccount_id"] = options["subaccount_id"]
+        moved = destination_changes(account, changes)
+        secret = _read_secret() if moved or options["new_secret"] else None
+        try:
+            account = account_update(actor=None, account=account, secret=secret, **changes)
+        except ValidationError as exc:
+            raise CommandError(_one_line(exc)) from None
+        self.stdout.write(f"Saved account {account.pk} {account.label!r} ({account.trade_url()}).")
+        if moved or secret:
+            result = account_verify(actor=None, account=account)
+            self.stdout.write(result.message if result.ok else f"Not verified: {result.message}")
 
     # --- list -----------------------------------------------------------------------------------------
 

@@ -76,8 +76,15 @@ class Command(BaseCommand):
         if timeout <= 0:
             raise CommandError("--timeout must be a positive number of seconds.")
         url, credentials, account_id = self._connection(options)
+        # A stored account's key goes only where the endpoint policy allows (S22); --url with a secret from
+        # the operator's own environment is the operator's choice.
+        from orders.endpoints import endpoint_policy
+
+        policy = endpoint_policy() if options["account"] else None
         try:
-            with QfexSession(url, credentials, account_id=account_id, timeout=timeout) as session:
+            with QfexSession(
+                url, credentials, account_id=account_id, timeout=timeout, endpoint_policy=policy
+            ) as session:
                 snapshot = fetch_open_orders(session, symbol=options["symbol"])
         except QfexError as exc:
             raise CommandError(exc.user_message) from None
