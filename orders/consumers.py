@@ -36,6 +36,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from orders import live_protocol as lp
+from orders import metrics
 from orders.feed import MESSAGE_TYPE, current_feed, get_feed, group_name
 from orders.live_limits import BACKLOG_SCOPE_KEY, ResyncLimiter, SocketCounter
 
@@ -250,6 +251,7 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
             await self._refuse(lp.CLOSE_TOO_MANY_SOCKETS)
             return
         self.counted = user.pk
+        metrics.socket_opened()
         accounts = sorted(verdict.visible)
         await self.accept()
         feed = get_feed()
@@ -333,6 +335,7 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         self.closing = True
         if getattr(self, "counted", None) is not None:
             _open_sockets.close(self.counted)
+            metrics.socket_closed()
             self.counted = None
         task = getattr(self, "recheck_task", None)
         if task is not None and task is not asyncio.current_task():

@@ -31,8 +31,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import re
-import time
-from collections import deque
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -122,40 +120,27 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class WeightWindow:
-    """Weight spent over the last ``seconds`` (for :meth:`Metrics.set_budget_share`): ``add`` what each
-    request weighed, ``total()`` the sum over the window. Not thread-safe; one per account feed."""
-
-    def __init__(self, seconds: float = 60.0) -> None:
-        self.seconds = seconds
-        self._spent: deque[tuple[float, float]] = deque()
-        self._total = 0.0
-
-    def add(self, weight: float, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        self._spent.append((now, weight))
-        self._total += weight
-        self._expire(now)
-
-    def total(self, now: float | None = None) -> float:
-        self._expire(time.monotonic() if now is None else now)
-        return self._total
-
-    def _expire(self, now: float) -> None:
-        while self._spent and self._spent[0][0] <= now - self.seconds:
-            self._total -= self._spent.popleft()[1]
-        if not self._spent:
-            self._total = 0.0  # no float drift once the window is empty
-
-
 METRICS = Metrics()
-registry = METRICS.registry
-sockets = METRICS.sockets
-upstream_sessions = METRICS.upstream_sessions
 
 
 def upstream_request(kind: str, count: int = 1) -> None:
     METRICS.upstream_request(kind, count)
+
+
+def session_opened() -> None:
+    METRICS.upstream_sessions.inc()
+
+
+def session_closed() -> None:
+    METRICS.upstream_sessions.dec()
+
+
+def socket_opened() -> None:
+    METRICS.sockets.inc()
+
+
+def socket_closed() -> None:
+    METRICS.sockets.dec()
 
 
 def observe_publish(seconds: float) -> None:

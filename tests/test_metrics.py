@@ -172,12 +172,3 @@ def test_a_bad_cidr_stops_start_up_naming_the_variable(tmp_path: Path, value: st
     assert "ImproperlyConfigured" in result.stderr
     assert "QFEXDASH_METRICS_ALLOW" in result.stderr
     assert repr(value.split(",")[0].strip()) in result.stderr or value in result.stderr
-
-
-def test_weight_window_sums_the_last_minute() -> None:
-    window = metrics.WeightWindow(60.0)
-    window.add(5.0, now=100.0)
-    window.add(5.0, now=130.0)
-    assert window.total(now=150.0) == 10.0
-    assert window.total(now=160.0) == 5.0  # the first fell out at 160
-    assert window.total(now=190.0) == 0.0

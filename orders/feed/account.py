@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from orders import live_protocol as lp
+from orders import metrics
 from orders.qfex import Order
 from orders.rows import Row
 
@@ -105,7 +106,9 @@ class AccountFeed:
         self._updated = asyncio.Event()
         self._wake = asyncio.Event()
         self._stopping = False
-        self.publisher = Publisher(self.state, self.config.rows_per_message, self._send, self.tell_viewers)
+        self.publisher = Publisher(
+            self.state, self.config.rows_per_message, self._send, self.tell_viewers, metrics.observe_publish
+        )
         self.task: asyncio.Task[None] | None = None
 
     # --- viewers (called by Feed, on the loop) -----------------------------------------------------
@@ -227,6 +230,7 @@ class AccountFeed:
 
     def publish_status(self, status: lp.Status) -> None:
         self.publisher.status(status)
+        metrics.set_feed_state(self.account_id, status.state)
         self.notify()
 
     async def _send(self, payload: dict[str, Any], share: bool) -> None:
@@ -270,6 +274,7 @@ class AccountFeed:
                 await self._supervise()
         finally:
             await self._stop_roles()
+            metrics.forget_account(self.account_id)
             self.task = None
             self.feed.account_stopped(self)
 

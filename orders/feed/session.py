@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
+from orders import metrics
 from orders.qfex import Credentials, Order, QfexSession
 
 from . import upstream
@@ -59,7 +60,10 @@ class UpstreamSession:
 
     async def open(self, info: upstream.AccountInfo, credentials: Credentials, timeout: float) -> None:
         """Connect, authenticate and subscribe (in the pool); then the reader watches the socket."""
+        metrics.upstream_request("auth")
         self._session = await run_in_pool(self._pool, upstream.open_session, info, credentials, timeout, self._pushed)
+        metrics.upstream_request("subscribe")
+        metrics.session_opened()
         self._registration = self._reader.add(self._session, self._ended)
         self.opened_at = time.monotonic()
 
@@ -89,6 +93,7 @@ class UpstreamSession:
         registration, self._registration = self._registration, None
         if session is None:
             return
+        metrics.session_closed()
 
         def close() -> None:
             if registration is not None:

@@ -34,11 +34,12 @@ from concurrent.futures import Executor
 from typing import Any, Protocol, TypeVar
 
 from orders import live_protocol as lp
+from orders import metrics
 from orders.qfex import ConnectionLost, Order, RateLimited
 
 from . import upstream
 from .budget import RateBudget, budget_key
-from .config import GET_USER_ORDERS_WEIGHT, SUBSCRIBE_WEIGHT, FeedConfig
+from .config import EXCHANGE_WEIGHT_PER_MINUTE, GET_USER_ORDERS_WEIGHT, SUBSCRIBE_WEIGHT, FeedConfig
 from .failures import Failures, status_for
 from .reader import PushReader
 from .schedule import FetchSchedule
@@ -307,6 +308,7 @@ class UpstreamWorker:
         except Exception as exc:
             state.abandon_fetch()
             self._fetching = False
+            metrics.upstream_request("get_user_orders")  # at least the page that failed
             joined, self._joined = self._joined, []
             if isinstance(exc, ConnectionLost) and self.failures.attempt == 0 and session.fetched:
                 # QFEX ended a healthy session mid-fetch: reconnect and fetch again, quietly.
@@ -321,6 +323,8 @@ class UpstreamWorker:
         self._fetching = False
         self.stats.pages += book.pages
         budget.charge((book.pages - expected) * GET_USER_ORDERS_WEIGHT)
+        metrics.upstream_request("get_user_orders", book.pages)
+        metrics.set_budget_share(self.host.account_id, budget.spent_last_minute() / EXCHANGE_WEIGHT_PER_MINUTE)
         joined, self._joined = self._joined, []
         if not self.host.owns():
             state.abandon_fetch()  # the lease went to another process during the fetch: it publishes now

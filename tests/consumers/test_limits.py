@@ -75,3 +75,25 @@ async def test_resyncs_are_answered_at_most_once_a_window_and_not_when_nothing_i
     consumer.sent[live_team_account.pk] -= 1
     assert await _snapshots_after(browser, 1) == 1  # the window has passed meanwhile: answered
     await browser.disconnect()
+
+
+async def test_open_sockets_are_counted_for_the_metrics(
+    application: Any, trader: Any, live_team_account: ExchangeAccount, sim: Simulator
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from orders import metrics
+
+    def sockets() -> float:
+        families = text_string_to_metric_families(metrics.METRICS.render().decode())
+        return next(
+            sample.value for family in families for sample in family.samples if sample.name == "qfexdash_sockets"
+        )
+
+    before = sockets()
+    browser = Browser(application, f"/ws/accounts/{live_team_account.pk}/", await async_session_cookie(trader))
+    assert (await browser.connect())[0]
+    await browser.until(shows_truth(browser, sim, live_team_account))
+    assert sockets() == before + 1
+    await browser.disconnect()
+    assert sockets() == before

@@ -109,6 +109,8 @@ async def test_resync_answers_with_a_snapshot_to_that_socket_only(
     connected[0].sent[live_team_account.pk] -= 1  # as if a diff never reached it (a full channel inbox)
     await asking.send({"type": "resync"})
     answer = await asking.receive()
+    while answer["type"] == "status":  # a heartbeat may come first
+        answer = await asking.receive()
     assert answer["type"] == "snapshot"
     assert answer["seq"] == asking.seq[live_team_account.pk]
     # The other socket gets no snapshot (heartbeats may come and go).
@@ -160,7 +162,12 @@ async def test_all_accounts_stream_carries_every_visible_account(
 
 
 async def test_snapshots_and_changes_bigger_than_a_message_come_in_bounded_pieces(
-    settings: Any, application: Any, team_admin: Any, live_team_account: ExchangeAccount, sim: Simulator
+    settings: Any,
+    application: Any,
+    team_admin: Any,
+    live_team_account: ExchangeAccount,
+    sim: Simulator,
+    connected: list[Any],
 ) -> None:
     """Each account's snapshot in parts (back to back), a big change in consecutive diffs: the page converges."""
     settings.QFEXDASH_WS_ROWS_PER_MESSAGE = 7
@@ -177,7 +184,10 @@ async def test_snapshots_and_changes_bigger_than_a_message_come_in_bounded_piece
     browser = Browser(application, "/ws/accounts/all/", await async_session_cookie(team_admin))
     assert (await browser.connect())[0]
     await browser.until(lambda: all(shows_truth(browser, sim, account)() for account in accounts))
-    # Ask for snapshots now that the books are in (the feed may also send one by itself meanwhile).
+    # Ask for snapshots now that the books are in (the feed may also send one by itself meanwhile). A
+    # socket that holds everything is sent no snapshot for a resync: make it miss one diff of each.
+    for account in accounts:
+        connected[0].sent[account.pk] -= 1
     browser.parts_seen.clear()
     await browser.send({"type": "resync"})
 
@@ -198,7 +208,9 @@ async def test_snapshots_and_changes_bigger_than_a_message_come_in_bounded_piece
     await browser.until(shows_truth(browser, sim, live_team_account))
     assert browser.seq[live_team_account.pk] >= seq + 3  # 20 rows, 7 per diff
     assert max(browser.diff_sizes) <= 7
-    assert (browser.gaps, browser.broken_parts, browser.interleaved) == (0, 0, 0)
+    # A reconcile that saw the new orders before their pushes arrived may jump the seq instead of sending
+    # more than two messages' worth of diff: the page resyncs then, which is allowed (and converges).
+    assert (browser.broken_parts, browser.interleaved) == (0, 0)
     await browser.disconnect()
 
 
@@ -279,10 +291,10 @@ async def test_twenty_users_flooding_refresh_stay_within_the_upstream_policy(
     for _ in range(15):  # each user clicks 15 times: within the per-socket rate, far beyond any need
         for browser in browsers:
             await browser.send({"type": "refresh"})
-    # A resync answered means every earlier frame of that socket was handled.
+    # An unknown frame answered (with an error) means every earlier frame of that socket was handled.
     for browser in browsers:
-        await browser.send({"type": "resync"})
-        await browser.until(lambda b=browser: live_team_account.pk in b.seq and b.last_type == "snapshot")
+        await browser.send({"type": "barrier"})
+        await browser.until(lambda b=browser: b.last_type == "error")
     elapsed = time.monotonic() - started
     made = feed.stats(live_team_account.pk).fetches - fetches
     coalesce = settings_value("QFEXDASH_REFRESH_COALESCE_SECONDS")

@@ -1,0 +1,49 @@
+"""The feed and the consumer feed the /metrics families (the view itself: tests/test_metrics.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from orders import metrics
+from orders.models import ExchangeAccount
+from orders.simulator import Simulator
+from tests.feed.conftest import PATIENCE, book_key, matches_truth, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples ``GET /metrics`` would answer with, by (name, sorted labels)."""
+    samples = {}
+    for family in text_string_to_metric_families(metrics.METRICS.render().decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(name: str, **labels: str) -> float:
+    return scrape().get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_a_watched_account_shows_in_every_family(
+    make_feed: Any, live_account: ExchangeAccount, sim: Simulator
+) -> None:
+    account = str(live_account.pk)
+    sessions = value("qfexdash_upstream_sessions")
+    pages = value("qfexdash_upstream_requests_total", type="get_user_orders")
+    published = value("qfexdash_event_publish_seconds_count")
+    feed = make_feed()
+    await feed.watch(live_account.pk, "viewer")
+    await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
+    assert value("qfexdash_upstream_sessions") == sessions + 1
+    assert value("qfexdash_upstream_requests_total", type="get_user_orders") > pages
+    assert value("qfexdash_feed_state", account=account, state="live") == 1
+    assert value("qfexdash_rate_budget_share", account=account) > 0
+    sim.add_orders(book_key(live_account), 1)
+    await wait_until(lambda: value("qfexdash_event_publish_seconds_count") > published, what="the push's diff")
+    await feed.unwatch(live_account.pk, "viewer")
+    await wait_until(lambda: value("qfexdash_upstream_sessions") == sessions, what="the session to close")
+    assert ("qfexdash_feed_state", (("account", account), ("state", "live"))) not in scrape()  # forgotten
