@@ -1,0 +1,70 @@
+/*
+ * Per-symbol precision, the way an exchange shows a book: every price of one symbol with the same number of
+ * decimals (its tick), every quantity with the same number (its lot step). Neither is sent by QFEX, so both
+ * are inferred from every value seen for the symbol: the most decimals any of them really has.
+ */
+
+import { decimalsOf } from "./decimal.js";
+
+// Which row fields are prices and which are quantities, for every kind of row the page shows. Derived
+// values (average fill price, notional) do not teach anything about the tick and are left out.
+export const PRICE_FIELDS = ["price", "take_profit", "stop_loss"];
+export const QUANTITY_FIELDS = ["quantity", "quantity_remaining", "filled", "total_quantity", "filled_quantity"];
+
+export class PrecisionBook {
+  constructor() {
+    this.bySymbol = new Map(); // symbol -> {price, qty}
+    this.max = { price: 0, qty: 0 };
+    this.version = 0; // grows whenever any precision grows: rendered cells must be redrawn
+  }
+
+  /** Learn from one row; true when a precision grew. */
+  observe(row) {
+    const symbol = row.symbol;
+    if (typeof symbol !== "string") {
+      return false;
+    }
+    let entry = this.bySymbol.get(symbol);
+    if (entry === undefined) {
+      entry = { price: 0, qty: 0 };
+      this.bySymbol.set(symbol, entry);
+    }
+    let grew = false;
+    grew = this._take(entry, "price", row, PRICE_FIELDS) || grew;
+    grew = this._take(entry, "qty", row, QUANTITY_FIELDS) || grew;
+    if (grew) {
+      this.version += 1;
+    }
+    return grew;
+  }
+
+  _take(entry, kind, row, fields) {
+    let grew = false;
+    for (let i = 0; i < fields.length; i++) {
+      const value = row[fields[i]];
+      if (value === null || value === undefined) {
+        continue;
+      }
+      const places = decimalsOf(value);
+      if (places > entry[kind]) {
+        entry[kind] = places;
+        grew = true;
+        if (places > this.max[kind]) {
+          this.max[kind] = places;
+        }
+      }
+    }
+    return grew;
+  }
+
+  /** Decimals of a symbol's prices ("price") or quantities ("qty"). */
+  places(symbol, kind) {
+    const entry = this.bySymbol.get(symbol);
+    return entry === undefined ? 0 : entry[kind];
+  }
+
+  /** The most decimals of any symbol: the width a column keeps after the decimal point. */
+  maxPlaces(kind) {
+    return this.max[kind];
+  }
+}
