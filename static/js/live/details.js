@@ -1,38 +1,7 @@
 /*
- * Row details and copying ids. On a phone the tables show a few columns; tapping a row (or Enter on it) opens
- * a dialog with every column of the row. Any [data-copy] button copies its text to the clipboard and says so.
+ * Row details. On a phone the tables show a few columns; tapping a row opens a dialog with every column of
+ * the row. (Copy buttons in cells are handled by static/js/site.js, like every [data-copy] on the site.)
  */
-
-function announce(doc, text) {
-  const node = doc.getElementById("live-announcer");
-  if (node) {
-    node.textContent = text;
-  }
-}
-
-/** Copy buttons anywhere under `root` (event delegation: rows come and go). */
-export function setupCopy(doc, root) {
-  root.addEventListener("click", (event) => {
-    const button = event.target.closest && event.target.closest("[data-copy]");
-    if (!button) {
-      return;
-    }
-    event.stopPropagation();
-    const text = button.dataset.copy;
-    const done = () => {
-      button.classList.add("copied");
-      button.dataset.copied = "true";
-      announce(doc, "Copied " + text);
-      setTimeout(() => {
-        button.classList.remove("copied");
-        delete button.dataset.copied;
-      }, 1500);
-    };
-    if (navigator.clipboard && navigator.clipboard.writeText) {
-      navigator.clipboard.writeText(text).then(done, () => announce(doc, "Could not copy; select the text instead."));
-    }
-  });
-}
 
 /** Fill and open the details dialog for one row of `view`. */
 export function showDetails(doc, view, data) {

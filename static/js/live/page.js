@@ -10,7 +10,7 @@
 
 import { closedColumns, orderColumns, twapColumns } from "./columns.js";
 import { buildColumnChooser, download, fillSymbols, setupPopovers, setupSearchKey, setupTabs } from "./controls.js";
-import { setupCopy, setupRowDetails } from "./details.js";
+import { setupRowDetails } from "./details.js";
 import { FeedModel } from "./feed.js";
 import { PrecisionBook } from "./precision.js";
 import { Preferences } from "./prefs.js";
@@ -311,7 +311,6 @@ doc.addEventListener("click", (event) => {
 });
 setupSearchKey(doc, el.search);
 setupPopovers(doc);
-setupCopy(doc, el.page);
 
 el.refresh.addEventListener("click", () => {
   if (refreshCooling || !socket.send({ type: "refresh" })) {
