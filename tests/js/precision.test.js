@@ -27,3 +27,13 @@ test("derived values (average fill price, notional) do not teach the tick", () =
   book.observe({ symbol: "X", price: "1.5", average_fill_price: "1.533333", notional: "15.123456" });
   assert.equal(book.places("X", "price"), 1);
 });
+
+test("a symbol is known once any of its prices was seen", () => {
+  const book = new PrecisionBook();
+  book.observe({ symbol: "X", total_quantity: "5" });
+  assert.equal(book.known("X", "price"), false);
+  assert.equal(book.known("X", "qty"), true);
+  book.observe({ symbol: "X", price: "10" });
+  assert.equal(book.known("X", "price"), true);
+  assert.equal(book.known("Y", "price"), false);
+});

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { Clock, ageText, intervalText, relativeText, spanText, utcStamp } from "../../static/js/live/timefmt.js";
+import { Clock, ageText, intervalText, relativeText, shortAgeText, spanText, utcStamp } from "../../static/js/live/timefmt.js";
 
 const T = Date.UTC(2026, 11, 6, 21, 49, 3) / 1000; // 2026-12-06 21:49:03 UTC
 
@@ -57,4 +57,11 @@ test("spans, ages and intervals in a trader's words", () => {
   assert.equal(intervalText(90), "90 s");
   assert.equal(intervalText(7200), "2 h");
   assert.equal(intervalText(null), "");
+});
+
+test("short ages for a phone's narrow column", () => {
+  assert.deepEqual(
+    [5, 59, 60, 3599, 3600, 86400 * 3].map((s) => shortAgeText(T - s, T * 1000)),
+    ["5s", "59s", "1m", "59m", "1h", "3d"]
+  );
 });

@@ -6,7 +6,7 @@
  * ctx: {precision: PrecisionBook, clock: Clock, nowMs(), accountState(account) -> state word key}.
  */
 
-import { fixedParts, moneyText, percentText } from "./decimal.js";
+import { decimalsOf, fixedParts, moneyText, percentText } from "./decimal.js";
 import {
   orderStatusLabel,
   orderStatusShort,
@@ -18,7 +18,7 @@ import {
   timeInForceLabel,
   twapStatusLabel,
 } from "./labels.js";
-import { ageText, intervalText, relativeText } from "./timefmt.js";
+import { ageText, intervalText, relativeText, shortAgeText } from "./timefmt.js";
 import { driftText, slicesText, timeLeftText, twapSchedule } from "./twap_math.js";
 
 const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
@@ -45,6 +45,18 @@ export function numberHtml(value, places, maxPlaces) {
 
 export function priceHtml(field) {
   return (d, ctx) => numberHtml(d[field], ctx.precision.places(d.symbol, "price"), ctx.precision.maxPlaces("price"));
+}
+
+// A derived price (an average fill) of a symbol with no order price seen yet keeps up to this many decimals.
+const DERIVED_PLACES = 6;
+
+/** A derived price: at the symbol's tick when known, else with its own decimals (at most DERIVED_PLACES). */
+export function derivedPriceHtml(field) {
+  return (d, ctx) => {
+    const book = ctx.precision;
+    const places = book.known(d.symbol, "price") ? book.places(d.symbol, "price") : Math.min(decimalsOf(d[field]), DERIVED_PLACES);
+    return numberHtml(d[field], places, Math.max(book.maxPlaces("price"), places));
+  };
 }
 
 export function quantityHtml(field) {
@@ -181,9 +193,11 @@ export function ageHtml(d, ctx) {
     return NONE;
   }
   const what = d.placed_at !== null && d.placed_at !== undefined ? "Placed " : "Placement time unknown; last update ";
+  const kind = ctx.compact ? "age-short" : "age";
+  const text = ctx.compact ? shortAgeText(ts, ctx.nowMs()) : ageText(ts, ctx.nowMs());
   return (
-    '<time class="rel" data-rel="age" data-ts="' + ts + '" datetime="' + new Date(ts * 1000).toISOString() +
-    '" title="' + esc(what + ctx.clock.text(ts)) + '">' + ageText(ts, ctx.nowMs()) + "</time>"
+    '<time class="rel" data-rel="' + kind + '" data-ts="' + ts + '" datetime="' + new Date(ts * 1000).toISOString() +
+    '" title="' + esc(what + ctx.clock.text(ts)) + '">' + text + "</time>"
   );
 }
 

@@ -15,6 +15,16 @@ import { orderStatusLabel, orderTypeLabel, outcomeLabel, sideLabel, twapStatusLa
 import { PRICE_FIELDS } from "./precision.js";
 import { driftText, slicesText, timeLeftText, twapSchedule } from "./twap_math.js";
 
+/**
+ * On a phone each table shows its compact columns only, sized to share the screen's width (these fractions),
+ * with every other value in the row's details (a tap on the row).
+ */
+export const COMPACT_SHARES = {
+  orders: { symbol: 0.23, side: 0.11, price: 0.2, remsize: 0.2, status_short: 0.14, age: 0.12 },
+  twaps: { symbol: 0.26, side: 0.13, progress: 0.37, time_left: 0.24 },
+  closed: { symbol: 0.26, side: 0.13, outcome: 0.28, closed_at: 0.33 },
+};
+
 function spec(id, title, width, extra) {
   return Object.assign(
     {
@@ -208,7 +218,7 @@ export function twapColumns(allMode) {
       csvTitles: [],
       csv: () => [],
     }),
-    decimal("average_fill_price", "Avg fill price", 110, cell.priceHtml("average_fill_price"), { shown: true }),
+    decimal("average_fill_price", "Avg fill price", 110, cell.derivedPriceHtml("average_fill_price"), { shown: true }),
     spec("time_left", "Time left", 110, {
       field: "_tick_left",
       sortField: "estimated_end",
@@ -250,7 +260,7 @@ export function closedColumns(allMode) {
       csvTitles: ["Filled", "Size"],
       csv: (d) => [plainText(d.filled), plainText(d.quantity)],
     }),
-    decimal("fill_price", "Fill price", 104, cell.priceHtml("fill_price"), { shown: true }),
+    decimal("fill_price", "Fill price", 104, cell.derivedPriceHtml("fill_price"), { shown: true }),
     spec("outcome", "Outcome", 100, Object.assign({ render: cell.outcomeHtml, shown: true, compact: true }, worded("outcome", (d) => outcomeLabel(d.outcome)))),
     timeColumn("closed_at", "Closed", 96, cell.clockHtml("closed_at"), { shown: true, compact: true }),
     spec("reason", "Reason", 220, { shown: true, cssClass: "cell-clip" }),

@@ -8,19 +8,21 @@
  * .state = the state the indicator shows; window.qfexLive = {orders, twaps, closed, views, applyMessage, ...}.
  */
 
-import { closedColumns, orderColumns, twapColumns } from "./columns.js";
-import { buildColumnChooser, download, fillSymbols, setupPopovers, setupSearchKey, setupTabs } from "./controls.js";
+import { COMPACT_SHARES, closedColumns, orderColumns, twapColumns } from "./columns.js";
+import { countText, filterText } from "./counts_view.js";
+import { buildColumnChooser, fillSymbols, setupPopovers, setupSearchKey, setupTabs } from "./controls.js";
 import { setupRowDetails } from "./details.js";
 import { FeedModel } from "./feed.js";
 import { PrecisionBook } from "./precision.js";
 import { Preferences } from "./prefs.js";
 import { socketUrl } from "./protocol.js";
 import { LiveSocket } from "./socket.js";
-import { AccountStates, dataTimeOf, loadingText, pageStatus, shownState } from "./status.js";
+import { AccountStates, dataTimeOf, pageStatus, shownState } from "./status.js";
 import { StatusView } from "./status_view.js";
 import { renderSummary } from "./summary_view.js";
+import { setupExports, setupRefresh } from "./page_actions.js";
 import { LiveTable } from "./table.js";
-import { Clock, ageText, relativeText, utcStamp } from "./timefmt.js";
+import { Clock, ageText, relativeText, shortAgeText } from "./timefmt.js";
 import { twapSchedule } from "./twap_math.js";
 import { UrlState } from "./url_state.js";
 
@@ -30,7 +32,6 @@ const config = JSON.parse(doc.getElementById("live-config").textContent);
 const allMode = config.mode === "all";
 const $ = (id) => doc.getElementById(id);
 
-const REFRESH_COOLDOWN_MS = 2000;
 const SERVER_NOTE_MS = 15000;
 const DIMMED = new Set(["stale", "error"]);
 const DEFAULT_SORT = {
@@ -38,7 +39,6 @@ const DEFAULT_SORT = {
   twaps: [],
   closed: [{ id: "closed_at", dir: "desc" }],
 };
-const NOUNS = { orders: ["order", "orders"], twaps: ["TWAP", "TWAPs"], closed: ["closed order", "closed orders"] };
 
 const clock = new Clock(config.time_zone || "UTC", config.zone_labels || {});
 const precision = new PrecisionBook();
@@ -64,6 +64,7 @@ const ctx = {
   precision: precision,
   clock: clock,
   nowMs: () => Date.now(),
+  compact: phone.matches, // narrow cells (short ages)
   accountState: (account) => shownState(states.get(account)),
   onPrecision: () => {
     for (const view of Object.values(views)) {
@@ -92,6 +93,7 @@ function makeView(name, specs, options) {
         sort: sort !== null ? sort : DEFAULT_SORT[name],
         visibility: url.columns(name) || prefs.columnsOf(name) || {},
         compact: phone.matches,
+        compactShares: COMPACT_SHARES[name],
         rowClasses: rowClasses(name),
         onChange: scheduleRender,
         onUserChange: writeUrl,
@@ -186,23 +188,6 @@ function renderStatus() {
   el.refresh.disabled = refreshCooling || socket.state !== "open";
 }
 
-function countText(name, view) {
-  const infos = states.values();
-  const loaded = infos.filter((i) => i.loaded);
-  if (!loaded.length && !socket.fatal) {
-    const loading = infos.find((i) => i.loading);
-    return name === "orders" && loading ? loadingText(loading.loading) : "Loading…";
-  }
-  const counts = view.counts();
-  const noun = NOUNS[name][counts.total === 1 ? 0 : 1];
-  const total = counts.total.toLocaleString("en-US") + " " + noun;
-  let text = counts.shown === counts.total ? total : "shown " + counts.shown.toLocaleString("en-US") + " of " + total;
-  const waiting = infos.length - loaded.length;
-  if (waiting > 0) {
-    text += " (" + waiting + (waiting === 1 ? " account" : " accounts") + " loading)";
-  }
-  return text;
-}
 
 // Counts follow every change at once; the summary (a pass over every shown row) at most every 200 ms.
 let summaryTimer = null;
@@ -224,7 +209,7 @@ function scheduleRender() {
 function renderCounts() {
   for (const [name, view] of Object.entries(views)) {
     const node = $(name + "-count");
-    const text = countText(name, view);
+    const text = countText(name, view.counts(), states.values(), socket.fatal);
     if (node.textContent !== text) {
       node.textContent = text;
     }
@@ -235,19 +220,7 @@ function renderCounts() {
 
 function renderFilterNote(filtering) {
   el.filterNote.hidden = !filtering;
-  const parts = [];
-  if (el.symbol.value) {
-    parts.push("symbol " + el.symbol.value);
-  }
-  if (el.search.value.trim()) {
-    parts.push("search “" + el.search.value.trim() + "”");
-  }
-  const o = views.orders.counts();
-  const t = views.twaps.counts();
-  const text = filtering
-    ? "Filtered by " + parts.join(" and ") + ": showing " + o.shown.toLocaleString("en-US") + " of " +
-      o.total.toLocaleString("en-US") + " open orders and " + t.shown + " of " + t.total + " TWAPs."
-    : "";
+  const text = filterText(el.symbol.value, el.search.value.trim(), views.orders.counts(), views.twaps.counts());
   if (el.filterText.textContent !== text) {
     el.filterText.textContent = text;
   }
@@ -312,43 +285,26 @@ doc.addEventListener("click", (event) => {
 setupSearchKey(doc, el.search);
 setupPopovers(doc);
 
-el.refresh.addEventListener("click", () => {
-  if (refreshCooling || !socket.send({ type: "refresh" })) {
-    return;
-  }
-  // The server coalesces refreshes and rate-limits frames; a short cooldown keeps clicks polite.
-  refreshCooling = true;
-  el.refresh.textContent = "Refresh requested";
+setupRefresh(el.refresh, socket, (cooling) => {
+  refreshCooling = cooling;
   renderStatus();
-  setTimeout(() => {
-    refreshCooling = false;
-    el.refresh.textContent = "Refresh";
-    renderStatus();
-  }, REFRESH_COOLDOWN_MS);
 });
+setupExports(
+  doc,
+  views,
+  {
+    row: (d) => dataTimeOf(states.get(d._acct)),
+    oldest: () => {
+      const times = states.values().map(dataTimeOf).filter((t) => t !== null);
+      return times.length ? Math.min(...times) : null;
+    },
+  },
+  clock,
+  csvScope
+);
 
-function csvFileName(name) {
-  let oldest = null;
-  for (const info of states.values()) {
-    const t = dataTimeOf(info);
-    if (t !== null && (oldest === null || t < oldest)) {
-      oldest = t;
-    }
-  }
-  const stamp = oldest !== null ? utcStamp(oldest).replace(/[-:]/g, "").replace(" ", "T") + "Z" : "no-data";
-  const scope = allMode ? "all-accounts" : "account-" + String(config.account).replace(/[^A-Za-z0-9_-]/g, "");
-  return name + "-" + scope + "-" + stamp + ".csv";
-}
-
-for (const button of doc.querySelectorAll("[data-export]")) {
-  button.addEventListener("click", () => {
-    const name = button.dataset.export;
-    const csv = views[name].toCsv((d) => {
-      const t = dataTimeOf(states.get(d._acct));
-      return t === null ? "" : clock.text(t);
-    });
-    download(doc, csvFileName(name), csv);
-  });
+function csvScope() {
+  return allMode ? "all-accounts" : "account-" + String(config.account).replace(/[^A-Za-z0-9_-]/g, "");
 }
 
 // --- start --------------------------------------------------------------------------------------
@@ -380,8 +336,10 @@ const ready = Promise.all(Object.values(views).map((v) => v.ready)).then(() => {
 });
 
 phone.addEventListener("change", () => {
+  ctx.compact = phone.matches;
   for (const view of Object.values(views)) {
     view.columns.setCompact(phone.matches);
+    view.reformatAll();
   }
 });
 
@@ -410,12 +368,13 @@ setInterval(() => {
   for (const view of Object.values(views)) {
     for (const node of view.element.querySelectorAll("time.rel")) {
       const ts = Number(node.dataset.ts);
-      const text = node.dataset.rel === "age" ? ageText(ts, nowMs) : relativeText(ts, nowMs);
+      const kind = node.dataset.rel;
+      const text = kind === "age" ? ageText(ts, nowMs) : kind === "age-short" ? shortAgeText(ts, nowMs) : relativeText(ts, nowMs);
       if (node.textContent !== text) {
         node.textContent = text;
       }
     }
   }
-  views.twaps.reformatShown();
+  views.twaps.refreshClock(["_tick_schedule", "_tick_elapsed", "_tick_left"], nowMs);
   renderStatus();
 }, 1000);

@@ -26,7 +26,7 @@ export class PrecisionBook {
     }
     let entry = this.bySymbol.get(symbol);
     if (entry === undefined) {
-      entry = { price: 0, qty: 0 };
+      entry = { price: 0, qty: 0, seen: { price: false, qty: false } };
       this.bySymbol.set(symbol, entry);
     }
     let grew = false;
@@ -45,6 +45,7 @@ export class PrecisionBook {
       if (value === null || value === undefined) {
         continue;
       }
+      entry.seen[kind] = true;
       const places = decimalsOf(value);
       if (places > entry[kind]) {
         entry[kind] = places;
@@ -61,6 +62,12 @@ export class PrecisionBook {
   places(symbol, kind) {
     const entry = this.bySymbol.get(symbol);
     return entry === undefined ? 0 : entry[kind];
+  }
+
+  /** Whether any price ("price") or quantity ("qty") of the symbol was seen. */
+  known(symbol, kind) {
+    const entry = this.bySymbol.get(symbol);
+    return entry !== undefined && entry.seen[kind];
   }
 
   /** The most decimals of any symbol: the width a column keeps after the decimal point. */

@@ -8,9 +8,11 @@
  * table_setup.js.
  */
 
-import { prepareRow, searchText } from "./columns.js";
+import { prepareRow } from "./columns.js";
+import { RowFilter } from "./filter.js";
 import { csvText } from "./csv.js";
 import { CellFlash, FLASH_MS } from "./flash.js";
+import { Linger } from "./linger.js";
 import { buildTabulator, TableColumns } from "./table_setup.js";
 
 const LINGER_MS = 3000;
@@ -40,16 +42,17 @@ export class LiveTable {
     }
     this.linger = options.linger !== false;
     this.rows = new Map(); // key -> latest row as received (rows shown, not counting lingering ones)
-    this.gone = new Map(); // key -> {until, data}: removed rows still shown struck through
+    this.gone = new Linger(LINGER_MS, (keys) => {
+      this._delete(keys);
+      this._changed();
+    }); // key -> {until, data}: removed rows still shown struck through
     this.flash = new CellFlash(element);
     this.comps = new Map(); // key -> Tabulator RowComponent (rebuilt lazily after a bulk load)
     this.indexStale = false;
     this.symbolCounts = new Map();
-    this.symbol = "";
-    this.query = "";
     this.loadedAccounts = new Set(); // accounts whose first snapshot is in: their new rows flash
-    this._purgeTimer = null;
-    this._filter = (data) => this._matches(data);
+    this.filter = new RowFilter(this.kind);
+    this._filter = (data) => this.filter.matches(data);
     this.columns = new TableColumns(this, options);
     this.table = buildTabulator(this, element, options);
     this.table.on("rowAdded", (rc) => {
@@ -152,10 +155,29 @@ export class LiveTable {
     }
   }
 
-  /** Re-render the rows in view (cells that depend on the clock: TWAP schedules). */
-  reformatShown() {
+  /**
+   * Re-render the cells of `fields` (cells that depend on the clock: TWAP schedules) in the rows in view, and
+   * their rows' classes; only those cells are redrawn, so hover and selection stay.
+   */
+  refreshClock(fields, nowMs) {
+    const stamp = Math.floor(nowMs / 1000);
+    const changes = {};
+    for (const field of fields) {
+      changes[field] = stamp;
+    }
+    const rowClasses = this.options.rowClasses;
     for (const rc of this.table.getRows("visible")) {
-      rc.reformat();
+      if (typeof rc.update !== "function") {
+        continue; // a group header
+      }
+      rc.update(changes);
+      if (rowClasses) {
+        const el = rc.getElement();
+        const classes = rowClasses(rc.getData());
+        for (const name in classes) {
+          el.classList.toggle(name, !!classes[name]);
+        }
+      }
     }
   }
 
@@ -176,7 +198,7 @@ export class LiveTable {
     const now = Date.now();
     const flashUntil = now + FLASH_MS;
     const sortFields = this.columns.sortFields();
-    const filtering = !!(this.symbol || this.query);
+    const filtering = this.filter.active();
     const adds = [];
     const updates = []; // [key, changes]
     const drops = [];
@@ -244,8 +266,10 @@ export class LiveTable {
         continue;
       }
       const how = closed !== null ? closed.get(prev.id) : undefined;
-      this.gone.set(key, { until: now + LINGER_MS, data: prev });
-      updates.push([key, { _gone: true, _outcome: how ? how.outcome || "closed" : null }]);
+      this.gone.add(key, prev);
+      // The status cells re-render (their field changes) to say how the order left.
+      const gone = prev._status + "|gone";
+      updates.push([key, { _gone: true, _outcome: how ? how.outcome || "closed" : null, _status: gone, _status_s: gone }]);
     }
 
     if (adds.length || updates.length || drops.length) {
@@ -276,7 +300,7 @@ export class LiveTable {
         this.table.restoreRedraw();
       }
     }
-    this._schedulePurge();
+    this.gone.schedule();
     this._changed();
   }
 
@@ -336,50 +360,14 @@ export class LiveTable {
     }
   }
 
-  // --- lingering removed rows ----------------------------------------------------------------
-
-  _schedulePurge() {
-    if (this._purgeTimer !== null || this.gone.size === 0) {
-      return;
-    }
-    let soonest = Infinity;
-    for (const entry of this.gone.values()) {
-      soonest = Math.min(soonest, entry.until);
-    }
-    this._purgeTimer = setTimeout(() => {
-      this._purgeTimer = null;
-      this._purge();
-    }, Math.max(0, soonest - Date.now()));
-  }
-
-  _purge() {
-    const now = Date.now();
-    const doomed = [];
-    for (const [key, entry] of this.gone) {
-      if (entry.until <= now) {
-        doomed.push(key);
-        this.gone.delete(key);
-      }
-    }
-    if (doomed.length) {
-      this._delete(doomed);
-      this._changed();
-    }
-    this._schedulePurge();
-  }
-
   // --- filter and search ---------------------------------------------------------------------
 
   /** Show only rows of `symbol` (or all when empty) whose words or codes contain `query`. */
   setFilter(symbol, query) {
-    symbol = symbol || "";
-    query = (query || "").trim().toLowerCase();
-    if (symbol === this.symbol && query === this.query) {
+    if (!this.filter.set(symbol, query)) {
       return;
     }
-    this.symbol = symbol;
-    this.query = query;
-    if (symbol || query) {
+    if (this.filter.active()) {
       this.table.setFilter(this._filter);
     } else {
       this.table.clearFilter();
@@ -387,28 +375,11 @@ export class LiveTable {
     this._changed();
   }
 
-  _matches(data) {
-    if (this.symbol && data.symbol !== this.symbol) {
-      return false;
-    }
-    if (this.query) {
-      let text = data._search;
-      if (text === null || text === undefined) {
-        text = searchText(this.kind, data);
-        data._search = text; // cached on the row; cleared by every update of the row
-      }
-      if (text.indexOf(this.query) === -1) {
-        return false;
-      }
-    }
-    return true;
-  }
-
   /** {total, shown}: rows (not counting lingering removed ones), and how many pass the filter. */
   counts() {
     let shown = this.table.getDataCount("active");
     for (const entry of this.gone.values()) {
-      if (this._matches(entry.data)) {
+      if (this.filter.matches(entry.data)) {
         shown -= 1;
       }
     }

@@ -45,7 +45,10 @@ export function buildTabulator(view, element, options) {
     // Header clicks are handled by the page (see TableColumns.afterBuild): the sort icon gets no events.
     headerSortClickElement: "icon",
     initialSort: tabulatorSort(cols.sort, (id) => cols.fieldOf(id)),
-    groupHeader: (value, count) => esc(value) + ' <span class="group-count">' + count.toLocaleString("en-US") + "</span>",
+    // A group header is a row of the grid: its words are its one cell (the toggle arrow is decoration).
+    groupHeader: (value, count) =>
+      '<span role="gridcell" class="group-cell">' + esc(value) + ' <span class="group-count">' +
+      count.toLocaleString("en-US") + (count === 1 ? " row" : " rows") + "</span></span>",
     rowFormatter: (row) => {
       const data = row.getData();
       const el = row.getElement();
@@ -60,12 +63,13 @@ export function buildTabulator(view, element, options) {
         el.classList.toggle(name, !!extra[name]);
       }
     },
+    // The hidden key column (the sort's tie-break) comes last: a column before the frozen ones would make
+    // Tabulator freeze them to the right.
     columns: [
-      { title: "Key", field: KEY_FIELD, visible: false, sorter: keySorter, headerSort: true },
       ...view.specs.map((s) => ({
         title: s.title,
         field: s.field,
-        width: s.width,
+        width: cols.widthOf(s),
         sorter: sorterFor(s),
         formatter: view.flash.formatter(s.id, (data) => s.render(data, view.ctx)),
         hozAlign: s.align,
@@ -77,6 +81,7 @@ export function buildTabulator(view, element, options) {
         resizable: "header", // a resize handle per header only, not one more element in every cell
         visible: cols.isVisible(s),
       })),
+      { title: "Key", field: KEY_FIELD, visible: false, sorter: keySorter, headerSort: true },
     ],
   });
 }
@@ -90,11 +95,22 @@ export class TableColumns {
     this.hidden = new Set((visibility.hidden || []).filter(known));
     this.shown = new Set((visibility.shown || []).filter(known));
     this.compact = !!options.compact;
+    this.shares = options.compactShares || null;
     this.grouped = false;
   }
 
   fieldOf(id) {
     return this.view.specById.get(id).field;
+  }
+
+  /** A column's width: its own at a desk; on a phone its share of the table's width. */
+  widthOf(spec) {
+    const share = this.compact && this.shares ? this.shares[spec.id] : undefined;
+    if (share === undefined) {
+      return spec.width;
+    }
+    const available = Math.max(240, this.view.element.clientWidth - 4);
+    return Math.floor(available * share);
   }
 
   isVisible(spec) {
@@ -166,6 +182,9 @@ export class TableColumns {
           } else {
             column.hide();
           }
+        }
+        if (column && this.isVisible(s) && column.getWidth() !== this.widthOf(s)) {
+          column.setWidth(this.widthOf(s));
         }
       }
     } finally {
@@ -275,6 +294,11 @@ export class TableColumns {
       arrow.setAttribute("aria-hidden", "true");
     }
     this._markRanks();
+    this.view.table.on("renderComplete", () => {
+      if (this.grouped) {
+        this._fixGroupRows();
+      }
+    });
   }
 
   _sortBy(spec, additive) {
@@ -321,10 +345,15 @@ export class TableColumns {
     }
   }
 
+  /** Group header rows, whenever Tabulator draws them: the toggle arrow is decoration. */
   _fixGroupRows() {
-    // Group headers are rows of the grid: give them a role screen readers understand.
     for (const group of this.view.element.querySelectorAll(".tabulator-group")) {
+      // Tabulator calls it a rowgroup, but the rows of a group are its siblings: it is a row with one cell.
       group.setAttribute("role", "row");
+      const toggle = group.querySelector(".tabulator-group-toggle");
+      if (toggle) {
+        toggle.setAttribute("aria-hidden", "true");
+      }
     }
   }
 }

@@ -154,6 +154,21 @@ export function ageText(ts, nowMs) {
   return spanText(Math.max(0, nowMs / 1000 - ts));
 }
 
+/** An age in a narrow column (phones): "45s", "3m", "2h", "3d". */
+export function shortAgeText(ts, nowMs) {
+  const s = Math.max(0, Math.round(nowMs / 1000 - ts));
+  if (s < 60) {
+    return s + "s";
+  }
+  if (s < 3600) {
+    return Math.floor(s / 60) + "m";
+  }
+  if (s < 86400) {
+    return Math.floor(s / 3600) + "h";
+  }
+  return Math.floor(s / 86400) + "d";
+}
+
 /** An interval in seconds as written on a TWAP ticket: "30 s", "5 min", "1 h", "90 s". */
 export function intervalText(secs) {
   const s = Number(secs);
