@@ -73,7 +73,9 @@ class MembershipFormSet(BaseInlineFormSet):
             )
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(admin.StackedInline):
+    """Stacked, not tabular: each member's fields have their own labels (screen readers, axe)."""
+
     model = Membership
     form = MembershipInlineForm
     formset = MembershipFormSet
@@ -87,6 +89,9 @@ class MembershipInline(admin.TabularInline):
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if db_field.name == "user":
             field.error_messages["invalid_choice"] = "There is no such user; pick one from the search."
+            # The search box's words, which also name it for screen readers while nobody is picked.
+            widget = getattr(field.widget, "widget", field.widget)  # the admin may wrap it
+            widget.attrs["data-placeholder"] = "Type part of a username"
         return field
 
     # ``obj`` is the team being edited (None on the "add team" page, which only superusers reach).
