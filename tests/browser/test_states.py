@@ -73,7 +73,9 @@ def test_stale_dims_the_rows_and_says_why_since_when_with_one_countdown(live_sit
     site.ws.send(status(1, "stale", reason=reason, as_of=AS_OF - 40, next_retry_at=retry, since=AS_OF - 35, failures=3))
     site.wait("() => document.body.dataset.state === 'stale'")
     assert page.locator("#live-status-reason").text_content() == "QFEX did not answer within 10 s."
-    assert page.locator("#live-status-since").text_content().startswith("since ")
+    since = page.locator("#live-status-since").text_content()
+    assert since.startswith("since ")
+    assert since.endswith(", 3 failed tries)")
     assert _countdowns(page) == 1
     assert "row-stale" in row.get_attribute("class")
     stale_color = row.locator("[tabulator-field='symbol']").evaluate("el => getComputedStyle(el).color")

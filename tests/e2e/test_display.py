@@ -199,3 +199,32 @@ def test_live_page_on_the_simulators_book(browsing: Browsing, site: Site, sim: S
     assert pcts.evaluate_all(
         "els => els.every(e => /^\\d+\\.\\d%$/.test(e.textContent) && e.scrollWidth <= e.clientWidth)"
     )
+
+
+def test_column_choices_follow_the_person_to_another_browser(browsing: Browsing, site: Site) -> None:
+    path = site.live_path("Teammate personal")
+    first = browsing.page(signed_in=False)
+    sign_in(first, site, "teammate")
+    first.goto(site.page_url(path))
+    wait_live(first)
+    first.locator(".live-columns summary").first.click()
+    first.locator("#orders-columns").get_by_label("Type", exact=True).uncheck()
+    first.locator("#orders-columns").get_by_label("Order ID", exact=True).check()
+    first.wait_for_function("() => window.qfexLive.prefs.saves >= 1", timeout=PATIENCE_MS)
+
+    # Another browser profile (another machine), no address parameters: the same columns.
+    other = browsing.page(signed_in=False)
+    sign_in(other, site, "teammate")
+    other.goto(site.page_url(path))
+    wait_live(other)
+    expect(other.locator("#orders-table .tabulator-col[data-column='type']")).to_be_hidden()
+    expect(other.locator("#orders-table .tabulator-col[data-column='order_id']")).to_be_visible()
+    # Someone else's columns are their own.
+    demo = browsing.page(site.live_path("Desk main"))
+    wait_live(demo)
+    expect(demo.locator("#orders-table .tabulator-col[data-column='type']")).to_be_visible()
+
+    other.locator(".live-columns summary").first.click()
+    other.locator("#orders-columns").get_by_label("Type", exact=True).check()
+    other.locator("#orders-columns").get_by_label("Order ID", exact=True).uncheck()
+    other.wait_for_function("() => window.qfexLive.prefs.saves >= 1", timeout=PATIENCE_MS)

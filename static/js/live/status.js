@@ -230,6 +230,7 @@ export function pageStatus(states, socket, hadData, serverNote) {
     since: worst.since,
     dataAsOf: oldest(live.length ? live : views),
     nextRetryAt: worst.nextRetryAt,
+    failures: worst.failures,
     accounts: views,
     scope: views.length > 1 ? "accounts" : "account",
   };

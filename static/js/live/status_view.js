@@ -47,7 +47,7 @@ export class StatusView {
     el.status.dataset.state = s.state;
     setText(el.badge, stateLabel(s.state));
     setText(el.reason, s.reason || "");
-    setText(el.since, s.since !== null && s.state !== "live" ? this._since(s.since, nowMs) : "");
+    setText(el.since, s.since !== null && s.state !== "live" ? this._since(s.since, nowMs, s.failures) : "");
     if (s.dataAsOf !== null) {
       setText(el.time, "Data as of " + this.clock.text(s.dataAsOf) + " (" + relativeText(s.dataAsOf, nowMs) + ")");
     } else {
@@ -68,8 +68,10 @@ export class StatusView {
     }
   }
 
-  _since(since, nowMs) {
-    return "since " + this.clock.text(since) + " (" + spanText(nowMs / 1000 - since) + ")";
+  /** "since 2026-12-06 21:49:03 UTC (2 min, 3 failed tries)". */
+  _since(since, nowMs, failures) {
+    const tries = failures > 0 ? ", " + failures + (failures === 1 ? " failed try" : " failed tries") : "";
+    return "since " + this.clock.text(since) + " (" + spanText(nowMs / 1000 - since) + tries + ")";
   }
 
   /** One chip per account: "Desk main · Live · as of 21:49:03 UTC", or its trouble in words. */
@@ -102,7 +104,7 @@ export class StatusView {
         parts.push(v.reason);
       }
       if (v.since !== null && v.state !== "live") {
-        parts.push(this._since(v.since, nowMs));
+        parts.push(this._since(v.since, nowMs, v.failures));
       }
       if (v.dataAsOf !== null) {
         parts.push("data as of " + this.clock.text(v.dataAsOf));
