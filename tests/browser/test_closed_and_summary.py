@@ -22,7 +22,7 @@ def test_closed_tab_lists_filled_and_cancelled_orders_newest_first(live_site, tm
     site = live_site(lambda _: [snapshot(1, [order_row(5), order_row(6)], closed=closed)])
     page = site.open()
     site.wait_seq(1)
-    assert page.locator("#closed-count").text_content() == "2 closed orders"
+    assert page.locator("#closed-count").text_content() == "2 orders"
     assert not page.locator("#panel-closed").is_visible()
 
     page.get_by_role("tab", name="Closed").click()
@@ -40,7 +40,7 @@ def test_closed_tab_lists_filled_and_cancelled_orders_newest_first(live_site, tm
     site.ws.send(diff(2, remove_orders=["ord-00005"], closed=[closed_row(5, closed_at=closed[0]["closed_at"] + 60)]))
     site.wait_seq(2)
     assert site.js(CLOSED)[0] == "ord-00005"
-    assert page.locator("#closed-count").text_content() == "3 closed orders"
+    assert page.locator("#closed-count").text_content() == "3 orders"
     assert page.locator("#orders-count").text_content() == "1 order"
 
     # Arrow keys move between the tabs.
@@ -65,7 +65,7 @@ def test_closed_list_keeps_the_last_500_per_account(live_site) -> None:
     site.wait_seq(1)
     site.ws.send(diff(2, closed=[closed_row(1000 + n) for n in range(10)]))
     site.wait_seq(2)
-    assert page.locator("#closed-count").text_content() == "500 closed orders"
+    assert page.locator("#closed-count").text_content() == "500 orders"
     ids = site.js("() => window.qfexLive.closed.getData().map(d => d.id)")
     assert "ord-01009" in ids
     assert "ord-00494" not in ids  # the oldest went

@@ -38,7 +38,7 @@ def test_each_symbol_has_one_decimal_count_aligned_on_the_point(live_site) -> No
     rows = [
         order_row(0, symbol="AAPL-USD", price="69.8", quantity="10", quantity_remaining="10", filled="0.0"),
         order_row(1, symbol="AAPL-USD", price="72.67", quantity="2.5", quantity_remaining="2.25", filled="0.25"),
-        order_row(2, symbol="BTC-USD", price="64000.5", quantity="0.001", quantity_remaining="0.001", filled="0"),
+        order_row(2, symbol="BTC-USD", price="91264000.5", quantity="0.001", quantity_remaining="0.001", filled="0"),
         order_row(3, symbol="BTC-USD", price="1.2999999999999998", quantity="3", quantity_remaining="3", filled="0"),
         order_row(4, symbol="AAPL-USD", price="7", quantity="1", quantity_remaining="1", filled="0.00"),
     ]
@@ -48,7 +48,7 @@ def test_each_symbol_has_one_decimal_count_aligned_on_the_point(live_site) -> No
     page.locator(_header("orders", "price")).click()
 
     text = {r: page.locator(_cell(site, "orders", f"ord-0000{r}", "price")).text_content() for r in range(5)}
-    assert text == {0: "69.80", 1: "72.67", 2: "64,000.5", 3: "1.3", 4: "7.00"}
+    assert text == {0: "69.80", 1: "72.67", 2: "91,264,000.5", 3: "1.3", 4: "7.00"}
     remaining = {
         r: page.locator(_cell(site, "orders", f"ord-0000{r}", "quantity_remaining")).text_content() for r in (0, 1, 2)
     }
@@ -68,7 +68,12 @@ def test_each_symbol_has_one_decimal_count_aligned_on_the_point(live_site) -> No
     )
     assert len(points) == 5
     assert max(points) - min(points) < 0.5, points
-    # Sorting is by the exact value, not the text: 1.3 < 7 < 69.8 < 72.67 < 64000.5.
+    # Never cut off: the column grew to its widest value (91,264,000.5 padded to the widest fraction).
+    for column in ("price", "quantity_remaining", "size"):
+        assert page.locator(_cells(site, "orders", column)).evaluate_all(
+            "els => els.every(e => e.scrollWidth <= e.clientWidth)"
+        ), column
+    # Sorting is by the exact value, not the text: 1.3 < 7 < 69.8 < 72.67 < 91264000.5.
     assert site.js(f"() => {SHOWN}.map(d => d.id)") == [f"ord-0000{n}" for n in (3, 4, 0, 1, 2)]
 
 

@@ -37,3 +37,13 @@ test("a symbol is known once any of its prices was seen", () => {
   assert.equal(book.known("X", "price"), true);
   assert.equal(book.known("Y", "price"), false);
 });
+
+test("how wide a column's numbers get: whole digits grouped, the point, the most decimals", () => {
+  const book = new PrecisionBook();
+  book.observe({ symbol: "US100-USD", price: "20861.5", quantity: "0.94", notional: "19609.34" });
+  book.observe({ symbol: "EURUSD-USD", price: "1.10696", quantity: "90200", average_fill_price: "123456.7" });
+  assert.equal(book.widthChars("price"), 7 + 1 + 5); // "123,456" . 5 decimals
+  assert.equal(book.widthChars("qty"), 6 + 1 + 2); // "90,200" . 2 decimals
+  assert.equal(book.widthChars("pair"), 2 * 9 + 3);
+  assert.equal(book.widthChars("money"), 6 + 4); // "19,609" and ".34" and a sign
+});

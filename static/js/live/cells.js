@@ -43,8 +43,13 @@ export function numberHtml(value, places, maxPlaces) {
   return '<span class="num"><span class="num-i">' + parts.int + '</span><span class="num-f w' + width + '">' + parts.frac + "</span></span>";
 }
 
+/** The fraction width a column keeps for alignment: none on a phone (no room: right-aligned per symbol). */
+function alignPlaces(ctx, kind) {
+  return ctx.compact ? 0 : ctx.precision.maxPlaces(kind);
+}
+
 export function priceHtml(field) {
-  return (d, ctx) => numberHtml(d[field], ctx.precision.places(d.symbol, "price"), ctx.precision.maxPlaces("price"));
+  return (d, ctx) => numberHtml(d[field], ctx.precision.places(d.symbol, "price"), alignPlaces(ctx, "price"));
 }
 
 // A derived price (an average fill) of a symbol with no order price seen yet keeps up to this many decimals.
@@ -55,12 +60,12 @@ export function derivedPriceHtml(field) {
   return (d, ctx) => {
     const book = ctx.precision;
     const places = book.known(d.symbol, "price") ? book.places(d.symbol, "price") : Math.min(decimalsOf(d[field]), DERIVED_PLACES);
-    return numberHtml(d[field], places, Math.max(book.maxPlaces("price"), places));
+    return numberHtml(d[field], places, ctx.compact ? 0 : Math.max(book.maxPlaces("price"), places));
   };
 }
 
 export function quantityHtml(field) {
-  return (d, ctx) => numberHtml(d[field], ctx.precision.places(d.symbol, "qty"), ctx.precision.maxPlaces("qty"));
+  return (d, ctx) => numberHtml(d[field], ctx.precision.places(d.symbol, "qty"), alignPlaces(ctx, "qty"));
 }
 
 /** Take profit / stop loss: 0 means none. */
@@ -78,8 +83,11 @@ export function pairHtml(first, second) {
     const places = ctx.precision.places(d.symbol, "qty");
     const a = fixedParts(d[first], places);
     const b = fixedParts(d[second], places);
-    const text = (a ? a.int + a.frac : "—") + " / " + (b ? b.int + b.frac : "—");
-    return '<span class="num">' + esc(text) + "</span>";
+    // Two parts, so that on a phone "/ size" can go under the first one.
+    return (
+      '<span class="num pair"><span>' + esc(a ? a.int + a.frac : "—") + "</span> <span>/ " +
+      esc(b ? b.int + b.frac : "—") + "</span></span>"
+    );
   };
 }
 

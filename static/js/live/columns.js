@@ -20,7 +20,7 @@ import { driftText, slicesText, timeLeftText, twapSchedule } from "./twap_math.j
  * with every other value in the row's details (a tap on the row).
  */
 export const COMPACT_SHARES = {
-  orders: { symbol: 0.23, side: 0.11, price: 0.2, remsize: 0.2, status_short: 0.14, age: 0.12 },
+  orders: { symbol: 0.29, side: 0.1, price: 0.19, remsize: 0.17, status_short: 0.14, age: 0.11 },
   twaps: { symbol: 0.26, side: 0.13, progress: 0.37, time_left: 0.24 },
   closed: { symbol: 0.26, side: 0.13, outcome: 0.28, closed_at: 0.33 },
 };
@@ -84,8 +84,8 @@ function idColumn(id, title, noun, extra) {
   return spec(id, title, 150, Object.assign({ render: cell.idHtml(id, noun), cssClass: "cell-mono" }, extra));
 }
 
-const ACCOUNT = spec("account_label", "Account", 130, { render: cell.accountHtml, shown: true, frozen: true });
-const SYMBOL = spec("symbol", "Symbol", 104, { shown: true, compact: true, frozen: true, cssClass: "cell-symbol" });
+const ACCOUNT = spec("account_label", "Account", 124, { render: cell.accountHtml, shown: true, frozen: true });
+const SYMBOL = spec("symbol", "Symbol", 118, { shown: true, compact: true, frozen: true, cssClass: "cell-symbol" });
 const SIDE = spec("side", "Side", 58, { render: cell.sideHtml, shown: true, compact: true });
 
 function worded(id, label) {
@@ -102,10 +102,11 @@ export function orderColumns(allMode) {
     SIDE,
     spec("type", "Type", 116, Object.assign({ render: cell.typeHtml, shown: true }, worded("type", (d) => orderTypeLabel(d.type)))),
     spec("time_in_force", "Time in force", 110, Object.assign({ render: cell.timeInForceHtml }, worded("time_in_force", (d) => d.time_in_force))),
-    decimal("price", "Price", 104, cell.priceHtml("price"), { shown: true, compact: true }),
+    decimal("price", "Price", 104, cell.priceHtml("price"), { shown: true, compact: true, fit: "price" }),
     spec("size", "Filled / Size", 150, {
       field: "_size",
       flashOn: ["filled", "quantity"],
+      fit: "pair",
       sortField: "_n_quantity",
       sort: "number",
       align: "right",
@@ -115,9 +116,9 @@ export function orderColumns(allMode) {
       csvTitles: ["Filled", "Size"],
       csv: (d) => [plainText(d.filled), plainText(d.quantity)],
     }),
-    decimal("quantity", "Size", 100, cell.quantityHtml("quantity")),
-    decimal("filled", "Filled", 100, cell.quantityHtml("filled")),
-    decimal("quantity_remaining", "Remaining", 104, cell.quantityHtml("quantity_remaining"), { shown: true }),
+    decimal("quantity", "Size", 100, cell.quantityHtml("quantity"), { fit: "qty" }),
+    decimal("filled", "Filled", 100, cell.quantityHtml("filled"), { fit: "qty" }),
+    decimal("quantity_remaining", "Remaining", 104, cell.quantityHtml("quantity_remaining"), { shown: true, fit: "qty" }),
     spec("remsize", "Left / Size", 84, {
       field: "_remsize",
       flashOn: ["quantity_remaining", "quantity"],
@@ -132,9 +133,9 @@ export function orderColumns(allMode) {
       csv: () => [],
     }),
     decimal("fill_pct", "Fill %", 76, cell.percentHtml("fill_pct")),
-    decimal("notional", "Notional", 130, cell.moneyHtml("notional"), { shown: true }),
-    decimal("take_profit", "Take profit", 100, cell.optionalPriceHtml("take_profit")),
-    decimal("stop_loss", "Stop loss", 100, cell.optionalPriceHtml("stop_loss")),
+    decimal("notional", "Notional", 130, cell.moneyHtml("notional"), { shown: true, fit: "money" }),
+    decimal("take_profit", "Take profit", 100, cell.optionalPriceHtml("take_profit"), { fit: "price" }),
+    decimal("stop_loss", "Stop loss", 100, cell.optionalPriceHtml("stop_loss"), { fit: "price" }),
     spec("status", "Status", 124, Object.assign({ field: "_status", flashOn: ["status", "quantity_remaining"], render: cell.orderStatusHtml(false), shown: true }, worded("status", orderStatusLabel))),
     spec("status_short", "Status", 70, { field: "_status_s", flashOn: ["status", "quantity_remaining"], render: cell.orderStatusHtml(true), phoneOnly: true, compact: true, csvTitles: [], csv: () => [] }),
     spec("age", "Age", 72, {
@@ -151,7 +152,7 @@ export function orderColumns(allMode) {
       csv: (d, ctx) => [timeCsv(d._placed, ctx)],
     }),
     timeColumn("placed_at", "Placed", 100, cell.clockHtml("placed_at")),
-    spec("client_order_id", "Client ID", 150, { shown: true, cssClass: "cell-mono cell-clip" }),
+    spec("client_order_id", "Client ID", 140, { shown: true, cssClass: "cell-mono cell-clip" }),
     idColumn("order_id", "Order ID", "order ID"),
     timeColumn("update_time", "Updated", 100, cell.agoHtml("update_time")),
   ];
@@ -177,6 +178,7 @@ export function twapColumns(allMode) {
     spec("filled_quantity", "Filled / Size", 150, {
       field: "_filled",
       flashOn: ["filled_quantity", "total_quantity"],
+      fit: "pair",
       sortField: "_n_total_quantity",
       sort: "number",
       align: "right",
@@ -218,7 +220,10 @@ export function twapColumns(allMode) {
       csvTitles: [],
       csv: () => [],
     }),
-    decimal("average_fill_price", "Avg fill price", 110, cell.derivedPriceHtml("average_fill_price"), { shown: true }),
+    decimal("average_fill_price", "Avg fill price", 110, cell.derivedPriceHtml("average_fill_price"), {
+      shown: true,
+      fit: "price",
+    }),
     spec("time_left", "Time left", 110, {
       field: "_tick_left",
       sortField: "estimated_end",
@@ -247,10 +252,11 @@ export function closedColumns(allMode) {
     SYMBOL,
     SIDE,
     spec("type", "Type", 116, Object.assign({ render: cell.typeHtml, shown: true }, worded("type", (d) => orderTypeLabel(d.type)))),
-    decimal("price", "Price", 104, cell.priceHtml("price"), { shown: true }),
+    decimal("price", "Price", 104, cell.priceHtml("price"), { shown: true, fit: "price" }),
     spec("size", "Filled / Size", 150, {
       field: "_size",
       flashOn: ["filled", "quantity"],
+      fit: "pair",
       sortField: "_n_quantity",
       sort: "number",
       align: "right",
@@ -260,7 +266,7 @@ export function closedColumns(allMode) {
       csvTitles: ["Filled", "Size"],
       csv: (d) => [plainText(d.filled), plainText(d.quantity)],
     }),
-    decimal("fill_price", "Fill price", 104, cell.derivedPriceHtml("fill_price"), { shown: true }),
+    decimal("fill_price", "Fill price", 104, cell.derivedPriceHtml("fill_price"), { shown: true, fit: "price" }),
     spec("outcome", "Outcome", 100, Object.assign({ render: cell.outcomeHtml, shown: true, compact: true }, worded("outcome", (d) => outcomeLabel(d.outcome)))),
     timeColumn("closed_at", "Closed", 96, cell.clockHtml("closed_at"), { shown: true, compact: true }),
     spec("reason", "Reason", 220, { shown: true, cssClass: "cell-clip" }),

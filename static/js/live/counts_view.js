@@ -5,7 +5,7 @@
 
 import { loadingText } from "./status.js";
 
-const NOUNS = { orders: ["order", "orders"], twaps: ["TWAP", "TWAPs"], closed: ["closed order", "closed orders"] };
+const NOUNS = { orders: ["order", "orders"], twaps: ["TWAP", "TWAPs"], closed: ["order", "orders"] };
 
 function grouped(n) {
   return n.toLocaleString("en-US");

@@ -68,6 +68,7 @@ const ctx = {
   accountState: (account) => shownState(states.get(account)),
   onPrecision: () => {
     for (const view of Object.values(views)) {
+      view.columns.fitWidths();
       view.reformatAll();
     }
   },

@@ -8,6 +8,7 @@ import { KEY_FIELD, clickSort, keySorter, sorterFor, tabulatorSort } from "./sor
 import { esc } from "./cells.js";
 
 const ROW_HEIGHT_PX = 30;
+const CELL_PADDING_PX = 14; // a cell's padding and borders, and a little air
 const RENDER_BUFFER_PX = 4 * ROW_HEIGHT_PX;
 
 /** The empty table's message, as a row with one cell so the grid's rowgroup is never without a row. */
@@ -97,20 +98,58 @@ export class TableColumns {
     this.compact = !!options.compact;
     this.shares = options.compactShares || null;
     this.grouped = false;
+    this.digitPx = 0; // measured once built
   }
 
   fieldOf(id) {
     return this.view.specById.get(id).field;
   }
 
-  /** A column's width: its own at a desk; on a phone its share of the table's width. */
+  /**
+   * A column's width: on a phone its share of the table's width; at a desk its own, or wider when its numbers
+   * need it (a number is never cut off: the widest a column's values can be is known from the precision book).
+   */
   widthOf(spec) {
     const share = this.compact && this.shares ? this.shares[spec.id] : undefined;
-    if (share === undefined) {
-      return spec.width;
+    if (share !== undefined) {
+      const available = Math.max(240, this.view.element.clientWidth - 4);
+      return Math.floor(available * share);
     }
-    const available = Math.max(240, this.view.element.clientWidth - 4);
-    return Math.floor(available * share);
+    if (spec.fit && this.digitPx) {
+      const needed = Math.ceil(this.view.ctx.precision.widthChars(spec.fit) * this.digitPx + CELL_PADDING_PX);
+      return Math.max(spec.width, needed);
+    }
+    return spec.width;
+  }
+
+  /** Widen the number columns that need it (after a value with more digits or decimals came in). */
+  fitWidths() {
+    if (this.compact) {
+      return;
+    }
+    const table = this.view.table;
+    for (const s of this.view.specs) {
+      if (!s.fit) {
+        continue;
+      }
+      const column = table.getColumn(s.field);
+      const width = this.widthOf(s);
+      if (column && column.getWidth() < width) {
+        column.setWidth(width);
+      }
+    }
+  }
+
+  /** The width of one tabular digit in the table's font (measured once the table is in the page). */
+  _measureDigit() {
+    const probe = document.createElement("span");
+    probe.className = "num";
+    probe.textContent = "0".repeat(20);
+    probe.setAttribute("aria-hidden", "true");
+    this.view.element.append(probe);
+    const width = probe.getBoundingClientRect().width / 20;
+    probe.remove();
+    return width > 0 ? width : 0;
   }
 
   isVisible(spec) {
@@ -260,6 +299,8 @@ export class TableColumns {
    */
   afterBuild() {
     const element = this.view.element;
+    this.digitPx = this._measureDigit();
+    this.fitWidths();
     const holder = element.querySelector(".tabulator-tableholder");
     const body = element.querySelector(".tabulator-table");
     if (holder && body) {
