@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-js test-postgres test-services services lint bench soak load chromium nodejs
+.PHONY: install demo test test-js test-postgres test-services services lint bench soak load chromium nodejs screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,3 +67,8 @@ soak: install
 
 load: install
 	$(BIN)/python -m bench.load $(ARGS)
+
+# docs/screenshots/*.png: the live page at a desk and on a phone, light and dark, on the demo's data
+# (simulator + Daphne + Chromium, started by bench/screenshots.py through the end-to-end tests' stack).
+screenshots: install chromium
+	$(BIN)/python -m bench.screenshots $(ARGS)
