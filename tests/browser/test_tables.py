@@ -334,3 +334,14 @@ def test_twap_progress_slices_schedule_and_an_overdue_one(live_site) -> None:
     assert "row-overdue" in late.get_attribute("class")
     assert page.locator(_cell(site, "twaps", "twap-002", "time_left")).text_content().startswith("Overdue 5 min")
     assert "row-overdue" not in page.locator("#twaps-table .tabulator-row[data-id='twap-001']").get_attribute("class")
+
+
+def test_a_twap_leaving_the_active_list_says_it_ended(live_site) -> None:
+    site = live_site(lambda _: [snapshot(1, [], [twap_row(1), twap_row(2)])])
+    page = site.open()
+    site.wait_seq(1)
+    site.ws.send(diff(2, remove_twaps=["twap-001"]))
+    site.wait_seq(2)
+    assert page.locator(_cell(site, "twaps", "twap-001", "status")).text_content() == "Ended"
+    assert page.locator(_cell(site, "twaps", "twap-002", "status")).text_content() == "Running"
+    assert page.locator("#twaps-count").text_content() == "1 TWAP"

@@ -3,6 +3,7 @@ display menu (time zone, theme), the live page on the simulator's data, and the 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -228,3 +229,35 @@ def test_column_choices_follow_the_person_to_another_browser(browsing: Browsing,
     other.locator("#orders-columns").get_by_label("Type", exact=True).check()
     other.locator("#orders-columns").get_by_label("Order ID", exact=True).uncheck()
     other.wait_for_function("() => window.qfexLive.prefs.saves >= 1", timeout=PATIENCE_MS)
+
+
+def test_audit_trail_filters_in_the_browser(browsing: Browsing, site: Site) -> None:
+    page = browsing.page("/audit/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Audit trail")
+    page.get_by_label("What").select_option(label="Account added")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"action=account_added"))
+    actions = page.locator("table.data tbody td[data-label='What']").all_text_contents()
+    assert actions
+    assert set(actions) == {"Account added"}
+    # Details are words, never a Python dict.
+    details = " ".join(page.locator("table.data tbody td[data-label='Details']").all_text_contents())
+    assert "Exchange: Custom URL" in details
+    assert "{" not in details
+    page.get_by_role("link", name="Clear filters").click()
+    expect(page).to_have_url(site.page_url("/audit/"))
+
+
+def test_the_last_admin_is_kept_in_the_admin_and_the_site_has_a_favicon(browsing: Browsing, site: Site) -> None:
+    page = browsing.page("/admin/orders/team/")
+    page.get_by_role("link", name="Demo desk", exact=True).click()
+    expect(page.locator("#id_memberships-0-user")).to_have_value(re.compile(r"\d+"))
+    assert page.locator("#memberships-0").text_content().count("demo") >= 1
+    page.locator("#id_memberships-0-role").select_option("viewer")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".errorlist.nonform")).to_contain_text("must keep at least one admin who can sign in")
+    # The favicon is a real file.
+    icon = page.evaluate("() => document.querySelector(\"link[rel='icon']\").href")
+    response = page.request.get(icon)
+    assert response.status == 200
+    assert response.headers["content-type"].startswith("image/svg")

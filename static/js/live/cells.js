@@ -163,6 +163,10 @@ export function twapStatusHtml(d) {
   if (d.refused) {
     return refusedHtml(d);
   }
+  if (d._gone) {
+    // It left the active list: done or stopped (QFEX does not say which).
+    return '<span class="status status-done" title="' + esc(d.status || "") + '">Ended</span>';
+  }
   return worded(d.status, twapStatusLabel(d.status), "status status-open");
 }
 

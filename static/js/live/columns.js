@@ -238,7 +238,7 @@ export function twapColumns(allMode) {
     timeColumn("estimated_end", "Estimated end", 110, cell.clockHtml("estimated_end"), { startDir: "asc" }),
     spec("order_interval_secs", "Interval", 80, { sort: "number", align: "right", render: cell.intervalHtml, text: false, csvTitles: ["Interval (s)"] }),
     spec("reduce_only", "Reduce-only", 90, { render: cell.boolHtml("reduce_only"), text: false, csv: (d) => [d.reduce_only ? "yes" : "no"] }),
-    spec("status", "Status", 96, Object.assign({ render: cell.twapStatusHtml, shown: true }, worded("status", (d) => twapStatusLabel(d.status)))),
+    spec("status", "Status", 96, Object.assign({ field: "_status", render: cell.twapStatusHtml, shown: true }, worded("status", (d) => twapStatusLabel(d.status)))),
     spec("client_twap_id", "Client ID", 140, { shown: true, cssClass: "cell-mono cell-clip" }),
     idColumn("twap_id", "TWAP ID", "TWAP ID"),
     timeColumn("created_at", "Created", 100, cell.clockHtml("created_at")),
@@ -313,6 +313,7 @@ export function prepareRow(kind, row, numericIds) {
     row._n_total_quantity = numericCopy(row.total_quantity);
     row._filled = row.filled_quantity + "|" + row.total_quantity;
     row._slices = row.filled_num_orders + "|" + row.total_num_orders + "|" + row.filled_quantity;
+    row._status = row.status;
     // Schedule cells depend on the time: the page's timer re-renders them (these only key the cells).
     row._tick_schedule = row._tick_elapsed = row._tick_left = row.created_at + "|" + row.estimated_end;
     const schedule = twapSchedule(row, Date.now());
