@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-postgres test-services services lint bench soak load chromium
+.PHONY: install demo test test-js test-postgres test-services services lint bench soak load chromium nodejs screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,17 @@ chromium:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); \
 	  else echo "chromium is missing: run 'sudo apt-get install -y chromium' (browser tests will be skipped)"; fi; }
 
+# The live page's pure modules (number, time and label formatting, schedules, sequencing) have unit tests run
+# by Node's own test runner; no npm packages. Install Node when we may (root), otherwise say how.
+nodejs:
+	@command -v node >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null); \
+	  else echo "node is missing: run 'sudo apt-get install -y nodejs'"; exit 1; fi; }
+
+test-js: nodejs
+	node --test tests/js/
+
 demo: install
 	$(BIN)/python manage.py demo $(ARGS)
 
@@ -30,7 +41,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install chromium lint
+test: install chromium lint test-js
 	$(BIN)/pytest $(ARGS)
 
 # The tests that use the site's database, with DATABASE_URL pointing at PostgreSQL. The others run the same
@@ -56,3 +67,8 @@ soak: install
 
 load: install
 	$(BIN)/python -m bench.load $(ARGS)
+
+# docs/screenshots/*.png: the live page at a desk and on a phone, light and dark, on the demo's data
+# (simulator + Daphne + Chromium, started by bench/screenshots.py through the end-to-end tests' stack).
+screenshots: install chromium
+	$(BIN)/python -m bench.screenshots $(ARGS)

@@ -123,7 +123,7 @@ def _measure(page: Any, url: str, rows: int, loads: int, repeats: int) -> dict[s
     base = [order_row(i, price=f"{(i * 7919) % 10007}.5") for i in range(rows)]
     # As the server sends a snapshot: in parts (when the page knows parts), each a full message.
     _open(page, url)
-    parts_known = bool(page.evaluate("() => !!(window.QfexLive && window.QfexLive.SnapshotAssembler)"))
+    parts_known = bool(page.evaluate("() => !!(window.qfexLive && window.qfexLive.ready)"))
     size = ROWS_PER_MESSAGE if parts_known else rows
     chunks = [base[i : i + size] for i in range(0, rows, size)]
     snapshot = [

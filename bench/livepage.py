@@ -117,8 +117,12 @@ class FakeLiveServer:
         self._thread.join(timeout=10)
 
 
-def render_live_page(ws_url: str, mode: str) -> str:
-    """The real live template, rendered as the view would, with its socket pointed at ``ws_url``."""
+def render_live_page(ws_url: str, mode: str, config: dict[str, Any] | None = None, theme: str = "") -> str:
+    """The real live template, rendered as the view would, with its socket pointed at ``ws_url``.
+
+    ``config`` adds to (or replaces parts of) the page's configuration, e.g. ``time_zone``; ``theme`` is the
+    ``data-theme`` of the page ("light", "dark", or "" to follow the system).
+    """
     engine = Engine(
         dirs=[str(d) for d in TEMPLATE_DIRS],
         libraries={"static": "django.templatetags.static"},
@@ -129,9 +133,16 @@ def render_live_page(ws_url: str, mode: str) -> str:
         "mode": mode,
         "account": ACCOUNT if account_mode else None,
         "account_label": ACCOUNT_LABEL if account_mode else "",
+        "time_zone": "UTC",
+        "zone_labels": {},
+        "preferences": {},
+        "preferences_url": None,
+        "csrf_token": "",
+        **(config or {}),
     }
-    title = f"{ACCOUNT_LABEL} — live" if account_mode else "All accounts — live"
-    return engine.get_template("orders/live.html").render(Context({"page_config": page_config, "title": title}))
+    title = ACCOUNT_LABEL if account_mode else "All accounts"
+    context = {"page_config": page_config, "title": title, "theme": theme}
+    return engine.get_template("orders/live.html").render(Context(context))
 
 
 class PageServer:
@@ -188,6 +199,18 @@ class PageServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=10)
+
+
+def serious_axe_violations(page: Any) -> list[str]:
+    """Run the vendored axe-core on the page as it is now; its serious and critical findings, one line each."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.add_script_tag(path=str(next(STATIC_DIR.glob("vendor/axe-core-*/axe.min.js"))))
+    results = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:5]}"
+        for v in results["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
 
 
 # --- protocol messages ---------------------------------------------------------------------------------
@@ -248,8 +271,40 @@ def twap_row(n: int, account: int = ACCOUNT, **fields: Any) -> Message:
     return row
 
 
-def live_status(as_of: float = AS_OF) -> Message:
-    return {"state": "live", "reason": "", "as_of": as_of, "next_retry_at": None}
+def closed_row(n: int, account: int = ACCOUNT, **fields: Any) -> Message:
+    """A CLOSED_ROW: an order that left the book (filled by default)."""
+    row: Message = {
+        "id": f"ord-{n:05d}",
+        "account": account,
+        "account_label": ACCOUNT_LABEL if account == ACCOUNT else f"Desk {account}",
+        "symbol": ["AAPL-USD", "NVDA-USD", "TSLA-USD"][n % 3],
+        "side": "BUY" if n % 2 else "SELL",
+        "type": "LIMIT",
+        "price": f"{100 + n}.25",
+        "quantity": "10",
+        "filled": "10",
+        "status": "FILLED",
+        "outcome": "filled",
+        "reason": "Filled in full",
+        "closed_at": AS_OF - n,
+        "fill_price": f"{100 + n}.20",
+        "client_order_id": f"desk-{n}",
+    }
+    row.update(fields)
+    return row
+
+
+def live_status(as_of: float | None = AS_OF, **fields: Any) -> Message:
+    return {
+        "state": "live",
+        "reason": "",
+        "action": "",
+        "as_of": as_of,
+        "since": None,
+        "next_retry_at": None,
+        "failures": 0,
+        **fields,
+    }
 
 
 def snapshot(
@@ -257,16 +312,22 @@ def snapshot(
     orders: list[Message],
     twaps: list[Message] | None = None,
     account: int = ACCOUNT,
-    as_of: float = AS_OF,
+    as_of: float | None = AS_OF,
+    closed: list[Message] | None = None,
+    status: Message | None = None,
 ) -> Message:
     return {
         "type": "snapshot",
         "account": account,
         "seq": seq,
         "as_of": as_of,
-        "status": live_status(as_of),
+        "part": 1,
+        "parts": 1,
+        "status": status or live_status(as_of),
+        "totals": {"orders": len(orders), "twaps": len(twaps or []), "closed": len(closed or [])},
         "orders": orders,
         "twaps": twaps or [],
+        "closed": closed or [],
     }
 
 
@@ -276,15 +337,19 @@ def snapshot_parts(
     twaps: list[Message] | None = None,
     rows_per_message: int = 500,
     account: int = ACCOUNT,
+    closed: list[Message] | None = None,
 ) -> list[Message]:
-    """A snapshot split as the server splits it: TWAPs and the first orders in part 1, then the rest."""
+    """A snapshot split as the server splits it: TWAPs and the first orders in part 1, then the rest; every
+    part carries the whole snapshot's ``totals``; closed rows go in the last part."""
     twaps = twaps or []
     first = max(0, rows_per_message - len(twaps))
     chunks = [orders[:first]] + [orders[i : i + rows_per_message] for i in range(first, len(orders), rows_per_message)]
+    totals = {"orders": len(orders), "twaps": len(twaps), "closed": len(closed or [])}
     messages = []
     for index, chunk in enumerate(chunks):
-        message = snapshot(seq, chunk, twaps if index == 0 else [], account=account)
-        message.update(part=index + 1, parts=len(chunks))
+        last = index == len(chunks) - 1
+        message = snapshot(seq, chunk, twaps if index == 0 else [], account=account, closed=closed if last else None)
+        message.update(part=index + 1, parts=len(chunks), totals=totals)
         messages.append(message)
     return messages
 
@@ -297,6 +362,7 @@ def diff(
     remove_twaps: list[str] | None = None,
     account: int = ACCOUNT,
     as_of: float = AS_OF + 1,
+    closed: list[Message] | None = None,
 ) -> Message:
     return {
         "type": "diff",
@@ -305,16 +371,30 @@ def diff(
         "as_of": as_of,
         "upsert": {"orders": orders or [], "twaps": twaps or []},
         "remove": {"orders": remove_orders or [], "twaps": remove_twaps or []},
+        "closed": closed or [],
     }
 
 
-def status(seq: int, state: str, reason: str = "", as_of: float = AS_OF, next_retry_at: float | None = None) -> Message:
+def status(
+    seq: int,
+    state: str,
+    reason: str = "",
+    as_of: float | None = AS_OF,
+    next_retry_at: float | None = None,
+    account: int = ACCOUNT,
+    **fields: Any,
+) -> Message:
+    """A status message; ``fields`` may set ``since``, ``action`` and ``failures``."""
     return {
         "type": "status",
-        "account": ACCOUNT,
+        "account": account,
         "seq": seq,
         "state": state,
         "reason": reason,
+        "action": "",
         "as_of": as_of,
+        "since": None,
         "next_retry_at": next_retry_at,
+        "failures": 0,
+        **fields,
     }

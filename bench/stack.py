@@ -8,7 +8,7 @@ stopping and preparing Daphne is :mod:`bench.site`'s, shared with the tests.
   simulator, viewer users with logged-in sessions.
 - :class:`DaphneServer` — Daphne serving a listening socket this process owns (``--fd``), so a restart
   keeps the address and a browser reconnecting meanwhile simply waits in the listen queue.
-- :class:`PageTables` / :class:`PageSocket` — what the page script does (``static/js/live_socket.js``):
+- :class:`PageTables` / :class:`PageSocket` — what the page script does (``static/js/live/protocol.js``):
   snapshot parts reassembled per seq, diffs applied in seq order, ``resync`` on a gap or a status that
   announces an unseen seq, reconnects with capped exponential backoff and full jitter.
 - :func:`expected_tables` — the rows a page should show for a simulator book (the same conversion the
@@ -338,7 +338,7 @@ class AccountView:
 
 
 class PageTables:
-    """The page script's bookkeeping (SeqTracker + SnapshotAssembler of ``static/js/live_socket.js``)."""
+    """The page script's bookkeeping (SeqTracker + SnapshotAssembler of ``static/js/live/protocol.js``)."""
 
     def __init__(self) -> None:
         self.accounts: dict[int, AccountView] = {}

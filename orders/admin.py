@@ -13,12 +13,15 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Model, QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from orders import access, services
+from orders import admin_users as _admin_users  # noqa: F401  (registers the user admin's member search)
 from orders.admin_safety import protect_site
 from orders.forms import AdminSignInForm, ExchangeAccountAdminForm, MembershipInlineForm, TeamAdminForm
 from orders.models import AuditEvent, ExchangeAccount, Membership, Team
@@ -49,11 +52,48 @@ def _adopt(target: Model, source: Model) -> None:
 # --- teams and memberships ---------------------------------------------------------------------
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipFormSet(BaseInlineFormSet):
+    """The team's members as saved: refused, with the reason, if no active admin would be left."""
+
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors) or not self.instance.pk:
+            return
+        admins = 0
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            user = data.get("user")
+            if not data or data.get("DELETE") or user is None:
+                continue
+            if data.get("role") == Membership.Role.ADMIN and user.is_active:
+                admins += 1
+        if admins == 0:
+            raise ValidationError(
+                f"{self.instance.name} must keep at least one admin who can sign in. Make someone else an "
+                "admin first, then change or remove the last one (you too, if it is you)."
+            )
+
+
+class MembershipInline(admin.StackedInline):
+    """Stacked, not tabular: each member's fields have their own labels (screen readers, axe)."""
+
     model = Membership
     form = MembershipInlineForm
+    formset = MembershipFormSet
     fields = ["user", "role"]
+    autocomplete_fields = ["user"]
     extra = 1
+    verbose_name = "member"
+    verbose_name_plural = "Members: type part of a username to find someone"
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "user":
+            field.error_messages["invalid_choice"] = "There is no such user; pick one from the search."
+            # The search box's words, which also name it for screen readers while nobody is picked.
+            widget = getattr(field.widget, "widget", field.widget)  # the admin may wrap it
+            widget.attrs["data-placeholder"] = "Type part of a username"
+        return field
 
     # ``obj`` is the team being edited (None on the "add team" page, which only superusers reach).
     def _may_manage(self, request: HttpRequest, obj: Team | None) -> bool:
@@ -79,8 +119,42 @@ class TeamAdmin(admin.ModelAdmin):
     form = TeamAdminForm
     list_display = ["name", "member_count", "account_count", "created_at"]
     search_fields = ["name"]
-    fields = ["name"]
     inlines = [MembershipInline]
+    # Explains the roles above the form (templates/admin/orders/team/change_form.html).
+    change_form_template = "admin/orders/team/change_form.html"
+
+    def get_fieldsets(self, request: HttpRequest, obj: Team | None = None) -> list[tuple[Any, dict]]:
+        fieldsets: list[tuple[Any, dict]] = [(None, {"fields": ["name"]})]
+        if obj is not None:
+            # Shown, not a form: the team's members and its accounts are on one page without another formset.
+            fieldsets.append(("Exchange accounts of the team", {"fields": ["team_accounts"]}))
+        return fieldsets
+
+    @admin.display(description="Accounts")
+    def team_accounts(self, obj: Team) -> str:
+        accounts = list(obj.exchange_accounts.order_by("label", "pk"))
+        if not accounts:
+            return "None yet."
+        rows = format_html_join(
+            "",
+            '<tr><th scope="row">{}</th><td>{}</td><td>{}</td><td><a href="{}">Live orders</a></td>'
+            '<td><a href="{}">Settings</a></td></tr>',
+            (
+                (
+                    account.label,
+                    "enabled" if account.enabled else "disabled",
+                    services.account_state(account).label,
+                    reverse("account_detail", args=[account.pk]),
+                    reverse("admin:orders_exchangeaccount_change", args=[account.pk]),
+                )
+                for account in accounts
+            ),
+        )
+        head = format_html(
+            "<thead><tr>{}</tr></thead>",
+            format_html_join("", '<th scope="col">{}</th>', ((h,) for h in ("Account", "", "Key", "", ""))),
+        )
+        return format_html('<table class="team-accounts">{}<tbody>{}</tbody></table>', head, rows)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Team]:
         return access.teams_visible_to(request.user).annotate(
@@ -97,7 +171,7 @@ class TeamAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Team | None = None) -> list[str]:
         # Renaming has no audited service, so only superusers may do it.
-        return [] if request.user.is_superuser else ["name"]
+        return ["team_accounts"] if request.user.is_superuser else ["name", "team_accounts"]
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return _is_staff(request) and access.teams_visible_to(request.user).exists()
@@ -133,26 +207,29 @@ class TeamAdmin(admin.ModelAdmin):
             return
         team = form.instance
         formset.save(commit=False)  # fills deleted_objects / changed_objects / new_objects without writing
-        for membership in formset.deleted_objects:
-            services.membership_remove(actor=request.user, membership=Membership.objects.get(pk=membership.pk))
-        for membership, changed in formset.changed_objects:
-            # The formset already wrote the new values into its instance; the services need the stored row.
-            stored = Membership.objects.select_related("user", "team").get(pk=membership.pk)
-            if "user" in changed:
-                services.membership_remove(actor=request.user, membership=stored)
-                services.membership_add(actor=request.user, team=team, user=membership.user, role=membership.role)
-            elif "role" in changed:
-                services.membership_change_role(actor=request.user, membership=stored, role=membership.role)
+        # Gains before losses, so "make B admin, demote A" in one save never passes through "no admin" (the
+        # services refuse that; the formset's clean() already said so for the end state).
         for membership in formset.new_objects:
             created = services.membership_add(actor=request.user, team=team, user=membership.user, role=membership.role)
             _adopt(membership, created)
+        changed_rows = sorted(formset.changed_objects, key=lambda item: item[0].role != Membership.Role.ADMIN)
+        for membership, changed in changed_rows:
+            # The formset already wrote the new values into its instance; the services need the stored row.
+            stored = Membership.objects.select_related("user", "team").get(pk=membership.pk)
+            if "user" in changed:
+                services.membership_add(actor=request.user, team=team, user=membership.user, role=membership.role)
+                services.membership_remove(actor=request.user, membership=stored)
+            elif "role" in changed:
+                services.membership_change_role(actor=request.user, membership=stored, role=membership.role)
+        for membership in formset.deleted_objects:
+            services.membership_remove(actor=request.user, membership=Membership.objects.get(pk=membership.pk))
 
     def delete_model(self, request: HttpRequest, obj: Team) -> None:
         """Remove the team's accounts and memberships one by one (each audited), then the team."""
         for account in obj.exchange_accounts.select_related("owner_team", "owner_user"):
             services.account_delete(actor=request.user, account=account)
         for membership in obj.memberships.select_related("user", "team"):
-            services.membership_remove(actor=request.user, membership=membership)
+            services.membership_remove(actor=request.user, membership=membership, team_deleted=True)
         services.audit_record(actor=request.user, action=AuditEvent.Action.TEAM_REMOVED, target=f"team {obj.name}")
         obj.delete()
 
@@ -167,7 +244,7 @@ class TeamAdmin(admin.ModelAdmin):
 @admin.register(ExchangeAccount)
 class ExchangeAccountAdmin(admin.ModelAdmin):
     form = ExchangeAccountAdminForm
-    list_display = ["label", "owner", "exchange", "enabled", "state", "last_verified_at"]
+    list_display = ["label", "owner", "exchange", "enabled", "state", "last_verified_at", "live_page"]
     list_filter = ["endpoint", "enabled", ("owner_team", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["label", "public_key", "owner_user__username", "owner_team__name"]
     list_select_related = ["owner_user", "owner_team"]
@@ -223,6 +300,10 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
         if state.code in ("error", "secret_unreadable") and state.detail:
             return f"{state.label}: {state.detail}"
         return state.label
+
+    @admin.display(description="Live")
+    def live_page(self, obj: ExchangeAccount) -> str:
+        return format_html('<a href="{}">Live orders</a>', reverse("account_detail", args=[obj.pk]))
 
     @admin.display(description="Stored secret")
     def stored_secret(self, obj: ExchangeAccount) -> str:

@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html
@@ -378,25 +377,16 @@ class TeamAdminForm(forms.ModelForm):
 
 
 class MembershipInlineForm(forms.ModelForm):
-    """A membership row where the member is typed as a username, so the admin never lists every user."""
-
-    user = forms.ModelChoiceField(
-        label="Username",
-        # Every user, so an existing row of a deactivated member still validates; new rows are checked in clean().
-        queryset=get_user_model().objects.all(),
-        to_field_name=get_user_model().USERNAME_FIELD,
-        widget=forms.TextInput(attrs={"autocomplete": "off"}),
-        error_messages={"invalid_choice": "There is no user with that username."},
-    )
+    """A membership row. The member is picked by searching usernames (the admin's autocomplete, see
+    ``orders.admin_users``), so the page never lists every user."""
 
     class Meta:
         model = Membership
         fields = ["user", "role"]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.instance.pk is not None:
-            self.initial["user"] = self.instance.user.get_username()
+        help_texts = {
+            "role": "Admin: manages the team's members and accounts and reads its audit trail. "
+            "Trader and Viewer: see the team's accounts live (qfexdash never trades).",
+        }
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

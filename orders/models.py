@@ -152,3 +152,30 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         who = self.actor_name or "system"
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {who} {self.get_action_display()} {self.target}"
+
+
+class UserPreference(models.Model):
+    """How one person wants pages shown: time zone, theme, and the columns of each live table.
+
+    Kept on the server, not in the browser, so the choices follow the person to another machine and
+    two traders sharing a desk machine keep their own. Written only by ``orders.preferences``.
+    """
+
+    class Theme(models.TextChoices):
+        SYSTEM = "system", "As the system"
+        LIGHT = "light", "Light"
+        DARK = "dark", "Dark"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="preference"
+    )
+    # An IANA zone name ("UTC", "Europe/Berlin"): every time on every page is shown in it.
+    time_zone = models.CharField(max_length=64, default="UTC")
+    theme = models.CharField(max_length=8, choices=Theme.choices, default=Theme.SYSTEM)
+    # {"orders" | "twaps" | "closed": {"hidden": [column ids], "shown": [column ids]}}: departures from the
+    # default columns of each live table.
+    columns = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"display preferences of {self.user}"

@@ -586,9 +586,32 @@ def team_delete(*, actor: Any, team: Team) -> None:
         for account in list(team.exchange_accounts.all()):
             account_delete(actor=actor, account=account)
         for membership in list(team.memberships.select_related("user")):
-            membership_remove(actor=actor, membership=membership)
+            membership_remove(actor=actor, membership=membership, team_deleted=True)
         audit_record(actor=actor, action=Action.TEAM_REMOVED, target=f"team {team.name}", team=team)
         team.delete()
+
+
+LAST_ADMIN_MESSAGE = (
+    "{team} must keep at least one admin who can sign in: make someone else an admin of the team first, "
+    "then change or remove {user}."
+)
+
+
+def _refuse_losing_last_admin(membership: Membership) -> None:
+    """Refuse to demote or remove the team's last active admin: the team would be left unmanageable.
+
+    The other admins' rows are locked (on databases that lock) so two admins cannot demote each other at once.
+    """
+    if membership.role != Membership.Role.ADMIN:
+        return
+    others = (
+        Membership.objects.select_for_update()
+        .filter(team_id=membership.team_id, role=Membership.Role.ADMIN, user__is_active=True)
+        .exclude(pk=membership.pk)
+    )
+    if not others.exists():
+        message = LAST_ADMIN_MESSAGE.format(team=membership.team.name, user=membership.user.get_username())
+        raise ValidationError({"role": message}, code="last_admin")
 
 
 def _clean_role(role: str) -> str:
@@ -621,12 +644,15 @@ def membership_add(*, actor: Any, team: Team, user: Any, role: str) -> Membershi
 
 
 def membership_change_role(*, actor: Any, membership: Membership, role: str) -> Membership:
+    """Change a member's role; demoting the team's last active admin is refused (``ValidationError``)."""
     role = _clean_role(role)
     old_role = membership.role
     if role == old_role:
         return membership
-    membership.role = role
     with transaction.atomic():
+        if role != Membership.Role.ADMIN:
+            _refuse_losing_last_admin(membership)
+        membership.role = role
         membership.save(update_fields=["role"])
         audit_record(
             actor=actor,
@@ -638,8 +664,11 @@ def membership_change_role(*, actor: Any, membership: Membership, role: str) -> 
     return membership
 
 
-def membership_remove(*, actor: Any, membership: Membership) -> None:
+def membership_remove(*, actor: Any, membership: Membership, team_deleted: bool = False) -> None:
+    """Remove a member; removing the team's last active admin is refused unless the team itself goes."""
     with transaction.atomic():
+        if not team_deleted:
+            _refuse_losing_last_admin(membership)
         audit_record(
             actor=actor,
             action=Action.MEMBER_REMOVED,

@@ -16,4 +16,6 @@ urlpatterns = [
     path("audit/", views.audit_trail, name="audit_trail"),
     path("account/two-step/", two_factor.verify, name="two_factor_verify"),
     path("account/two-step/setup/", two_factor.setup, name="two_factor_setup"),
+    path("preferences/display/", views.preferences_display, name="preferences_display"),
+    path("preferences/columns/", views.preferences_columns, name="preferences_columns"),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +21,16 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from orders import access, services
-from orders.feed import account_statuses
+from orders import access, preferences, services
+from orders.audit_filters import AuditFilterForm
+from orders.audit_text import describe
+from orders.feed import AccountOverview, account_overviews
 from orders.forms import AccountForm, SignInForm, add_service_errors
 from orders.models import ExchangeAccount
 
@@ -78,16 +84,20 @@ class LiveState:
     label: str
     detail: str
     as_of: datetime.datetime | None
+    orders: int | None = None  # rows in this process's feed; None when not known here
+    twaps: int | None = None
 
 
 _LIVE_LABELS = {"live": "Live", "stale": "Stale", "error": "Error", "connecting": "Connecting"}
 
 
-def _live_state(status: Any) -> LiveState:
+def _live_state(overview: AccountOverview | None) -> LiveState:
+    status = overview.status if overview is not None else None
     if status is None or status.state not in _LIVE_LABELS:
-        return LiveState("idle", "Not watched", "Nobody has this account open; it is read when someone does.", None)
+        return LiveState("idle", "Idle", "Nobody has this account open; it is read when someone does.", None)
     as_of = datetime.datetime.fromtimestamp(status.as_of, tz=datetime.UTC) if status.as_of is not None else None
-    return LiveState(status.state, _LIVE_LABELS[status.state], status.reason, as_of)
+    detail = " ".join(part for part in (status.reason, status.action) if part)
+    return LiveState(status.state, _LIVE_LABELS[status.state], detail, as_of, overview.orders, overview.twaps)
 
 
 @dataclass(frozen=True)
@@ -100,9 +110,9 @@ class AccountRow:
 
 def _rows(request: HttpRequest, accounts: Any) -> list[AccountRow]:
     managed = set(access.accounts_managed_by(request.user).values_list("pk", flat=True))
-    statuses = account_statuses()
+    overviews = account_overviews()
     return [
-        AccountRow(a, services.account_state(a), a.pk in managed, _live_state(statuses.get(a.pk))) for a in accounts
+        AccountRow(a, services.account_state(a), a.pk in managed, _live_state(overviews.get(a.pk))) for a in accounts
     ]
 
 
@@ -165,17 +175,27 @@ def account_list(request: HttpRequest) -> HttpResponse:
     return render_page(request, "orders/account_list.html", {"rows": _rows(request, accounts), "nav": "accounts"})
 
 
+def _live_config(request: HttpRequest, **config: Any) -> dict[str, Any]:
+    """The live page's configuration (static/js/live/page.js), with the person's time zone and columns."""
+    preference = preferences.preference_of(request.user)
+    return {
+        **config,
+        "time_zone": preference.time_zone,
+        "zone_labels": preferences.zone_labels(preference.time_zone),
+        "preferences": {"columns": preference.columns},
+        "preferences_url": reverse("preferences_columns"),
+        "csrf_token": get_token(request),
+    }
+
+
 @login_required
 @require_GET
 def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The live page of one account: its open orders and active TWAPs, updated over a WebSocket."""
     account = access.get_visible_account(request.user, pk)
-    page_config = {
-        "ws_path": f"/ws/accounts/{account.pk}/",
-        "mode": "account",
-        "account": account.pk,
-        "account_label": account.label,
-    }
+    page_config = _live_config(
+        request, ws_path=f"/ws/accounts/{account.pk}/", mode="account", account=account.pk, account_label=account.label
+    )
     context = {"title": account.label, "page_config": page_config, "account": account, "nav": "accounts"}
     return render_page(request, "orders/live.html", context)
 
@@ -184,9 +204,48 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def all_accounts_live(request: HttpRequest) -> HttpResponse:
     """One live page for every account the user may see."""
-    page_config = {"ws_path": "/ws/accounts/all/", "mode": "all", "account": None, "account_label": ""}
+    page_config = _live_config(request, ws_path="/ws/accounts/all/", mode="all", account=None, account_label="")
     context = {"title": "All accounts", "page_config": page_config, "nav": "all_accounts"}
     return render_page(request, "orders/live.html", context)
+
+
+# --- display preferences -------------------------------------------------------------------------
+
+
+def _back(request: HttpRequest) -> str:
+    target = request.POST.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return reverse("account_list")
+
+
+@login_required
+@require_POST
+def preferences_display(request: HttpRequest) -> HttpResponse:
+    """The header's display menu: theme and time zone (UTC or the browser's), then back where the person was."""
+    try:
+        theme = preferences.clean_theme(request.POST.get("theme"))
+        zone = preferences.clean_zone(request.POST.get("time_zone"))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        preferences.save_preference(request.user, theme=theme, time_zone=zone)
+    return redirect(_back(request))
+
+
+@login_required
+@require_POST
+def preferences_columns(request: HttpRequest) -> HttpResponse:
+    """The live tables' column choices, saved by the page as JSON: ``{"columns": {"orders": {...}, ...}}``."""
+    try:
+        body = json.loads(request.body or b"{}")
+        columns = preferences.clean_columns(body.get("columns") if isinstance(body, dict) else None)
+    except (ValueError, ValidationError) as exc:
+        message = " ".join(exc.messages) if isinstance(exc, ValidationError) else "That is not JSON."
+        return JsonResponse({"ok": False, "error": message}, status=400)
+    saved = preferences.preference_of(request.user).columns or {}
+    preferences.save_preference(request.user, columns={**saved, **columns})
+    return JsonResponse({"ok": True})
 
 
 # --- "My accounts" -----------------------------------------------------------------------------
@@ -291,12 +350,23 @@ def my_account_delete(request: HttpRequest, pk: int) -> HttpResponse:
 # --- audit trail -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AuditRow:
+    event: Any
+    lines: list[Any]
+
+
 @login_required
 @require_GET
 def audit_trail(request: HttpRequest) -> HttpResponse:
-    """Read-only list of changes to accounts and memberships, for team admins and superusers."""
+    """Read-only list of changes to accounts and memberships, for team admins and superusers; filterable."""
     if not can_view_audit(request.user):
         return forbidden(request, "The audit trail is open to team admins only.")
     events = access.audit_events_visible_to(request.user)
-    page = Paginator(events, AUDIT_EVENTS_PER_PAGE).get_page(request.GET.get("page"))
-    return render_page(request, "orders/audit_trail.html", {"page": page, "nav": "audit"})
+    form = AuditFilterForm(request.GET or None, events)
+    page = Paginator(form.filter(events), AUDIT_EVENTS_PER_PAGE).get_page(request.GET.get("page"))
+    rows = [AuditRow(event, describe(event.detail)) for event in page.object_list]
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"page": page, "rows": rows, "form": form, "query": query.urlencode(), "nav": "audit"}
+    return render_page(request, "orders/audit_trail.html", context)

@@ -92,6 +92,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "orders.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # The person's time zone for every page (and the admin); their theme and columns for the templates.
+    "orders.preferences.PreferenceMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Content-Security-Policy (S28); the next one adds the page's WebSocket origin and no-store.
     "csp.middleware.CSPMiddleware",
@@ -118,6 +120,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "orders.preferences.display",
             ],
         },
     },
@@ -225,6 +228,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = False
 USE_TZ = True
+# One time rule on every page, the admin's too: "2026-12-06 21:49:03 UTC" (qfexdash/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["qfexdash.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

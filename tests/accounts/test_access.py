@@ -101,6 +101,8 @@ def test_removal_from_the_team_ends_access(personas) -> None:
 
 
 def test_demotion_removes_management(personas) -> None:
+    trader = Membership.objects.get(user=personas.trader, team=personas.team)
+    services.membership_change_role(actor=personas.superuser, membership=trader, role=Membership.Role.ADMIN)
     membership = Membership.objects.get(user=personas.team_admin, team=personas.team)
     services.membership_change_role(actor=personas.superuser, membership=membership, role=Membership.Role.VIEWER)
     assert access.get_visible_account(personas.team_admin, personas.team_account.pk)

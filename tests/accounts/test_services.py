@@ -222,12 +222,14 @@ def test_team_and_membership_services(personas) -> None:
     with pytest.raises(ValidationError):
         services.membership_change_role(actor=personas.superuser, membership=membership, role="owner")
     services.membership_change_role(actor=personas.superuser, membership=membership, role="admin")
+    services.membership_add(actor=personas.superuser, team=team, user=personas.viewer, role="admin")
     services.membership_remove(actor=personas.superuser, membership=membership)
     events = list(AuditEvent.objects.filter(team=team).order_by("pk").values_list("action", "detail"))
     assert events == [
         ("team_added", {}),
         ("member_added", {"user": "olivia_owner", "role": "viewer"}),
         ("member_role_changed", {"user": "olivia_owner", "from": "viewer", "to": "admin"}),
+        ("member_added", {"user": "victor_viewer", "role": "admin"}),
         ("member_removed", {"user": "olivia_owner", "role": "admin"}),
     ]
     assert all(event.actor == personas.superuser for event in AuditEvent.objects.filter(team=team))
@@ -290,3 +292,27 @@ def test_team_delete_records_every_removal(personas) -> None:
     assert removed[0] == ("account_removed", "account 'Desk A main' (team Desk A)")
     assert removed[-1] == ("team_removed", "team Desk A")
     assert sum(1 for action, _ in removed if action == "member_removed") == 4
+
+
+def test_a_team_always_keeps_an_active_admin(personas) -> None:
+    """Demoting or removing the last admin who can sign in is refused, with what to do; the team itself may go."""
+    team = personas.team  # admins: team_admin, and ingrid_inactive (deactivated: she cannot manage it)
+    admin = Membership.objects.select_related("user", "team").get(team=team, user=personas.team_admin)
+    for change in (
+        lambda: services.membership_change_role(actor=personas.team_admin, membership=admin, role="viewer"),
+        lambda: services.membership_remove(actor=personas.team_admin, membership=admin),
+    ):
+        with pytest.raises(ValidationError, match="must keep at least one admin") as refused:
+            change()
+        assert "make someone else an admin" in str(refused.value)
+    admin.refresh_from_db()
+    assert admin.role == "admin"
+    assert not AuditEvent.objects.filter(action__in=["member_role_changed", "member_removed"], team=team).exists()
+
+    # With another active admin, either may go (yourself included).
+    trader = Membership.objects.select_related("user", "team").get(team=team, user=personas.trader)
+    services.membership_change_role(actor=personas.team_admin, membership=trader, role="admin")
+    services.membership_change_role(actor=personas.team_admin, membership=admin, role="viewer")
+    with pytest.raises(ValidationError):
+        services.membership_remove(actor=personas.trader, membership=trader)
+    services.team_delete(actor=personas.superuser, team=team)  # the team going takes its last admin with it

@@ -72,7 +72,9 @@ def _team_form(team: Team, rows: list[dict[str, Any]], name: str | None = None) 
     for i, row in enumerate(rows):
         data[f"{prefix}-{i}-team"] = str(team.pk)
         data[f"{prefix}-{i}-id"] = str(row["id"]) if row.get("id") else ""
-        data[f"{prefix}-{i}-user"] = row["user"]
+        # The member is picked by search and posted by id; a username nobody has posts an id nobody has.
+        user = get_user_model().objects.filter(username=row["user"]).first()
+        data[f"{prefix}-{i}-user"] = str(user.pk) if user else str(MISSING_PK)
         data[f"{prefix}-{i}-role"] = row["role"]
         if row.get("delete"):
             data[f"{prefix}-{i}-DELETE"] = "on"
@@ -256,7 +258,7 @@ def test_membership_errors_are_readable(personas: Any, client_for: Any) -> None:
     rows = [*_existing_rows(team), {"user": "no_such_person", "role": "viewer"}]
     response = client.post(_url("team_change", team.pk), _team_form(team, rows))
     assert response.status_code == 200
-    assert "There is no user with that username." in response.content.decode()
+    assert "There is no such user; pick one from the search." in response.content.decode()
     rows = [*_existing_rows(team), {"user": personas.trader.username, "role": "viewer"}]
     response = client.post(_url("team_change", team.pk), _team_form(team, rows))
     assert response.status_code == 200

@@ -8,6 +8,7 @@ fails; an uncaught page error fails the test.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any, Literal
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
@@ -15,6 +16,9 @@ from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playw
 from bench.chromium import CHROMIUM, CHROMIUM_ARGS
 from bench.livepage import FakeLiveServer, Message, PageServer, render_live_page
 from tests.chromium import require_chromium
+
+DESK = (1440, 900)  # a desk screen
+PHONE = (390, 844)  # a phone held upright
 
 
 # Package scope, not session: Playwright's sync API keeps an event loop running in this thread while
@@ -59,20 +63,35 @@ def live_site(chromium: Browser, request: pytest.FixtureRequest) -> Iterator[Cal
     console: list[str] = []
     page_errors: list[str] = []
 
-    def start(on_connect: Callable[[int], list[Message]] | None = None) -> LiveSite:
+    def start(
+        on_connect: Callable[[int], list[Message]] | None = None,
+        *,
+        viewport: tuple[int, int] = DESK,
+        color_scheme: Literal["light", "dark"] = "light",
+        config: dict[str, Any] | None = None,
+        theme: str = "",
+    ) -> LiveSite:
+        """``viewport`` (width, height): DESK or PHONE; ``color_scheme``: what the system prefers;
+        ``config`` adds to the page's configuration; ``theme`` is the person's chosen theme ("" = system)."""
         ws = FakeLiveServer(on_connect)
         try:
             http = PageServer(
                 {
-                    "/": render_live_page(ws.url("/ws/accounts/7/"), "account"),
-                    "/all": render_live_page(ws.url("/ws/accounts/all/"), "all"),
+                    "/": render_live_page(ws.url("/ws/accounts/7/"), "account", config, theme),
+                    "/all": render_live_page(ws.url("/ws/accounts/all/"), "all", config, theme),
                 }
             )
         except BaseException:
             ws.stop()
             raise
         started.append((ws, http))
-        context = chromium.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+        context = chromium.new_context(
+            viewport={"width": viewport[0], "height": viewport[1]},
+            accept_downloads=True,
+            color_scheme=color_scheme,
+            is_mobile=viewport == PHONE,
+            has_touch=viewport == PHONE,
+        )
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(15_000)

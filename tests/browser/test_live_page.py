@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,9 @@ import pytest
 from bench.livepage import (
     ACCOUNT,
     AS_OF,
-    STATIC_DIR,
     diff,
     order_row,
+    serious_axe_violations,
     snapshot,
     snapshot_parts,
     status,
@@ -35,11 +36,9 @@ def _rows(n: int) -> list[dict]:
 
 def _cell(site: LiveSite, table: str, row_id: str, column: str) -> str:
     """CSS selector of one rendered cell. Tabulator marks cells with its field, which for decimal columns is
-    a numeric copy of the column's value: ask the page for it."""
+    a numeric copy of the column's value: ask the page for it. Rows carry their id (data-id)."""
     field = site.js("([t, c]) => window.qfexLive.views[t].specById.get(c).field", [table, column])
-    id_field = "order_id" if table == "orders" else "twap_id"
-    row = f"#{table}-table .tabulator-row:has([tabulator-field='{id_field}']:text-is('{row_id}'))"
-    return f"{row} [tabulator-field='{field}']"
+    return f"#{table}-table .tabulator-row[data-id='{row_id}'] [tabulator-field='{field}']"
 
 
 def _header(table: str, column: str) -> str:
@@ -62,15 +61,15 @@ def test_snapshot_renders_rows_and_status(live_site) -> None:
     assert page.locator("#live-status-badge").text_content() == "Live"
     assert page.locator(_cell(site, "orders", "ord-00002", "price")).text_content() == "102.25"
     assert page.locator(_cell(site, "orders", "ord-00002", "notional")).text_content() == "1,020.50"
-    # TWAP progress: the bar's text and its accessible value.
-    progress = page.locator(_cell(site, "twaps", "twap-001", "progress") + " [role=progressbar]")
-    assert progress.text_content() == "25 / 100 (25%)"
-    assert progress.get_attribute("aria-valuetext") == "25 / 100 (25%)"
+    # TWAP progress: the bar with its accessible value, and the percentage beside it.
+    progress = page.locator(_cell(site, "twaps", "twap-001", "progress"))
+    assert progress.locator("[role=progressbar]").get_attribute("aria-valuetext") == "25.0%"
+    assert progress.locator(".twap-progress-pct").text_content() == "25.0%"
     assert page.locator(_cell(site, "twaps", "twap-002", "slices")).text_content() == "3 / 8"
-    assert page.locator(_cell(site, "twaps", "twap-001", "slices")).text_content() == "8"
-    updated = page.locator(_cell(site, "orders", "ord-00002", "update_time") + " time")
-    assert updated.text_content().endswith("ago")
-    assert updated.get_attribute("title")  # the exact time
+    assert page.locator(_cell(site, "twaps", "twap-001", "slices")).text_content() == "≈ 2 / 8"  # estimated
+    age = page.locator(_cell(site, "orders", "ord-00002", "age") + " time")
+    assert re.fullmatch(r"\d+ (s|min|h)( \d+ min)?", age.text_content())  # "12 s": how old, not "12 s ago"
+    assert age.get_attribute("title").endswith(" UTC")  # the exact time, labelled
 
 
 def test_diff_flashes_changed_cell_and_removed_row_lingers_then_goes(live_site) -> None:
@@ -84,10 +83,10 @@ def test_diff_flashes_changed_cell_and_removed_row_lingers_then_goes(live_site) 
     site.wait_seq(2)
 
     price = page.locator(_cell(site, "orders", "ord-00001", "price"))
-    assert price.text_content() == "555.5"
+    assert price.text_content() == "555.50"  # at the symbol's two decimals
     assert "cell-flash" in price.get_attribute("class")
-    assert "cell-flash" not in page.locator(_cell(site, "orders", "ord-00001", "quantity")).get_attribute("class")
-    removed = page.locator("#orders-table .tabulator-row", has_text="ord-00002")
+    assert "cell-flash" not in page.locator(_cell(site, "orders", "ord-00001", "side")).get_attribute("class")
+    removed = page.locator("#orders-table .tabulator-row[data-id='ord-00002']")
     assert "row-gone" in removed.get_attribute("class")
     assert "line-through" in removed.locator("[tabulator-field='symbol']").evaluate(
         "el => getComputedStyle(el).textDecorationLine"
@@ -98,7 +97,7 @@ def test_diff_flashes_changed_cell_and_removed_row_lingers_then_goes(live_site) 
     # The flash fades and the struck-through row goes by themselves.
     site.wait("() => !document.querySelector('#orders-table .cell-flash')")
     site.wait("() => !document.querySelector('#orders-table .row-gone')")
-    assert page.locator("#orders-table .tabulator-row", has_text="ord-00002").count() == 0
+    assert page.locator("#orders-table .tabulator-row[data-id='ord-00002']").count() == 0
     assert sorted(_column_values(site, "id")) == ["ord-00000", "ord-00001", "ord-00003", "ord-00009"]
 
 
@@ -139,7 +138,7 @@ def test_seq_gap_asks_for_a_snapshot_and_ignores_diffs_until_then(live_site) -> 
     site.wait_seq(4)
     site.ws.send(diff(5, orders=[order_row(1, price="4.00")]))
     site.wait_seq(5)
-    assert sorted(_column_values(site, "price")) == ["3.00", "4.00"]
+    assert sorted(_column_values(site, "price")) == ["3.00", "4.00"]  # exact text as sent
     assert page.locator("#orders-count").text_content() == "2 orders"
 
 
@@ -185,7 +184,8 @@ def test_sort_by_price_both_ways_numerically_with_aria_sort_and_keyboard(live_si
     # Ties are broken by id, so the two "100" rows keep one order.
     assert _column_values(site, "id")[3:5] == ["ord-00001", "ord-00003"]
     rendered = page.locator("#orders-table .tabulator-row [tabulator-field='_n_price']").all_text_contents()
-    assert rendered == ["0.5", "9.5", "25.25", "100", "100", "1,000.01"]
+    # Each symbol has one decimal count (AAPL-USD: 9.5 and 100 → one; the others two).
+    assert rendered == ["0.50", "9.5", "25.25", "100.00", "100.0", "1,000.01"]
 
     header.click()
     assert header.get_attribute("aria-sort") == "descending"
@@ -243,12 +243,15 @@ def test_sort_filter_search_and_columns_restored_from_the_url(live_site) -> None
     page.select_option("#live-symbol", "TSLA-USD")
     page.fill("#live-search", "desk")
     page.locator(".live-columns summary").first.click()
-    page.get_by_label("Take profit").uncheck()
+    chooser = page.locator("#orders-columns")
+    chooser.get_by_label("Client ID").uncheck()
+    chooser.get_by_label("Order ID").check()
     site.wait("() => new URLSearchParams(location.search).get('q') === 'desk'")
     query = dict(part.split("=", 1) for part in page.url.split("?", 1)[1].split("&"))
     assert query["orders_sort"] == "price.desc"
     assert query["symbol"] == "TSLA-USD"
-    assert query["orders_hide"] == "take_profit"
+    assert query["orders_hide"] == "client_order_id"
+    assert query["orders_show"] == "order_id"
 
     page.reload()
     site.ws.wait_connections(2)
@@ -257,16 +260,18 @@ def test_sort_filter_search_and_columns_restored_from_the_url(live_site) -> None
     assert page.input_value("#live-search") == "desk"
     header = page.locator(_header("orders", "price"))
     assert header.get_attribute("aria-sort") == "descending"
-    assert not page.locator(_header("orders", "take_profit")).is_visible()
+    assert not page.locator(_header("orders", "client_order_id")).is_visible()
+    assert page.locator(_header("orders", "order_id")).is_visible()
     assert page.locator("#orders-count").text_content() == "shown 3 of 9 orders"
     assert _column_values(site, "price") == ["108.25", "105.25", "102.25"]
     page.locator(".live-columns summary").first.click()
-    assert not page.get_by_label("Take profit").is_checked()
+    assert not page.locator("#orders-columns").get_by_label("Client ID").is_checked()
 
 
 def test_csv_export_is_the_current_view_with_its_as_of_time(live_site, tmp_path: Path) -> None:
     rows = _rows(6)
     rows[4]["client_order_id"] = '=HYPERLINK("http://x")'
+    rows[1]["price"] = "1.2999999999999998"  # a float's artefact upstream: exported as the value it stands for
     site = live_site(lambda _: [snapshot(1, rows)])
     page = site.open()
     site.wait_seq(1)
@@ -275,27 +280,32 @@ def test_csv_export_is_the_current_view_with_its_as_of_time(live_site, tmp_path:
     page.locator(_header("orders", "price")).click()
     page.locator(_header("orders", "price")).click()  # descending
     page.locator(".live-columns summary").first.click()
-    for label in ("Type", "Time in force", "Take profit", "Stop loss"):
-        page.get_by_label(label, exact=True).uncheck()
+    page.locator("#orders-columns").get_by_label("Type", exact=True).uncheck()
+    page.locator("#orders-columns").get_by_label("Order ID", exact=True).check()
 
     with page.expect_download() as info:
         page.locator("[data-export='orders']").click()
     download = info.value
-    stamp = site.js("t => window.QfexLive.format.utcText(t)", AS_OF).replace("-", "").replace(":", "").replace(" ", "T")
-    assert download.suggested_filename == f"orders-account-{ACCOUNT}-{stamp}Z.csv"
+    stamp = site.js("() => new Date(window.qfexLive.status().dataAsOf * 1000).toISOString()")
+    compact = stamp[:19].replace("-", "").replace(":", "")
+    assert download.suggested_filename == f"orders-account-{ACCOUNT}-{compact}Z.csv"
     target = tmp_path / "orders.csv"
     download.save_as(target)
     table = list(csv.reader(io.StringIO(target.read_text(encoding="utf-8-sig"))))
 
     assert table[0] == [
-        "Symbol", "Side", "Price", "Quantity", "Filled", "Remaining", "Fill %", "Notional", "Status",
-        "Client order ID", "Order ID", "Updated (UTC)", "Data as of (UTC)",
+        "Symbol", "Side", "Price", "Filled", "Size", "Remaining", "Notional", "Status", "Status (code)",
+        "Placed", "Client ID", "Order ID", "Data as of",
     ]  # fmt: skip
-    as_of = site.js("t => window.QfexLive.format.utcText(t)", AS_OF)
-    assert [r[10] for r in table[1:]] == ["ord-00004", "ord-00001"]
+    as_of = site.js("t => window.qfexLive.clock.text(t)", AS_OF)
+    assert as_of.endswith(" UTC")
+    assert [r[11] for r in table[1:]] == ["ord-00004", "ord-00001"]
     assert table[1][2] == "104.25"  # exact decimal text, no grouping
-    assert table[1][9] == '\'=HYPERLINK("http://x")'  # a formula from the exchange is not run
-    assert table[2][11] == site.js("t => window.QfexLive.format.utcText(t)", AS_OF - 1)
+    assert table[2][2] == "1.3"
+    assert table[1][6] == "1040.50"  # notional exact, not money-rounded
+    assert table[1][7:9] == ["Partially filled", "ACK"]  # words and the raw code
+    assert table[1][10] == '\'=HYPERLINK("http://x")'  # a formula from the exchange is not run
+    assert table[2][9] == site.js("t => window.qfexLive.clock.text(t)", AS_OF - 1)
     assert {r[12] for r in table[1:]} == {as_of}
     assert len(table) == 3
 
@@ -313,7 +323,7 @@ def test_html_in_exchange_strings_is_shown_as_text(live_site) -> None:
     assert page.locator(_cell(site, "orders", "ord-00000", "client_order_id")).text_content() == evil
     assert page.locator(_cell(site, "orders", "ord-00000", "symbol")).text_content() == "<b>X</b>"
     assert page.locator(_cell(site, "twaps", "twap-001", "client_twap_id")).text_content() == evil
-    assert page.locator(_cell(site, "twaps", "twap-001", "status")).text_content() == "<i>RUNNING</i>"
+    assert page.locator(_cell(site, "twaps", "twap-001", "status")).text_content() == "<i>running</i>"
     assert page.locator("#live-status-reason").text_content() == evil
     assert "<b>X</b>" in page.locator("#live-symbol option").all_text_contents()
     assert page.locator("main img, main b, main i").count() == 0
@@ -325,15 +335,17 @@ def test_status_shows_stale_with_reason_and_data_time_then_live(live_site) -> No
     page = site.open()
     site.wait_seq(1)
 
-    reason = "QFEX is not answering; showing data from 12:01:03."
+    reason = "QFEX is not answering."
     retry_at = site.js("() => Date.now() / 1000") + 60
-    site.ws.send(status(1, "stale", reason=reason, as_of=AS_OF - 30, next_retry_at=retry_at))
+    site.ws.send(status(1, "stale", reason=reason, as_of=AS_OF - 30, next_retry_at=retry_at, since=AS_OF - 20))
     site.wait("() => document.body.dataset.state === 'stale'")
     assert page.locator("#live-status").get_attribute("data-state") == "stale"
     assert page.locator("#live-status-badge").text_content() == "Stale"
     assert page.locator("#live-status-reason").text_content() == reason
-    clock = site.js("t => window.QfexLive.format.clockText(t)", AS_OF - 30)
-    assert page.locator("#live-status-time").text_content().startswith(f"Data as of {clock}")
+    since = site.js("t => window.qfexLive.clock.text(t)", AS_OF - 20)
+    assert page.locator("#live-status-since").text_content().startswith(f"since {since}")
+    data_time = site.js("t => window.qfexLive.clock.text(t)", AS_OF - 30)
+    assert page.locator("#live-status-time").text_content().startswith(f"Data as of {data_time}")
     assert page.locator("#live-status-retry").text_content().startswith("Next try in ")
     assert page.locator("#live-announcer").text_content() == f"Stale: {reason}"
     assert page.locator("#orders-count").text_content() == "2 orders"  # the last good data stays
@@ -342,6 +354,7 @@ def test_status_shows_stale_with_reason_and_data_time_then_live(live_site) -> No
     site.wait("() => document.body.dataset.state === 'live'")
     assert page.locator("#live-status-reason").text_content() == ""
     assert page.locator("#live-status-retry").text_content() == ""
+    assert page.locator("#live-status-since").text_content() == ""
     assert page.locator("#live-announcer").text_content() == "Live"
 
 
@@ -395,6 +408,25 @@ def test_refused_access_is_an_error_without_retries(live_site) -> None:
     site.wait("() => document.body.dataset.state === 'error'")
     assert "Access to this account was refused" in page.locator("#live-status-reason").text_content()
     assert site.js("() => window.qfexLive.socket.nextRetryAt") is None
+
+
+def test_too_many_sockets_says_what_to_do_without_retries(live_site) -> None:
+    site = live_site(lambda _: [{"__close__": 4029}])
+    page = site.open()
+    site.wait("() => document.body.dataset.state === 'error'")
+    assert "too many live pages" in page.locator("#live-status-reason").text_content()
+    assert "Close some" in page.locator("body").text_content()
+    assert site.js("() => window.qfexLive.socket.nextRetryAt") is None
+
+
+def test_a_page_closed_for_falling_behind_reconnects(live_site) -> None:
+    site = live_site(lambda index: [snapshot(1 + index, _rows(2 + index))])
+    page = site.open()
+    site.wait_seq(1)
+    site.ws.close(code=4013)  # what the page says meanwhile: tests/js/socket.test.js
+    site.ws.wait_connections(2)
+    site.wait_seq(2)
+    assert page.locator("#orders-count").text_content() == "3 orders"
 
 
 def test_signed_out_close_is_checked_once_at_once_and_the_page_carries_on(live_site) -> None:
@@ -464,7 +496,7 @@ def test_all_accounts_page_shows_accounts_and_resyncs_per_account(live_site) -> 
 
     site.ws.send(status(2, "stale", reason="QFEX is not answering."))
     site.wait("() => document.body.dataset.state === 'stale'")
-    assert page.locator("#live-status-reason").text_content() == "Desk A main: Stale — QFEX is not answering."
+    assert page.locator("#live-status-reason").text_content() == "Desk A main: QFEX is not answering."
 
 
 def test_all_accounts_page_collects_snapshot_parts_per_account(live_site) -> None:
@@ -489,55 +521,12 @@ def test_all_accounts_page_collects_snapshot_parts_per_account(live_site) -> Non
     assert page.locator("#orders-count").text_content() == "36 orders"
 
 
-def test_snapshot_assembler_rules(live_site) -> None:
-    site = live_site()
-    site.open()
-    site.wait("() => window.qfexLive !== undefined")
-    verdicts = site.js(
-        """() => {
-            const a = new window.QfexLive.SnapshotAssembler();
-            const v = (seq, part, parts, account = 7) => {
-                const r = a.add({type: "snapshot", account, seq, part, parts, orders: [part], twaps: []});
-                return (r.snapshot ? "whole:" + r.snapshot.orders.join("") : "wait") + (r.resync ? "+resync" : "");
-            };
-            return [
-                v(1, undefined, undefined),  // an old-style whole snapshot
-                v(2, 1, 1),
-                v(3, 1, 3), v(3, 2, 3), v(3, 3, 3),
-                v(4, 2, 2),                  // no part 1: doubt
-                v(5, 1, 2), v(6, 2, 2),      // another seq
-                v(7, 1, 3), v(7, 3, 3),      // a part skipped
-                v(8, 1, 2), v(9, 1, 2), v(9, 2, 2),  // a new part 1 replaces an unfinished set
-                v(10, 1, 2), v(10, 2, 3),    // the count changed
-                v(11, 1, 2), v(11, 1, 2, 8), v(11, 2, 2), v(11, 2, 2, 8),  // accounts apart
-                v(12, 0, 1), v(12, 2, 1),    // nonsense
-            ];
-        }"""
-    )
-    assert verdicts == [
-        "whole:", "whole:1", "wait", "wait", "whole:123", "wait+resync", "wait", "wait+resync",
-        "wait", "wait+resync", "wait", "wait", "whole:12", "wait", "wait+resync",
-        "wait", "wait", "whole:12", "whole:12", "wait+resync", "wait+resync",
-    ]  # fmt: skip
-
-
-def _serious_axe_violations(page) -> list[str]:
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.add_script_tag(path=str(next(STATIC_DIR.glob("vendor/axe-core-*/axe.min.js"))))
-    results = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:5]}"
-        for v in results["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-
-
 def test_page_passes_an_axe_audit_empty_and_full(live_site) -> None:
     site = live_site()  # the server sends nothing at first: empty tables, "connecting"
     page = site.open()
     site.ws.wait_connections(1)
     site.wait("() => document.body.dataset.socket === 'open' && window.qfexLive.orders.getDataCount() === 0")
-    assert _serious_axe_violations(page) == []
+    assert serious_axe_violations(page) == []
 
     site.ws.send(snapshot(1, _rows(30), [twap_row(1), twap_row(2, reduce_only=True)]))
     site.wait_seq(1)
@@ -546,7 +535,7 @@ def test_page_passes_an_axe_audit_empty_and_full(live_site) -> None:
     site.ws.send(status(2, "stale", reason="QFEX is not answering."))
     site.wait("() => document.body.dataset.state === 'stale' && document.querySelector('.row-gone')")
     page.locator(".live-columns summary").first.click()  # the open column chooser too
-    assert _serious_axe_violations(page) == []
+    assert serious_axe_violations(page) == []
 
 
 def test_ten_thousand_orders_render_sort_and_take_a_diff(live_site) -> None:
@@ -613,64 +602,3 @@ def test_diffs_that_move_rows_keep_every_row_in_sorted_place_filtered_or_not(liv
         everything = site.js("() => window.qfexLive.orders.getData().map(d => d.id)")
         assert len(listed) == len(set(listed)) == len(everything)
         assert set(listed) == set(everything) >= set(book)  # plus removed rows still lingering
-
-
-def test_backoff_is_capped_exponential_with_full_jitter(live_site) -> None:
-    site = live_site()
-    site.open()
-    site.wait("() => window.qfexLive !== undefined")
-    ceilings = site.js(
-        "() => [0, 1, 2, 3, 10, 40].map(n => window.QfexLive.backoffDelayMs(n, 500, 30000, () => 0.999999))"
-    )
-    assert ceilings == [499, 999, 1999, 3999, 29999, 29999]
-    assert site.js("() => window.QfexLive.backoffDelayMs(6, 500, 30000, () => 0)") == 0
-
-
-def test_socket_url_from_a_path_or_a_full_url(live_site) -> None:
-    site = live_site()
-    site.open()
-    site.wait("() => window.qfexLive !== undefined")
-    urls = site.js(
-        """() => [
-            window.QfexLive.socketUrl("/ws/accounts/7/", {protocol: "https:", host: "dash.example:8443"}),
-            window.QfexLive.socketUrl("/ws/accounts/all/", {protocol: "http:", host: "127.0.0.1:8000"}),
-            window.QfexLive.socketUrl("ws://127.0.0.1:9/ws/accounts/7/", {protocol: "https:", host: "x"}),
-        ]"""
-    )
-    assert urls == [
-        "wss://dash.example:8443/ws/accounts/7/",
-        "ws://127.0.0.1:8000/ws/accounts/all/",
-        "ws://127.0.0.1:9/ws/accounts/7/",
-    ]
-
-
-def test_seq_tracker_rules(live_site) -> None:
-    site = live_site()
-    site.open()
-    site.wait("() => window.qfexLive !== undefined")
-    verdicts = site.js(
-        """() => {
-            const t = new window.QfexLive.SeqTracker();
-            const v = (type, seq, now = 0) => {
-                const r = t.check({type, account: 7, seq}, now);
-                return (r.apply ? "apply" : "skip") + (r.resync ? "+resync" : "");
-            };
-            return [
-                v("diff", 1),          // no snapshot yet: ask for one
-                v("diff", 2, 100),     // asked a moment ago: just wait
-                v("snapshot", 5),
-                v("diff", 6),
-                v("diff", 6),          // duplicate
-                v("status", 6),
-                v("status", 7),        // a seq we never saw: doubt
-                v("snapshot", 7),
-                v("diff", 9, 10000),   // gap
-                v("diff", 10, 12000),  // still waiting
-                v("diff", 11, 20000),  // waited too long: ask again
-            ];
-        }"""
-    )
-    assert verdicts == [
-        "skip+resync", "skip", "apply", "apply", "skip", "apply", "apply+resync", "apply",
-        "skip+resync", "skip", "skip+resync",
-    ]  # fmt: skip

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Error, Page
 
@@ -30,6 +30,8 @@ AXE = ROOT / "static" / "vendor" / "axe-core-4.14.1" / "axe.min.js"
 PASSWORD = "e2e-Passw0rd-not-secret"
 # Generous limits for conditions: two cores, shared with other test runs. The things under test are fast.
 PATIENCE_MS = 20_000
+DESK = (1440, 900)  # a desk screen
+PHONE = (390, 844)  # a phone held upright
 STARTUP_SECONDS = 120.0
 
 
@@ -149,21 +151,41 @@ class Browsing:
         self.page_errors: list[str] = []
         self._pages = 0
 
-    def context(self, *, signed_in: bool = True) -> BrowserContext:
-        """A new browser profile; signed in as ``demo`` (one shared session) unless told otherwise."""
+    def context(
+        self,
+        *,
+        signed_in: bool = True,
+        viewport: tuple[int, int] = DESK,
+        color_scheme: Literal["light", "dark"] = "light",
+        timezone_id: str | None = None,
+    ) -> BrowserContext:
+        """A new browser profile; signed in as ``demo`` (one shared session) unless told otherwise; a desk
+        screen (or ``PHONE``) preferring the light (or dark) colour scheme; in the machine's time zone unless
+        ``timezone_id`` says another."""
         context = self.browser.new_context(
-            viewport={"width": 1400, "height": 900},
+            timezone_id=timezone_id,
+            viewport={"width": viewport[0], "height": viewport[1]},
             accept_downloads=True,
             storage_state=self.demo_state if signed_in else None,
+            color_scheme=color_scheme,
+            is_mobile=viewport == PHONE,
+            has_touch=viewport == PHONE,
         )
         context.set_default_timeout(PATIENCE_MS)
         context.on("page", self._watch)
         self.contexts.append(context)
         return context
 
-    def page(self, path: str | None = None, *, signed_in: bool = True) -> Page:
+    def page(
+        self,
+        path: str | None = None,
+        *,
+        signed_in: bool = True,
+        viewport: tuple[int, int] = DESK,
+        color_scheme: Literal["light", "dark"] = "light",
+    ) -> Page:
         """A page in a new context, opened at ``path`` if given."""
-        page = self.context(signed_in=signed_in).new_page()
+        page = self.context(signed_in=signed_in, viewport=viewport, color_scheme=color_scheme).new_page()
         if path is not None:
             page.goto(self.site.page_url(path))
         return page

@@ -73,9 +73,17 @@ def test_account_page_shows_the_exchange_book(browsing: Browsing, site: Site, si
     expect(page.locator("#orders-count")).to_have_text(f"shown 1 of {len(order_ids)} orders")
     row = page.locator("#orders-table .tabulator-row")
     expect(row).to_have_count(1)
-    for column in ("order_id", "symbol", "side", "status", "client_order_id"):
+    expect(row).to_have_attribute("data-id", order["order_id"])
+    for column in ("symbol", "client_order_id"):
         cell = row.locator(f"[tabulator-field='{field_of(page, 'orders', column)}']")
         expect(cell).to_have_text(order[column])
+    # Codes are shown in words, the code itself in the tooltip.
+    side = row.locator(f"[tabulator-field='{field_of(page, 'orders', 'side')}'] [title]")
+    expect(side).to_have_text({"BUY": "Buy", "SELL": "Sell"}[order["side"]])
+    expect(side).to_have_attribute("title", order["side"])
+    expect(row.locator(f"[tabulator-field='{field_of(page, 'orders', 'status')}'] [title]")).to_have_attribute(
+        "title", order["status"]
+    )
     price = row.locator(f"[tabulator-field='{field_of(page, 'orders', 'price')}']").text_content()
     assert Decimal(price.replace(",", "")) == Decimal(str(order["price"]))
 
@@ -104,22 +112,24 @@ def test_sort_by_price_both_ways_and_by_keyboard(browsing: Browsing, site: Site,
     assert "orders_sort=price.desc" in page.url
 
     # Keyboard: the headers are focusable and Enter sorts like a click.
-    quantity = header(page, "quantity")
+    quantity = header(page, "quantity_remaining")
     quantity.focus()
     page.keyboard.press("Enter")
     expect(quantity).to_have_attribute("aria-sort", "ascending")
     expect(price).to_have_attribute("aria-sort", "none")
-    quantities = [Decimal(q) for (q,) in shown(page, "quantity")]
+    quantities = [Decimal(q) for (q,) in shown(page, "quantity_remaining")]
     assert quantities == sorted(quantities)
     page.keyboard.press("Enter")
     expect(quantity).to_have_attribute("aria-sort", "descending")
-    quantities = [Decimal(q) for (q,) in shown(page, "quantity")]
+    quantities = [Decimal(q) for (q,) in shown(page, "quantity_remaining")]
     assert quantities == sorted(quantities, reverse=True)
 
 
 def _search_hit(order: dict[str, Any], query: str) -> bool:
-    """The page's search rule: case-insensitive, in the symbol, the ids, the client id or the status."""
-    fields = (order["symbol"], order["order_id"], order["client_order_id"], order["status"])
+    """The page's search rule: case-insensitive, in the symbol, the ids, the client id, side, type or status
+    (as codes and as words)."""
+    fields = (order["symbol"], order["order_id"], order["client_order_id"], order["status"], order["side"],
+              order["type"])  # fmt: skip
     return any(query.lower() in str(value).lower() for value in fields if value is not None)
 
 
@@ -173,14 +183,13 @@ def test_live_changes_appear_without_a_reload(browsing: Browsing, site: Site, si
     )
     page.fill("#live-search", "e2e-new")
     expect(page.locator("#orders-table .tabulator-row")).to_have_count(1)
-    expect(page.locator("#orders-table .tabulator-row")).to_contain_text(added["order_id"])
+    expect(page.locator("#orders-table .tabulator-row")).to_have_attribute("data-id", added["order_id"])
 
     # A cancelled order leaves: struck through for a moment, then gone.
     assert sim.remove_order(key, added["order_id"]) is not None
     # Checked in the page on every frame: the struck-through moment is short and must not be missed.
     page.wait_for_function(
-        "id => [...document.querySelectorAll('#orders-table .tabulator-row.row-gone')]"
-        ".some(row => row.textContent.includes(id))",
+        "id => document.querySelector(`#orders-table .tabulator-row.row-gone[data-id='${id}']`)",
         arg=added["order_id"],
         timeout=PATIENCE_MS,
     )
@@ -223,7 +232,8 @@ def test_upstream_silence_shows_stale_then_recovers(browsing: Browsing, site: Si
         expect(page.locator("#live-status-badge")).to_have_text("Stale")
         reason = page.locator("#live-status-reason").text_content()
         assert "QFEX" in reason
-        assert "next try" in reason.lower()
+        assert "next try" not in reason.lower()  # one countdown, the page's own
+        expect(page.locator("#live-status-retry")).to_contain_text("Next try in")
         assert not re.search(r"Traceback|Exception|Error\(|<", reason), reason
         # The last good data stays on screen, with its time.
         assert page.locator("#orders-count").text_content() == count
@@ -249,9 +259,7 @@ def test_html_in_client_order_id_is_shown_as_text(browsing: Browsing, site: Site
     expect(row).to_have_count(1)
     cell = row.locator(f"[tabulator-field='{field_of(page, 'orders', 'client_order_id')}']")
     expect(cell).to_have_text(evil)
-    assert (
-        row.locator(f"[tabulator-field='{field_of(page, 'orders', 'order_id')}']").text_content() == added["order_id"]
-    )
+    expect(row).to_have_attribute("data-id", added["order_id"])
     assert page.locator("main img").count() == 0
     assert page.evaluate("() => window.__xss") is None
 
@@ -267,8 +275,10 @@ def test_csv_export_is_the_current_view(browsing: Browsing, site: Site, sim: Sim
     header(page, "price").click()
     expect(header(page, "price")).to_have_attribute("aria-sort", "descending")
     page.locator(".live-columns summary").first.click()
-    page.get_by_label("Take profit", exact=True).uncheck()
-    expect(header(page, "take_profit")).to_be_hidden()
+    chooser = page.locator("#orders-columns")
+    chooser.get_by_label("Type", exact=True).uncheck()
+    chooser.get_by_label("Order ID", exact=True).check()
+    expect(header(page, "type")).to_be_hidden()
     view = [i for (i,) in shown(page, "id")]
 
     with page.expect_download() as info:
@@ -280,17 +290,18 @@ def test_csv_export_is_the_current_view(browsing: Browsing, site: Site, sim: Sim
 
     head, rows = table[0], table[1:]
     assert head[0] == "Symbol"
-    assert head[-1] == "Data as of (UTC)"
-    assert "Take profit" not in head  # a hidden column is not exported
-    assert "Stop loss" in head
-    column = {name: head.index(name) for name in ("Symbol", "Price", "Client order ID", "Order ID")}
+    assert head[-1] == "Data as of"
+    assert "Type" not in head  # a hidden column is not exported
+    assert "Take profit" not in head  # nor one hidden by default
+    assert "Status (code)" in head
+    column = {name: head.index(name) for name in ("Symbol", "Price", "Client ID", "Order ID")}
     assert [r[column["Order ID"]] for r in rows] == view
     assert sorted(view) == sorted(i for i, o in orders.items() if o["symbol"] == symbol)
     for r in rows:
         order = orders[r[column["Order ID"]]]
         assert r[column["Symbol"]] == symbol
         assert Decimal(r[column["Price"]]) == Decimal(str(order["price"]))  # exact text, no grouping
-        assert r[column["Client order ID"]] == order["client_order_id"]
+        assert r[column["Client ID"]] == order["client_order_id"]
     prices = [Decimal(r[column["Price"]]) for r in rows]
     assert prices == sorted(prices, reverse=True)
 
@@ -298,6 +309,6 @@ def test_csv_export_is_the_current_view(browsing: Browsing, site: Site, sim: Sim
     as_of = {r[-1] for r in rows}
     assert len(as_of) == 1
     [stamp] = as_of
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", stamp)
-    compact = stamp.replace("-", "").replace(":", "").replace(" ", "T")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", stamp)  # the person's zone, labelled
+    compact = stamp.removesuffix(" UTC").replace("-", "").replace(":", "").replace(" ", "T")
     assert download.suggested_filename == f"orders-account-{site.accounts[MAIN]}-{compact}Z.csv"

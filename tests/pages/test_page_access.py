@@ -321,17 +321,25 @@ def test_audit_trail_pages(personas: Any, client_for: Any) -> None:
 
 def test_account_list_shows_the_live_feed_state_in_words(personas: Any, client_for: Any, monkeypatch: Any) -> None:
     from orders import views
+    from orders.feed import AccountOverview
     from orders.live_protocol import Status
 
-    stale = Status("stale", "QFEX did not answer within 10 s; next try in 4 s.", as_of=1_790_000_000.0)
-    monkeypatch.setattr(views, "account_statuses", lambda: {personas.team_account.pk: stale})
+    stale = Status("stale", "QFEX did not answer within 10 s.", as_of=1_790_000_000.0, action="")
+    overview = AccountOverview(stale, orders=1234, twaps=3)
+    monkeypatch.setattr(views, "account_overviews", lambda: {personas.team_account.pk: overview})
     body = client_for(personas.viewer).get(reverse("account_list")).content.decode()
-    assert "Stale" in body
-    assert "QFEX did not answer within 10 s; next try in 4 s." in body
-    assert 'datetime="2026-09-21T' in body  # the data's time, from as_of
-    assert "Not watched" not in body.split("Desk A main")[1].split("</tr>")[0]
+    row = body.split("Desk A main")[1].split("</tr>")[0]
+    assert "Stale" in row
+    assert "QFEX did not answer within 10 s." in row
+    assert 'datetime="2026-09-21T' in row  # the data's time, from as_of
+    assert "2026-09-21 " in row
+    assert " UTC</time>" in row
+    assert ">1234<" in row.replace(" ", "")  # open orders and TWAPs of the account
+    assert ">3<" in row.replace(" ", "")
+    assert "Idle" not in row
 
 
 def test_account_list_says_when_nobody_watches(personas: Any, client_for: Any) -> None:
     body = client_for(personas.viewer).get(reverse("account_list")).content.decode()
-    assert "Not watched" in body
+    assert "Idle" in body
+    assert "Not watched" not in body
