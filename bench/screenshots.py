@@ -2,7 +2,7 @@
 
 Starts the same stack as the end-to-end tests — the QFEX simulator with the demo's books (4 000 orders on
 "Desk main"), qfexdash on a real Daphne with the demo users, Debian's Chromium — through
-:mod:`tests.e2e.stack`, the one place that knows how to start it, and writes PNGs into docs/screenshots/.
+:mod:`bench.demo_site`, the one place that knows how to start it, and writes PNGs into docs/screenshots/.
 The simulator is seeded and paused, so two runs show the same book (ages and clocks aside).
 
     .venv/bin/python -m bench.screenshots [--out docs/screenshots]
@@ -60,10 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from playwright.sync_api import sync_playwright
 
+    from bench.chromium import CHROMIUM, CHROMIUM_ARGS
+    from bench.demo_site import PATIENCE_MS, sign_in, site_env, start_site, stop_site
     from orders.demo import simulator_accounts
     from orders.simulator import Simulator
-    from tests.chromium import CHROMIUM, CHROMIUM_ARGS
-    from tests.e2e.stack import PATIENCE_MS, sign_in, site_env, start_site, stop_site
 
     args.out.mkdir(parents=True, exist_ok=True)
     with (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.harness import closed_row, diff, order_row, snapshot
+from bench.livepage import closed_row, diff, order_row, snapshot
 
 pytestmark = pytest.mark.browser
 

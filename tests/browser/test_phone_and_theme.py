@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from bench.livepage import AS_OF, closed_row, diff, order_row, serious_axe_violations, snapshot, status, twap_row
 from tests.browser.conftest import PHONE
-from tests.browser.harness import AS_OF, closed_row, diff, order_row, serious_axe_violations, snapshot, status, twap_row
 
 pytestmark = pytest.mark.browser
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.harness import (
+from bench.livepage import (
     AS_OF,
     live_status,
     order_row,

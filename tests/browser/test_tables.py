@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from bench.livepage import diff, order_row, snapshot, twap_row
 from tests.browser.conftest import LiveSite
-from tests.browser.harness import diff, order_row, snapshot, twap_row
 
 pytestmark = pytest.mark.browser
 

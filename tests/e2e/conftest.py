@@ -24,10 +24,11 @@ import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
 from bench.chromium import CHROMIUM, CHROMIUM_ARGS
+from bench.demo_site import PATIENCE_MS, Site, sign_in, site_env, start_site, stop_site
+from bench.world import simulator_accounts
 from orders.simulator import Simulator
 from tests.chromium import require_chromium
-from tests.e2e.stack import PATIENCE_MS, Browsing, Site, sign_in, site_env, start_site, stop_site
-from tests.e2e.world import simulator_accounts
+from tests.e2e.stack import Browsing
 
 
 @pytest.fixture(scope="package")

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
+from bench.demo_site import Site, sign_in
+from bench.world import SUPERUSER
 from orders.simulator import Simulator
-from tests.e2e.stack import Browsing, Site, book, sign_in, wait_live, wait_rows
-from tests.e2e.world import SUPERUSER
+from tests.e2e.stack import Browsing, book, wait_live, wait_rows
 
 pytestmark = pytest.mark.browser
 

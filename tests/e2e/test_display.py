@@ -9,20 +9,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from bench.demo_site import DESK, PATIENCE_MS, PHONE, Site, sign_in
+from bench.world import SUPERUSER
 from orders.simulator import Simulator
-from tests.e2e.stack import (
-    DESK,
-    PATIENCE_MS,
-    PHONE,
-    Browsing,
-    Site,
-    book,
-    serious_axe_violations,
-    sign_in,
-    wait_live,
-    wait_rows,
-)
-from tests.e2e.world import SUPERUSER
+from tests.e2e.stack import Browsing, book, serious_axe_violations, wait_live, wait_rows
 
 pytestmark = pytest.mark.browser
 

@@ -5,19 +5,10 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from bench.demo_site import PASSWORD, PATIENCE_MS, Site, sign_in
+from bench.world import SUPERUSER
 from orders.simulator import Simulator
-from tests.e2e.stack import (
-    PASSWORD,
-    PATIENCE_MS,
-    Browsing,
-    Site,
-    book,
-    serious_axe_violations,
-    sign_in,
-    wait_live,
-    wait_rows,
-)
-from tests.e2e.world import SUPERUSER
+from tests.e2e.stack import Browsing, book, serious_axe_violations, wait_live, wait_rows
 
 pytestmark = pytest.mark.browser
 

@@ -1,10 +1,11 @@
-"""Prepare the end-to-end site's own database: run in a subprocess, in the environment Daphne will get.
+"""Prepare the demo site's own database (end-to-end tests, screenshots): run in a subprocess, in the
+environment Daphne will get.
 
-``python -m tests.e2e.world`` migrates the SQLite file named by ``DATABASE_URL``, builds the demo world
+``python -m bench.world`` migrates the SQLite file named by ``DATABASE_URL``, builds the demo world
 (users ``demo`` and ``teammate``, the team, the four demo accounts, all pointing at ``E2E_SIM_URL``) with
 the code the ``demo`` command uses, adds a superuser for the admin pages, and prints one line
-``WORLD {"label": account id, ...}`` for the test process. Nothing here runs inside the test process,
-so the test process never shares a database with the server.
+``WORLD {"label": account id, ...}`` for the process that started it, which never shares a database
+with the server.
 """
 
 from __future__ import annotations
