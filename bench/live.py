@@ -484,7 +484,7 @@ class Changer:
 class Update:
     """How long one change took to reach the viewers, in seconds."""
 
-    reply_to_first: float  # the simulator's last reply → the first viewer's diff
+    reply_to_first: float  # the upstream frame that carried the change (push, or page) → the first viewer's diff
     reply_to_last: float  # ... → the last viewer's diff
     change_to_last: float  # the change made at the exchange → the last viewer's diff
 
@@ -503,10 +503,13 @@ async def one_update(site: Site, key: str, viewers: Sequence[Viewer], change: Ca
         raise RuntimeError(f"timed out waiting for a diff on {len(viewers)} sockets") from None
     arrivals = [v.first_diff_after(mark).t_ns for v, mark in zip(viewers, marks, strict=True)]  # type: ignore[union-attr]
     first, last = min(arrivals), max(arrivals)
-    reply = site.sim.last_reply_before(key, first)
-    if reply < changed_at:
-        raise RuntimeError("a diff arrived without a fetch after the change")
-    return Update((first - reply) / 1e9, (last - reply) / 1e9, (last - changed_at) / 1e9)
+    # The upstream frame that carried the change: its order_response push (the feed applies pushes at
+    # once), or — when the exchange pushed nothing — the last get_user_orders page before the diff.
+    pushes = site.sim.order_events(since_ns=changed_at, account_key=key)
+    upstream = pushes[0].t_ns if pushes and pushes[0].t_ns <= first else site.sim.last_reply_before(key, first)
+    if upstream < changed_at:
+        raise RuntimeError("a diff arrived before anything upstream carried the change")
+    return Update((first - upstream) / 1e9, (last - upstream) / 1e9, (last - changed_at) / 1e9)
 
 
 async def _sleep_until(deadline_ns: int) -> None:
@@ -528,12 +531,13 @@ def p2(samples: int, cold_starts: int | None = None) -> list[str]:
         diffs, change_to_diff, books, carriers, resyncs = asyncio.run(_p2(site, main.public_key, colds, samples))
         costs = _server_side_costs(site.sim, main.public_key, samples)
     return [
-        "P2 upstream reply fully received → browser socket has the update (1000 orders, 1 viewer, real Daphne)",
+        "P2 upstream frame (a page, or the push carrying the change) → browser socket has the update "
+        "(1000 orders, 1 viewer, real Daphne)",
         f"   first full book of a cold feed ({carriers}): {summary_ms(books)} — {goal_p95_ms(books, 0.015)}",
         f"   diff, one order changed:                    {summary_ms(diffs)} — {goal_p95_ms(diffs, 0.005)}",
-        f"   for context, change at the exchange → diff in the browser (push, coalescing, 2-page fetch): "
+        f"   for context, change at the exchange → diff in the browser (the push, applied at once): "
         f"{summary_ms(change_to_diff)}",
-        f"   for context, resync → whole snapshot received (encoded from the feed's cache): {summary_ms(resyncs)}",
+        f"   for context, a page joins → its whole snapshot received (from the feed's cache): {summary_ms(resyncs)}",
         f"   in-process, what the feed does after the last page (1000 orders): rows {_ms(costs['rows'])} "
         f"(from scratch) or {_ms(costs['rows_reused'])} (one order changed since the last fetch), "
         f"diff {_ms(costs['diff'])}, encode a 1-row diff {_ms(costs['encode_diff'])}",
@@ -578,10 +582,13 @@ async def _p2(
             rows = "+".join(str(f.rows) for f in carrying)
             carriers[f"{len(carrying)} {carrying[-1].kind} messages of {rows} rows"] += 1
             await until(viewers, showing(site, cold_key), "the live state")
+            # A second page joins: its whole snapshot comes from the feed's cache (a resync of a page that
+            # already has everything is not answered any more).
             asked = time.monotonic_ns()
-            await viewer.send({"type": "resync"})
-            await until(viewers, lambda v, before=viewer.snapshots: v.snapshots > before, "the resync snapshot")
-            resyncs.append((viewer.snapshot_at - asked) / 1e9)
+            joiners = await open_viewers(site, cold_key, 1)
+            viewers = [*viewers, *joiners]
+            await until(joiners, lambda v: v.snapshots >= 1, "the joining page's snapshot")
+            resyncs.append((joiners[0].snapshot_at - asked) / 1e9)
         finally:
             await close_viewers(viewers)
     return diffs, change_to_diff, books, "; ".join(f"as {k} ×{n}" for k, n in carriers.items()), resyncs
@@ -838,10 +845,11 @@ async def _p5(site: Site, key: str, reps: int) -> tuple[int, int, dict[str, tupl
     results: dict[str, tuple[list[int], list[int]]] = {}
     try:
         await until(viewers, showing(site, key), "the book")
-        mark = len(viewer.frames)
-        await viewer.send({"type": "resync"})
-        await until(viewers, lambda v: v.snapshots >= 2, "the resync snapshot")
-        parts = [f for f in viewer.frames[mark:] if f.kind == "snapshot"]
+        # The whole book's snapshot, as a page joining now gets it.
+        joiners = await open_viewers(site, key, 1)
+        viewers = [*viewers, *joiners]
+        await until(joiners, lambda v: v.snapshots >= 1, "a joining page's snapshot")
+        parts = [f for f in joiners[0].frames if f.kind == "snapshot"]
         snapshot_bytes = sum(f.nbytes for f in parts)
         for name, change in kinds.items():
             sizes: list[int] = []
@@ -850,7 +858,7 @@ async def _p5(site: Site, key: str, reps: int) -> tuple[int, int, dict[str, tupl
                 await asyncio.sleep(SPACING)
                 mark = len(viewer.frames)
                 change()
-                await until(viewers, lambda v, m=mark: v.first_diff_after(m) is not None, "a diff")
+                await until([viewer], lambda v, m=mark: v.first_diff_after(m) is not None, "a diff")
                 # A change bigger than a message's row limit would come as several diffs: count them all.
                 await asyncio.sleep(SPACING)
                 diffs = [f for f in viewer.frames[mark:] if f.kind == "diff"]

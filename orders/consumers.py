@@ -215,6 +215,9 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         self.sent: dict[int, int] = {}  # account → seq of the last snapshot/diff sent to this socket
         # account → (seq, stamp) of the newest status this socket has (a snapshot's or a status message's)
         self.status_sent: dict[int, tuple[int, float]] = {}
+        # Accounts whose messages to this socket skipped a seq since its last snapshot (a full inbox
+        # dropped some): the page will ask for a snapshot, and must get one.
+        self.missing: set[int] = set()
         self.joined: set[int] = set()
         self.closing = False
         # Held while the parts of a snapshot go out, so no diff or status of the account (relayed by
@@ -279,10 +282,11 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
     async def _send_snapshot(self, account: int, *, only_if_newer: bool = False) -> None:
         async with self.send_lock:
             seq, stamp, texts = await get_feed().snapshot_messages(account)
-            if only_if_newer and (seq, stamp) <= self.status_sent.get(account, (-1, 0.0)):
-                return  # this socket already has that state (or a newer one)
+            if only_if_newer and seq <= self.sent.get(account, -1):
+                return  # this socket already has these rows (statuses do not count: they carry none)
             self.sent[account] = seq
             self.status_sent[account] = (seq, stamp)
+            self.missing.discard(account)
             self.resyncs.sent(account)
             for text in texts:
                 await self._send_text(text)
@@ -391,9 +395,8 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         if account in self.resyncs_due:
             return  # already answered when its window ends
         feed = current_feed()
-        held = (self.sent.get(account), self.status_sent.get(account, (0, None))[1])
-        if feed is not None and held == feed.position(account):
-            return  # it has everything already: nothing a snapshot would add
+        if account not in self.missing and feed is not None and self.sent.get(account) == feed.position(account)[0]:
+            return  # it has every row already: nothing a snapshot would add
         self.resyncs_due.add(account)
         self._spawn(self._answer_resync(account, self.resyncs.wait(account)))
 
@@ -455,8 +458,12 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
             if event["kind"] == lp.DIFF:
                 if event["seq"] <= last:
                     return  # already part of the snapshot this socket got
+                if event["seq"] != last + 1:
+                    self.missing.add(account)
                 self.sent[account] = event["seq"]
             else:
+                if event["seq"] > last:
+                    self.missing.add(account)  # a status ahead of the rows this socket has
                 key = (event["seq"], float(event.get("stamp") or 0.0))
                 if key <= self.status_sent.get(account, (-1, 0.0)):
                     return  # older than the state this socket already shows (e.g. queued before its snapshot)

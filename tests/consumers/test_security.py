@@ -262,9 +262,9 @@ async def test_junk_frames_get_an_error_and_the_socket_stays(
     message = await _next_of_type(browser, "error")
     assert message["code"] == code
     assert message["account"] == live_team_account.pk
-    # Still served: a resync answers with a snapshot.
-    await browser.send({"type": "resync"})
-    assert (await _next_of_type(browser, "snapshot"))["account"] == live_team_account.pk
+    # Still served: the next frame is answered too.
+    await browser.send({"type": "probe"})
+    assert (await _next_of_type(browser, "error"))["code"] == lp.UNKNOWN_TYPE
     assert sim.forbidden_received == []
     await browser.disconnect()
 
@@ -301,8 +301,8 @@ async def test_flooding_is_limited_then_closed_and_others_are_unaffected(
     assert await flooder.close_code() == lp.CLOSE_POLICY
     sim.step(10)
     await bystander.until(shows_truth(bystander, sim, live_team_account))
-    await bystander.send({"type": "resync"})
-    assert (await _next_of_type(bystander, "snapshot"))["account"] == live_team_account.pk
+    await bystander.send({"type": "probe"})  # and still answered
+    assert (await _next_of_type(bystander, "error"))["code"] == lp.UNKNOWN_TYPE
     await bystander.disconnect()
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from orders import preferences, services
 from orders.models import AuditEvent, UserPreference
+from tests.personas import KEYS
 
 pytestmark = pytest.mark.django_db
 
@@ -122,9 +123,10 @@ def test_verified_accounts_say_when(personas: Any, client_for: Any) -> None:
 
 def test_audit_details_are_words_not_dicts(personas: Any, client_for: Any) -> None:
     account = personas.team_account
-    services.account_update(actor=personas.team_admin, account=account, custom_url="ws://127.0.0.1:9/a")
-    services.account_update(actor=personas.team_admin, account=account, custom_url="ws://127.0.0.1:9/b")
-    services.account_update(actor=personas.team_admin, account=account, endpoint="uat")
+    secret = KEYS[account.label][1]  # a new destination needs the secret typed again (S21)
+    services.account_update(actor=personas.team_admin, account=account, custom_url="ws://127.0.0.1:9/a", secret=secret)
+    services.account_update(actor=personas.team_admin, account=account, custom_url="ws://127.0.0.1:9/b", secret=secret)
+    services.account_update(actor=personas.team_admin, account=account, endpoint="uat", secret=secret)
     membership = personas.team.memberships.get(user=personas.viewer)
     services.membership_change_role(actor=personas.team_admin, membership=membership, role="trader")
     body = client_for(personas.team_admin).get(reverse("audit_trail")).content.decode()

@@ -4,10 +4,11 @@
 sockets of one user, opening a new socket whenever the server closes one, and checks on every frame:
 
 - the server keeps serving: every frame gets the answer :mod:`orders.live_protocol` documents — an
-  ``error`` frame with the right code, a snapshot for ``resync``, or a close with a documented code
-  (the protocol's codes for "too large" and "flooding"; for frames the server's WebSocket layer refuses
-  before the app sees them — invalid UTF-8, over Daphne's 1 MiB — RFC 6455's 1007/1009, or a dropped
-  connection, 1006) — and nothing else;
+  ``error`` frame with the right code, or a close with a documented code (the protocol's codes for "too
+  large" and "flooding"; for frames the server's WebSocket layer refuses before the app sees them —
+  invalid UTF-8, over Daphne's 1 MiB — RFC 6455's 1007/1009, or a dropped connection, 1006) — and
+  nothing else; ``refresh`` and ``resync`` need no answer (a resync's snapshot is rate-limited, and
+  skipped while the socket has everything);
 - nothing of an account the user may not see reaches them: every frame's ``account`` and every row's
   ``account`` are accounts the user may see, and no frame contains any of the ``forbidden`` strings
   (another account's label, keys, order and TWAP ids);
@@ -15,7 +16,7 @@ sockets of one user, opening a new socket whenever the server closes one, and ch
   never go back, no diff at or below the snapshot's seq, and at the end a fresh snapshot equals the
   exchange's books;
 - a bystander — a well-behaved socket of another user on another account — keeps receiving its
-  updates and can resync throughout (checked every ``check_every`` frames and at the end).
+  updates and answers throughout (checked every ``check_every`` frames and at the end).
 
 Bursts of pipelined frames exercise rapid floods. With ``rate_limit`` (the server's
 ``QFEXDASH_WS_RATE``) each socket stays within the limit, and some sockets then flood past it and must
@@ -43,6 +44,7 @@ import orjson
 from tests.security.fuzz_frames import (
     CLOSE_POLICY,
     RATE_LIMITED,
+    UNKNOWN_TYPE,
     Expect,
     Frame,
     FrameMaker,
@@ -351,9 +353,10 @@ class Bystander:
                     )
                 except TimeoutError:
                     raise Broken(f"bystander: its account's new order {row_id} never arrived") from None
+        # Still answered at once: a frame the server must refuse (a resync need not be answered any more).
         self.page.completed.clear()
-        await self.page.send(Frame("bystander resync", text='{"type": "resync"}'))
-        await self.page.expect(Expect("snapshot", accounts=(self.account,)), None, patience)
+        await self.page.send(Frame("bystander probe", text='{"type": "probe"}'))
+        await self.page.expect(Expect("error", code=UNKNOWN_TYPE, account=self.account), None, patience)
         report.bystander_checks += 1
         report.bystander_worst_seconds = max(report.bystander_worst_seconds, time.monotonic() - started)
 

@@ -252,7 +252,8 @@ async def test_s12_a_live_session_logs_and_sends_no_secret_or_signature(
         browser = await _watch(application, trader, live_team_account, sim)
         await browser.send({"type": "refresh"})
         await browser.send({"type": "resync"})
-        await _next(browser, "snapshot")
+        await browser.send({"type": "probe"})  # answered once the two before it were handled
+        await _next(browser, "error")
         sim.revoke(live_team_account.public_key)
         await browser.until(lambda: browser.states.get(live_team_account.pk) == lp.FAILED)
         await browser.disconnect()
@@ -302,8 +303,8 @@ async def test_s15_junk_and_a_2_mib_frame_are_refused_and_others_are_unaffected(
     assert await attacker.close_code() == lp.CLOSE_TOO_LARGE
     sim.step(5)
     await bystander.until(shows_truth(bystander, sim, live_team_account))
-    await bystander.send({"type": "resync"})
-    assert (await _next(bystander, "snapshot"))["account"] == live_team_account.pk
+    await bystander.send({"type": "probe"})  # and still answered
+    assert (await _next(bystander, "error"))["code"] == lp.UNKNOWN_TYPE
     await bystander.disconnect()
 
 
@@ -351,9 +352,9 @@ async def test_s18_a_refresh_flood_stays_within_the_upstream_policy(
     for _ in range(10):
         for browser in browsers:
             await browser.send({"type": "refresh"})
-    for browser in browsers:  # a resync answered: every refresh before it was handled
-        await browser.send({"type": "resync"})
-        await _next(browser, "snapshot")
+    for browser in browsers:  # an unknown frame answered: every refresh before it was handled
+        await browser.send({"type": "probe"})
+        await _next(browser, "error")
     elapsed = time.monotonic() - started
     made = feed.stats(live_team_account.pk).fetches - fetches
     budget = math.ceil(elapsed / settings.QFEXDASH_REFRESH_COALESCE_SECONDS)
