@@ -8,10 +8,9 @@ Refusals (the origin was already checked by :mod:`orders.routing`): the socket i
 at once with 4001 (no valid session) or 4004 (no such account — identical for another team's
 account), before anything reaches the feed, so the page can tell "log in again" from "not found".
 
-While connected, access is re-checked every ``QFEXDASH_ACCESS_RECHECK_SECONDS``: a logout, a password
-change (session hash), a deactivation or an expired session closes with 4001; losing access to an
-account closes with 4003. For one account the re-check is one small query (see
-:func:`access_verdict`); its result is shared by every socket of the same session for half an interval.
+While connected, access is re-checked every ``QFEXDASH_ACCESS_RECHECK_SECONDS`` (:mod:`orders.live_access`):
+a logout, a password change (session hash), a deactivation or an expired session closes with 4001;
+losing access to an account closes with 4003; a re-check that fails unexpectedly closes with 4001.
 """
 
 from __future__ import annotations
@@ -21,183 +20,24 @@ import contextlib
 import logging
 import random
 import time
-from collections import deque
-from dataclasses import dataclass
-from importlib import import_module
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model, load_backend
-from django.contrib.auth.models import AnonymousUser
-from django.db.models import Exists
-from django.utils import timezone
-from django.utils.crypto import constant_time_compare
 
 from orders import live_protocol as lp
 from orders import metrics
 from orders.feed import MESSAGE_TYPE, current_feed, get_feed, group_name
-from orders.live_limits import BACKLOG_SCOPE_KEY, ResyncLimiter, SocketCounter
+from orders.live_access import OK, AccessWatch, recheck_seconds
+from orders.live_limits import BACKLOG_SCOPE_KEY, FrameGate, ResyncLimiter, SocketCounter
 
 logger = logging.getLogger(__name__)
-
-# --- session authentication (read-only) -----------------------------------------------------------
-
-
-def session_hash_matches(session_hash: str | None, user: Any) -> bool:
-    """Whether the session's auth hash matches the user's password, with ``SECRET_KEY`` or a fallback.
-
-    Like Django's ``get_user`` but read-only: a socket never flushes or re-keys the HTTP session
-    (it could not hand the browser a new cookie), so key rotation logs nobody out through it.
-    """
-    if not session_hash or not hasattr(user, "get_session_auth_hash"):
-        return False
-    if constant_time_compare(session_hash, user.get_session_auth_hash()):
-        return True
-    fallbacks = getattr(user, "get_session_auth_fallback_hash", None)
-    return bool(fallbacks) and any(constant_time_compare(session_hash, value) for value in fallbacks())
-
-
-def session_user(session: Any) -> Any:
-    """The user a session belongs to, or ``AnonymousUser`` (inactive users and stale hashes included)."""
-    try:
-        user_id = session[SESSION_KEY]
-        backend_path = session[BACKEND_SESSION_KEY]
-    except KeyError:
-        return AnonymousUser()
-    if backend_path not in settings.AUTHENTICATION_BACKENDS:
-        return AnonymousUser()
-    user_model = get_user_model()
-    try:
-        pk = user_model._meta.pk.to_python(user_id)
-    except Exception:
-        return AnonymousUser()
-    user = load_backend(backend_path).get_user(pk)
-    if user is None or not session_hash_matches(session.get(HASH_SESSION_KEY), user):
-        return AnonymousUser()
-    from orders.two_factor import second_factor_done  # S30: the password alone opens no stream
-
-    if not second_factor_done(session, user):
-        return AnonymousUser()
-    return user
-
-
-# --- access re-check ------------------------------------------------------------------------------
-
-OK = "ok"
-NOT_AUTHENTICATED = "not_authenticated"
-ACCESS_LOST = "access_lost"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    outcome: str
-    visible: frozenset[int] = frozenset()
-
-
-def _session_model() -> Any:
-    """The session model when sessions live in the database (the default), else None."""
-    if settings.SESSION_ENGINE in ("django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cached_db"):
-        return import_module(settings.SESSION_ENGINE).SessionStore.get_model_class()
-    return None
-
-
-def _session_alive(session_key: str) -> bool:
-    engine = settings.SESSION_ENGINE
-    if engine == "django.contrib.sessions.backends.signed_cookies":
-        return True  # nothing server-side to look at; the hash and user checks still apply
-    return bool(import_module(engine).SessionStore().exists(session_key))
-
-
-def access_verdict(user: Any, session_key: str, session_hash: str | None, account: int | None) -> Verdict:
-    """Is this session still valid, and may its user see ``account`` (None: which accounts may it see)?
-
-    For one account this is a single query: the user row (active, password hash) with two EXISTS
-    sub-queries — the session row is alive, the account is visible under ``orders.access`` rules.
-    Visibility is evaluated for ``user`` as it was at connect; if its superuser flag has changed since,
-    the rules are applied again to the fresh row (a second query). The all-accounts stream needs the
-    list of visible ids, which is always a second query.
-    """
-    from orders.access import accounts_visible_to
-
-    annotations: dict[str, Any] = {}
-    session_model = _session_model()
-    if session_model is not None:
-        live = session_model.objects.filter(session_key=session_key, expire_date__gt=timezone.now())
-        annotations["session_alive"] = Exists(live)
-    if account is not None:
-        annotations["may_view"] = Exists(accounts_visible_to(user).filter(pk=account))
-    users = get_user_model()._default_manager.filter(pk=user.pk, is_active=True)
-    fresh = users.annotate(**annotations).first()
-    if fresh is None:
-        return Verdict(NOT_AUTHENTICATED)
-    alive = fresh.session_alive if session_model is not None else _session_alive(session_key)
-    if not alive or not session_hash_matches(session_hash, fresh):
-        return Verdict(NOT_AUTHENTICATED)
-    if account is not None and fresh.is_superuser == user.is_superuser:
-        return Verdict(OK, frozenset({account}) if fresh.may_view else frozenset())
-    visible = accounts_visible_to(fresh)
-    if account is not None:
-        visible = visible.filter(pk=account)
-    return Verdict(OK, frozenset(visible.values_list("pk", flat=True)))
-
-
-class _VerdictCache:
-    """Shares re-check results between sockets of one session (1000 tabs → one query per interval)."""
-
-    def __init__(self) -> None:
-        self._entries: dict[tuple[Any, ...], tuple[float, asyncio.Future[Verdict]]] = {}
-
-    async def get(self, key: tuple[Any, ...], ttl: float, compute: Any) -> Verdict:
-        loop = asyncio.get_running_loop()
-        now = time.monotonic()
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > now and entry[1].get_loop() is loop:
-            return await asyncio.shield(entry[1])
-        if len(self._entries) > 10_000:
-            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
-        task: asyncio.Future[Verdict] = asyncio.ensure_future(compute())
-        self._entries[key] = (now + ttl, task)
-        try:
-            return await asyncio.shield(task)
-        except Exception:
-            self._entries.pop(key, None)  # do not share a failure
-            raise
-
-
-_verdicts = _VerdictCache()
-
-
-# --- per-connection frame limits ------------------------------------------------------------------
-
-
-class FrameLimiter:
-    """At most ``limit`` frames per ``window`` seconds; more rejected frames than that in a window is abuse."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit = limit
-        self.window = window
-        self._accepted: deque[float] = deque()
-        self._rejected: deque[float] = deque()
-
-    def check(self, now: float) -> str:
-        """``"ok"``, ``"limited"`` (drop this frame) or ``"abuse"`` (close the socket)."""
-        for times in (self._accepted, self._rejected):
-            while times and times[0] <= now - self.window:
-                times.popleft()
-        if len(self._accepted) < self.limit:
-            self._accepted.append(now)
-            return "ok"
-        self._rejected.append(now)
-        return "abuse" if len(self._rejected) > self.limit else "limited"
 
 
 def _setting(name: str, default: Any) -> Any:
     return getattr(settings, name, default)
 
 
-RATE_WINDOW_SECONDS = 10.0
 # Channel-layer group memberships expire (settings.CHANNEL_LAYER_GROUP_EXPIRY, one hour): a socket
 # renews its own this often, so a page left open for days keeps receiving, while the memberships of a
 # process that died vanish within the hour instead of a day.
@@ -229,9 +69,7 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         self.resyncs_due: set[int] = set()  # accounts whose resync is answered when its window ends
         self.counted: Any = None  # the user id this socket counts against, once accepted
         self.max_backlog = int(_setting("QFEXDASH_WS_MAX_BACKLOG_BYTES", 8 * 1024 * 1024))
-        self.max_frame_bytes = int(_setting("QFEXDASH_WS_MAX_FRAME_BYTES", 4096))
-        # QFEXDASH_WS_RATE frames per RATE_WINDOW_SECONDS from each browser socket.
-        self.limiter = FrameLimiter(int(_setting("QFEXDASH_WS_RATE", 20)), RATE_WINDOW_SECONDS)
+        self.gate = FrameGate(int(_setting("QFEXDASH_WS_MAX_FRAME_BYTES", 4096)), int(_setting("QFEXDASH_WS_RATE", 20)))
         route = self.scope.get("url_route", {}).get("kwargs", {})
         self.single: int | None = route.get("account_id")
 
@@ -240,10 +78,8 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
             await self._refuse(lp.CLOSE_NOT_AUTHENTICATED)
             return
         self.user = user
-        session = self.scope["session"]
-        self.session_key = session.session_key
-        self.session_hash = session.get(HASH_SESSION_KEY)
-        verdict = await self._verdict(fresh=True)
+        self.access = AccessWatch(user, self.scope["session"], self.single)
+        verdict = await self.access.verdict(fresh=True)
         if verdict.outcome != OK:
             await self._refuse(lp.CLOSE_NOT_AUTHENTICATED)
             return
@@ -335,12 +171,21 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         await self._leave_all()
         await self.close(code=code)
 
-    async def disconnect(self, code: int) -> None:
-        self.closing = True
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._uncount()  # also when the server drops the instance without a disconnect
+
+    def _uncount(self) -> None:
         if getattr(self, "counted", None) is not None:
             _open_sockets.close(self.counted)
             metrics.socket_closed()
             self.counted = None
+
+    async def disconnect(self, code: int) -> None:
+        self.closing = True
+        self._uncount()
         task = getattr(self, "recheck_task", None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
@@ -356,22 +201,13 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.closing:
             return
-        verdict = self.limiter.check(time.monotonic())
-        if verdict == "abuse":
-            await self._error(lp.RATE_LIMITED, "Too many messages; closing this connection.")
-            await self._close_with(lp.CLOSE_POLICY)
+        refusal = self.gate.refusal(text_data, bytes_data, time.monotonic())
+        if refusal is not None:
+            await self._error(refusal.code, refusal.message)
+            if refusal.close_code is not None:
+                await self._close_with(refusal.close_code)
             return
-        if verdict == "limited":
-            await self._error(lp.RATE_LIMITED, "Too many messages; this one was ignored.")
-            return
-        size = len(text_data) if text_data is not None else len(bytes_data or b"")
-        if size > self.max_frame_bytes or (text_data is not None and len(text_data.encode()) > self.max_frame_bytes):
-            await self._error(lp.TOO_LARGE, f"Messages must be at most {self.max_frame_bytes} bytes.")
-            await self._close_with(lp.CLOSE_TOO_LARGE)
-            return
-        if text_data is None:
-            await self._error(lp.BAD_MESSAGE, "Binary messages are not understood.")
-            return
+        assert text_data is not None  # binary frames are refused by the gate
         try:
             message = lp.parse_client_message(text_data)
         except lp.BadClientMessage as exc:
@@ -472,17 +308,6 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
 
     # --- access re-check --------------------------------------------------------------------------
 
-    async def _verdict(self, *, fresh: bool = False) -> Verdict:
-        key = (self.user.pk, self.user.is_superuser, self.session_key, self.session_hash, self.single)
-        interval = float(_setting("QFEXDASH_ACCESS_RECHECK_SECONDS", 2.0))
-
-        def compute() -> Any:
-            return database_sync_to_async(access_verdict)(self.user, self.session_key, self.session_hash, self.single)
-
-        if fresh:
-            return await compute()
-        return await _verdicts.get(key, interval / 2, compute)
-
     async def _recheck_loop(self) -> None:
         """Re-check access every interval. Fails closed: an error it cannot explain closes the socket
         (4001, so the page checks whether it is still signed in) rather than leaving it unchecked."""
@@ -495,7 +320,7 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
             await self._close_with(lp.CLOSE_NOT_AUTHENTICATED)
 
     async def _recheck_forever(self) -> None:
-        interval = float(_setting("QFEXDASH_ACCESS_RECHECK_SECONDS", 2.0))
+        interval = recheck_seconds()
         # Spread the re-checks of sockets that connected together.
         await asyncio.sleep(interval * random.uniform(0.5, 1.0))  # noqa: S311  (load spreading only)
         rejoin_at = time.monotonic() + GROUP_REJOIN_SECONDS
@@ -503,7 +328,7 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
             if time.monotonic() >= rejoin_at:
                 rejoin_at = time.monotonic() + GROUP_REJOIN_SECONDS
                 await self._rejoin_groups()
-            verdict = await self._verdict()
+            verdict = await self.access.verdict()
             if verdict.outcome != OK:
                 await self._close_with(lp.CLOSE_NOT_AUTHENTICATED)
                 return

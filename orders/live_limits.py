@@ -1,4 +1,8 @@
-"""Limits on what one browser may cost the server (S29): sockets per user, resyncs, unread output.
+"""Limits on what one browser may cost the server (S15, S29): frames, sockets per user, resyncs, unread output.
+
+- :class:`FrameGate` — the frames a browser may send: at most ``QFEXDASH_WS_RATE`` per 10 s (more is
+  refused with ``rate_limited``; as many again refused in a window is abuse: close 4008), at most
+  ``QFEXDASH_WS_MAX_FRAME_BYTES`` each (close 4009), text only.
 
 - :class:`SocketCounter` — open live sockets per user in this process; the next one over
   ``QFEXDASH_WS_MAX_SOCKETS_PER_USER`` is refused with close code 4029. Per process: with several
@@ -18,11 +22,66 @@ from __future__ import annotations
 
 import functools
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from orders import live_protocol as lp
+
 RESYNC_SECONDS = 5.0
+RATE_WINDOW_SECONDS = 10.0
+
+
+class FrameLimiter:
+    """At most ``limit`` frames per ``window`` seconds; more rejected frames than that in a window is abuse."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._accepted: deque[float] = deque()
+        self._rejected: deque[float] = deque()
+
+    def check(self, now: float) -> str:
+        """``"ok"``, ``"limited"`` (drop this frame) or ``"abuse"`` (close the socket)."""
+        for times in (self._accepted, self._rejected):
+            while times and times[0] <= now - self.window:
+                times.popleft()
+        if len(self._accepted) < self.limit:
+            self._accepted.append(now)
+            return "ok"
+        self._rejected.append(now)
+        return "abuse" if len(self._rejected) > self.limit else "limited"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a browser frame is not handled: the error to send, and the close to follow (None: stay open)."""
+
+    code: str
+    message: str
+    close_code: int | None = None
+
+
+class FrameGate:
+    """What one socket lets through, frame by frame, before the frame is parsed."""
+
+    def __init__(self, max_frame_bytes: int, rate: int) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self.limiter = FrameLimiter(rate, RATE_WINDOW_SECONDS)
+
+    def refusal(self, text: str | None, data: bytes | None, now: float) -> Refusal | None:
+        verdict = self.limiter.check(now)
+        if verdict == "abuse":
+            return Refusal(lp.RATE_LIMITED, "Too many messages; closing this connection.", lp.CLOSE_POLICY)
+        if verdict == "limited":
+            return Refusal(lp.RATE_LIMITED, "Too many messages; this one was ignored.")
+        size = len(text) if text is not None else len(data or b"")
+        if size > self.max_frame_bytes or (text is not None and len(text.encode()) > self.max_frame_bytes):
+            return Refusal(lp.TOO_LARGE, f"Messages must be at most {self.max_frame_bytes} bytes.", lp.CLOSE_TOO_LARGE)
+        if text is None:
+            return Refusal(lp.BAD_MESSAGE, "Binary messages are not understood.")
+        return None
 
 
 class SocketCounter:

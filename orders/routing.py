@@ -14,7 +14,7 @@ Behind a TLS-terminating proxy, run Daphne with ``--proxy-headers`` so the scope
 ``wss``, or list the public origin in ``CSRF_TRUSTED_ORIGINS``.
 
 User: channels' session middleware loads the session from the cookie; the user is then resolved
-read-only (:func:`orders.consumers.session_user`) — unlike channels' ``AuthMiddleware``, a stale
+read-only (:func:`orders.live_access.session_user`) — unlike channels' ``AuthMiddleware``, a stale
 hash never flushes the HTTP session and a hash made with a ``SECRET_KEY_FALLBACKS`` key is accepted,
 so rotating ``SECRET_KEY`` logs nobody out through a socket.
 """
@@ -32,7 +32,8 @@ from django.http.request import split_domain_port, validate_host
 from django.urls import path
 
 from orders import live_protocol as lp
-from orders.consumers import AccountStreamConsumer, session_user
+from orders.consumers import AccountStreamConsumer
+from orders.live_access import session_user
 from orders.live_limits import BacklogProbeMiddleware
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -11,7 +11,7 @@ base32 secret once, asks for a first code to confirm, then shows ten recovery co
 accepts a TOTP code or an unused recovery code; django-otp's own throttling refuses further tries for a
 growing delay after each wrong code (1 s, 2 s, 4 s, …), answered 429 with the wait in words.
 
-Live sockets: :func:`second_factor_done` is checked by ``orders.consumers.session_user`` so a session that
+Live sockets: :func:`second_factor_done` is checked by ``orders.live_access.session_user`` so a session that
 has the password but not the second factor cannot open a live stream either.
 """
 

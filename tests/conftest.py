@@ -40,3 +40,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
+
+
+@pytest.fixture(autouse=True)
+def _fresh_socket_counts() -> None:
+    """Each test starts with no live socket counted against anyone (S29's per-user cap): a test that ends
+    with its sockets still open must not use up the next test's allowance (user ids repeat)."""
+    from orders import consumers
+    from orders.live_limits import SocketCounter
+
+    consumers._open_sockets = SocketCounter()

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from orders import consumers
+from orders import live_access
 from orders import live_protocol as lp
 from orders.models import ExchangeAccount
 from orders.simulator import Simulator
@@ -28,7 +28,7 @@ async def test_an_access_recheck_that_fails_closes_the_socket(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the sessions table is gone")
 
-    monkeypatch.setattr(consumers, "access_verdict", broken)
+    monkeypatch.setattr(live_access, "access_verdict", broken)
     # Never left open unchecked: closed as "not authenticated", so the page checks whether it is signed in.
     assert await browser.close_code() == lp.CLOSE_NOT_AUTHENTICATED
 

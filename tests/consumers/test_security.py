@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 import orders.feed.service
 from orders import live_protocol as lp
 from orders import services
-from orders.consumers import access_verdict
+from orders.live_access import access_verdict
 from orders.models import ExchangeAccount, Membership
 from orders.simulator import Simulator
 from tests.consumers.conftest import (

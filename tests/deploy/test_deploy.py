@@ -13,7 +13,7 @@ import pytest
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 
-from orders.consumers import session_user
+from orders.live_access import session_user
 from tests.personas import *  # noqa: F403  (the persona fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,5 +1,4 @@
-"""Every security check (S1-S5, S8-S12, S14-S16, S18-S20 of design.md §5; S21, S22, S24-S28 and S30 of issue
-13), each proven end to end here.
+"""Every security check of design.md §5 (S1-S5, S8-S12, S14-S16, S18-S31), each proven end to end here.
 
 Most checks are covered in depth elsewhere (``docs/reliability.md`` maps each check to every test that
 proves it); each test here is a short, honest variant that exercises the real behaviour once, so this
@@ -542,3 +541,69 @@ def test_s30_superusers_and_team_admins_need_a_second_factor(personas: Any, sett
     trader = Client()
     trader.post(reverse("login"), {"username": personas.trader.username, "password": PASSWORD})
     assert trader.get(reverse("account_list")).status_code == 200
+
+
+# --- S23 ----------------------------------------------------------------------------------------------
+
+
+def test_s23_a_hostile_endpoint_cannot_freeze_another_account_with_the_same_key() -> None:
+    """Budgets are per (endpoint, public key), and an exchange's retry hint blocks for at most the cap."""
+    from orders.feed import Feed, FeedConfig
+    from orders.feed.budget import budget_key
+
+    async def run() -> tuple[float, float]:
+        feed = Feed(FeedConfig.from_settings(backoff_cap_seconds=30.0), channel_layer=None)
+        try:
+            hostile = feed.budget_for(budget_key("ws://attacker.example:9000", "qfex_pub_victim"))
+            real = feed.budget_for(budget_key("wss://trade.qfex.com", "qfex_pub_victim"))
+            hostile.block_for(1e9)  # "RateLimited, retry after a billion seconds"
+            return hostile.wait_time(5.0), real.wait_time(5.0)
+        finally:
+            await feed.aclose()
+
+    import asyncio
+
+    blocked, unaffected = asyncio.run(run())
+    assert 0 < blocked <= 30.0
+    assert unaffected == 0.0
+
+
+# --- S29 ----------------------------------------------------------------------------------------------
+
+
+async def test_s29_sockets_per_user_are_capped_and_a_held_state_pulls_no_snapshot(
+    settings: Any, application: Any, trader: Any, live_team_account: ExchangeAccount, sim: Simulator
+) -> None:
+    settings.QFEXDASH_WS_MAX_SOCKETS_PER_USER = 1
+    settings.QFEXDASH_RECONCILE_SECONDS = 60.0
+    path = f"/ws/accounts/{live_team_account.pk}/"
+    cookie = await async_session_cookie(trader)
+    first = Browser(application, path, cookie)
+    assert (await first.connect())[0]
+    await first.until(shows_truth(first, sim, live_team_account))
+    second = Browser(application, path, cookie)
+    assert (await second.connect())[0]
+    assert await second.close_code() == lp.CLOSE_TOO_MANY_SOCKETS
+    snapshots = first.snapshots
+    for _ in range(10):  # twenty resyncs once pulled 35 MB; a socket holding everything pulls nothing now
+        await first.send({"type": "resync"})
+    await first.send({"type": "probe"})  # answered after the resyncs were handled
+    await _next(first, "error")
+    assert first.snapshots == snapshots
+    await first.disconnect()
+
+
+# --- S31 ----------------------------------------------------------------------------------------------
+
+
+def test_s31_a_team_always_keeps_an_admin(personas: Any) -> None:
+    from django.core.exceptions import ValidationError
+
+    # The team's one admin who can sign in (another admin is deactivated: she cannot manage it).
+    admin = Membership.objects.select_related("user", "team").get(team=personas.team, user=personas.team_admin)
+    with pytest.raises(ValidationError, match="must keep at least one admin"):
+        services.membership_change_role(actor=admin.user, membership=admin, role=Membership.Role.VIEWER)
+    with pytest.raises(ValidationError, match="must keep at least one admin"):
+        services.membership_remove(actor=admin.user, membership=admin)
+    admin.refresh_from_db()
+    assert admin.role == Membership.Role.ADMIN
