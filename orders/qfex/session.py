@@ -336,9 +336,11 @@ class QfexSession:
             if not transport.data_ready():
                 return count
             try:
-                text = transport.receive(time.monotonic() + _DRAIN_FRAME_GRACE)
+                text = transport.receive_frame(time.monotonic() + _DRAIN_FRAME_GRACE)
             except QfexTimeout:
                 return count  # a frame still arriving; the next read resumes it where it stopped
+            if text is None:
+                continue  # a ping (answered) or a pong: never wait behind it for a message
             incoming = classify(decode_incoming(text))
             if incoming.kind == "push":
                 self._buffer_push(incoming)

@@ -243,9 +243,16 @@ class Transport:
 
     def receive(self, deadline: float) -> str:
         """The next text message (pings are answered inside). Raises QfexTimeout at ``deadline``."""
+        while (text := self.receive_frame(deadline)) is None:
+            pass
+        return text
+
+    def receive_frame(self, deadline: float) -> str | None:
+        """The next frame: a text message, or None for a ping (answered) or a pong. A reader that must
+        not wait past what has arrived uses this, so a ping never keeps it waiting for a message."""
         self._sock.deadline = deadline
         try:
-            opcode, frame = self._ws.recv_data_frame()
+            opcode, frame = self._ws.recv_data_frame(control_frame=True)
         except websocket.WebSocketTimeoutException:
             raise QfexTimeout("no message from QFEX before the deadline") from None
         except FrameRejected as exc:
@@ -254,6 +261,8 @@ class Transport:
             raise ProtocolError(f"invalid WebSocket frame: {shorten(exc, 120)}") from None
         except (websocket.WebSocketConnectionClosedException, OSError) as exc:
             raise ConnectionLost(f"connection lost ({type(exc).__name__})") from None
+        if opcode in (ABNF.OPCODE_PING, ABNF.OPCODE_PONG):
+            return None
         if opcode == ABNF.OPCODE_CLOSE:
             raise ConnectionLost(f"QFEX closed the connection{_close_detail(frame.data)}")
         if opcode != ABNF.OPCODE_TEXT:  # binary frames are refused from their header already
