@@ -34,6 +34,7 @@ from .follower import Mirror
 from .ownership import Ownership
 from .publisher import Publisher
 from .reader import PushReader
+from .settings_watch import SettingsWatch
 from .state import AccountState, Change
 from .worker import UpstreamWorker
 
@@ -76,6 +77,7 @@ class FeedServices(Protocol):
     loop: asyncio.AbstractEventLoop
     pool: Executor
     reader: PushReader
+    settings: SettingsWatch
     ownership: Ownership
     link: ClusterLink | None
 
@@ -326,6 +328,7 @@ class AccountFeed:
             self.config,
             pool=self.feed.pool,
             reader=self.feed.reader,
+            settings=self.feed.settings,
             budget_for=self.feed.budget_for,
             stats=self.stats,
         )

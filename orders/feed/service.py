@@ -59,6 +59,7 @@ from .config import FeedConfig
 from .ownership import LocalOwnership, Ownership
 from .reader import PushReader
 from .redis_state import ClusterState, read_overviews
+from .settings_watch import SettingsWatch
 
 logger = logging.getLogger("orders.feed")
 
@@ -87,6 +88,7 @@ class Feed:
         self.config = config or FeedConfig.from_settings()
         self.pool = ThreadPoolExecutor(max_workers=self.config.threads, thread_name_prefix="qfex-feed")
         self.reader = PushReader()
+        self.settings = SettingsWatch(self.pool, max_age=self.config.reconcile_seconds / 2)
         self.channel_layer = channel_layer if channel_layer is not None else get_channel_layer()
         self.link: ClusterLink | None = None
         self.ownership: Ownership = LocalOwnership()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,13 +98,14 @@ def load_account(account_id: int) -> tuple[AccountInfo, Credentials]:
         connections.close_all()
 
 
-def account_fingerprint(account_id: int) -> str | None:
-    """A digest of the account's connection settings and key; changes when an admin edits them."""
+def account_fingerprints(account_ids: Sequence[int]) -> dict[int, str | None]:
+    """A digest of each account's connection settings and key (changes when an admin edits them), in
+    one query; an account that no longer exists is missing from the answer."""
     from orders.models import ExchangeAccount
 
     try:
-        values = ExchangeAccount.objects.filter(pk=account_id).values_list(*_FINGERPRINT_FIELDS).first()
-        return None if values is None else _fingerprint(tuple(values))
+        rows = ExchangeAccount.objects.filter(pk__in=list(account_ids)).values_list("pk", *_FINGERPRINT_FIELDS)
+        return {row[0]: _fingerprint(tuple(row[1:])) for row in rows}
     finally:
         connections.close_all()
 

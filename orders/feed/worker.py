@@ -44,6 +44,7 @@ from .failures import Failures, status_for
 from .reader import PushReader
 from .schedule import FetchSchedule
 from .session import UpstreamSession, run_in_pool
+from .settings_watch import SettingsWatch
 from .state import AccountState, Change
 
 logger = logging.getLogger("orders.feed")
@@ -88,6 +89,7 @@ class UpstreamWorker:
         *,
         pool: Executor,
         reader: PushReader,
+        settings: SettingsWatch,
         budget_for: Callable[[str], RateBudget],
         stats: WorkerStats,
     ) -> None:
@@ -96,6 +98,7 @@ class UpstreamWorker:
         self.loop = asyncio.get_running_loop()
         self._pool = pool
         self._reader = reader
+        self._settings = settings
         self._budget_for = budget_for
         self.stats = stats
         self.schedule = FetchSchedule(config)
@@ -104,7 +107,7 @@ class UpstreamWorker:
         self.failures = Failures(config)
         self._budget_key = ""
         self._fingerprint: str | None = None
-        self._next_settings_check = time.monotonic() + config.reconcile_seconds
+        self._next_settings_check = time.monotonic() + self._settings_period
         self._retry_at = 0.0
         self._waiters: list[asyncio.Future[bool]] = []  # want the next fetch
         self._joined: list[asyncio.Future[bool]] = []  # joined the fetch in flight
@@ -201,10 +204,15 @@ class UpstreamWorker:
 
     # --- settings --------------------------------------------------------------------------------
 
+    @property
+    def _settings_period(self) -> float:
+        """Ask every half interval for an answer at most half an interval old: a change shows within one."""
+        return self.config.reconcile_seconds / 2
+
     async def _check_settings(self) -> None:
-        self._next_settings_check = time.monotonic() + self.config.reconcile_seconds
+        self._next_settings_check = time.monotonic() + self._settings_period
         try:
-            fingerprint = await self._in_pool(upstream.account_fingerprint, self.host.account_id)
+            fingerprint = await self._settings.fingerprint(self.host.account_id)
         except Exception:
             logger.warning("account %s: could not read the account's settings", self.host.account_id, exc_info=True)
             return
@@ -228,10 +236,11 @@ class UpstreamWorker:
             info, credentials = await self._in_pool(upstream.load_account, account_id)
         except Exception as exc:
             with contextlib.suppress(Exception):  # so a fix (enable it, a new key) is noticed, not a non-change
-                self._fingerprint = await self._in_pool(upstream.account_fingerprint, account_id)
+                self._fingerprint = await self._settings.fingerprint(account_id)
             await self._fail(exc)
             return
         self._fingerprint = info.fingerprint
+        self._settings.note(account_id, info.fingerprint)
         self._budget_key = budget_key(info.url, info.public_key)
         self.host.state.label = info.label
         budget_wait = self.budget.wait_time(SUBSCRIBE_WEIGHT)
