@@ -44,6 +44,10 @@ class FeedConfig:
     reconcile_budget_fraction: float = 0.4
     # A push the feed cannot place asks for a reconcile this soon; more such pushes meanwhile share it.
     prompt_reconcile_seconds: float = 0.25
+    # Each scheduled reconcile waits its interval stretched by a random 0..this fraction, so accounts
+    # whose feeds started together (one page opening "All accounts") drift apart instead of all reading
+    # QFEX in the same instant every interval (P10: that burst delayed the pushes of every account).
+    reconcile_jitter: float = 0.2
     # Orders that left the book recently, kept per account for the page's Closed tab.
     closed_rows: int = 500
     page_size: int = 1000
