@@ -263,6 +263,8 @@ class AccountState:
                 if fetched_at is None or closed_at is None or fetched_at <= closed_at:
                     del merged[order_id]  # a copy from before the push that closed it
                     sources.pop(order_id, None)
+        # The signature index follows only the rows that changed: rebuilding it for a 10 000-order book
+        # took ~30 ms of the event loop on every reconcile, and every push waited behind it (P9).
         change = Change()
         for order_id, row in merged.items():
             current = self.orders.get(order_id)
@@ -270,16 +272,21 @@ class AccountState:
                 continue
             if current is not None and row.get("placed_at") is None and current.get("placed_at") is not None:
                 row = merged[order_id] = {**row, "placed_at": current["placed_at"]}
+            if current is not None:
+                self._unindex(order_id, current)
+            self._by_signature.setdefault(signature(row), set()).add(order_id)
             if current != row:
                 change.upsert_orders.append(row)
         for order_id, row in self.orders.items():
-            if order_id not in merged and order_id not in journal:
+            if order_id in merged:
+                continue
+            self._unindex(order_id, row)
+            if order_id not in journal:
                 # Absent from every page and untouched by pushes while they were read: proven gone.
                 change.remove_orders.append(order_id)
                 change.closed.append(self._fetch_closed(order_id, row, book.fetched_at))
         change.upsert_twaps, change.remove_twaps = diff_rows(self.twaps, book.twaps.rows)
         self.orders, self.order_sources = merged, sources
-        self._by_signature = _index(merged)
         self.twaps, self.twap_sources = book.twaps.rows, book.twaps.sources
         self.data_as_of = book.fetched_at
         return change

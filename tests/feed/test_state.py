@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from orders.feed.state import AccountState, FetchedBook, Gap
+from orders.feed.state import AccountState, FetchedBook, Gap, _index
 from orders.qfex.records import parse_order
 from orders.rows import build_order_rows, build_twap_rows
 
@@ -205,6 +205,30 @@ def test_unchanged_records_keep_their_row_objects(state: AccountState) -> None:
     change = state.apply_fetch(book(order("a", at=50), order("b", at=60), state=state))
     assert state.orders["b"] is row
     assert not change
+
+
+def test_a_modify_finds_its_order_after_fetches_changed_added_and_removed_others() -> None:
+    """The signature index follows each fetch's changes (not rebuilt): it must match the rows exactly."""
+    account = AccountState(ACCOUNT, "Desk", seq=1)
+    account.apply_fetch(book(order("x", at=50, client_order_id="d1"), order("y", at=60, client_order_id="d2")))
+    account.begin_fetch()
+    account.apply_push(order("z", at=70, client_order_id="d3"))  # pushed while the pages were read
+    account.apply_fetch(
+        book(
+            order("x", at=80, client_order_id="d1", quantity=4, remaining=4),  # changed: new signature
+            order("w", at=81, client_order_id="d4"),  # new
+            state=account,
+        )  # "y" is gone, "z" was not on the pages yet
+    )
+    assert set(account.orders) == {"x", "w", "z"}
+    assert account._by_signature == _index(account.orders)
+    change, reconcile = account.apply_push(
+        order("x2", "MODIFIED", at=150, price=186.0, client_order_id="d1", quantity=4, remaining=4)
+    )
+    assert not reconcile
+    assert change.remove_orders == ["x"]
+    change, reconcile = account.apply_push(order("y2", "MODIFIED", at=151, client_order_id="d2"))
+    assert reconcile, "the removed order's old signature must be gone from the index"
 
 
 # --- a follower's mirror -------------------------------------------------------------------------------
