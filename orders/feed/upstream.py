@@ -24,6 +24,7 @@ from orders.qfex import (
     Credentials,
     ExchangeError,
     Order,
+    OrdersSnapshot,
     ProtocolError,
     QfexError,
     QfexSession,
@@ -152,13 +153,16 @@ def close_session(session: QfexSession) -> None:
         logger.debug("error while closing a QFEX session", exc_info=True)
 
 
-def fetch_book(
-    session: QfexSession, *, page_size: int, account_id: int, label: str, previous: tuple[RowSet, RowSet]
-) -> FetchedBook:
-    """One full fetch (every page), turned into rows in the pool so a 10 000-order book never stalls the
-    event loop. ``previous`` (the feed's current rows, only read here) lets unchanged records keep
-    their row objects, which also makes the merge on the loop cheap (identity compares)."""
-    snapshot = fetch_open_orders(session, page_size=page_size)
+def fetch_pages(session: QfexSession, *, page_size: int) -> OrdersSnapshot:
+    """Every page of the account's open orders and TWAPs (holds the session while it reads)."""
+    return fetch_open_orders(session, page_size=page_size)
+
+
+def book_rows(snapshot: OrdersSnapshot, *, account_id: int, label: str, previous: tuple[RowSet, RowSet]) -> FetchedBook:
+    """A fetched book turned into rows in the pool, so a 10 000-order book never stalls the event loop,
+    after the session went back to the push reader. ``previous`` (the feed's current rows, only read
+    here) lets unchanged records keep their row objects, which also makes the merge on the loop cheap
+    (identity compares)."""
     orders = build_order_rows(snapshot.orders, account_id, label, previous[0])
     twaps = build_twap_rows(snapshot.twaps, account_id, label, previous[1])
     return FetchedBook(orders, twaps, snapshot.fetched_at, snapshot.pages)

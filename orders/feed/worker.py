@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -307,13 +308,10 @@ class UpstreamWorker:
         session = self._session
         assert session is not None
         try:
-            book = await session.run(
-                upstream.fetch_book,
-                page_size=self.config.page_size,
-                account_id=self.host.account_id,
-                label=state.label,
-                previous=state.previous_rows(),
+            rows = functools.partial(
+                upstream.book_rows, account_id=self.host.account_id, label=state.label, previous=state.previous_rows()
             )
+            book = await session.run(upstream.fetch_pages, then=rows, page_size=self.config.page_size)
         except Exception as exc:
             state.abandon_fetch()
             self._fetching = False
