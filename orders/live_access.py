@@ -4,9 +4,8 @@
   session), with ``SECRET_KEY_FALLBACKS``, the idle limit and the second factor honoured;
 - :func:`access_verdict` — one small query: is the session alive, the user active and signed in with the
   same password, and which accounts may they see (:mod:`orders.access` rules);
-- :class:`AccessWatch` — a socket's verdicts: at connect for its own account; afterwards the session's
-  visible set, shared by every socket of the session for half an interval (1000 tabs, on one account
-  or on a thousand, → one re-check per interval).
+- :class:`AccessWatch` — a socket's verdicts, shared by every socket of the same session for half an
+  interval (1000 tabs → one query per interval).
 
 The consumer (:mod:`orders.consumers`) runs the re-check loop; a logout, a password change, a
 deactivation, an idle or expired session closes with 4001; losing access to an account with 4003.
@@ -163,18 +162,13 @@ class AccessWatch:
         self.single = single
 
     async def verdict(self, *, fresh: bool = False) -> Verdict:
-        """At connect (``fresh``) the one-query check of this socket's account; afterwards the session's
-        whole visible set, computed once per half interval for every socket of the session whichever
-        account each shows (a desk with 50 single-account tabs costs one re-check, not 50)."""
-        if fresh:
-            return await database_sync_to_async(access_verdict)(
-                self.user, self.session_key, self.session_hash, self.single
-            )
-        key = (self.user.pk, self.user.is_superuser, self.session_key, self.session_hash)
+        key = (self.user.pk, self.user.is_superuser, self.session_key, self.session_hash, self.single)
 
         def compute() -> Any:
-            return database_sync_to_async(access_verdict)(self.user, self.session_key, self.session_hash, None)
+            return database_sync_to_async(access_verdict)(self.user, self.session_key, self.session_hash, self.single)
 
+        if fresh:
+            return await compute()
         return await _verdicts.get(key, recheck_seconds() / 2, compute)
 
 

@@ -13,9 +13,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 import orders.feed.service
-from orders import live_access, services
 from orders import live_protocol as lp
-from orders.live_access import AccessWatch, access_verdict
+from orders import services
+from orders.live_access import access_verdict
 from orders.models import ExchangeAccount, Membership
 from orders.simulator import Simulator
 from tests.consumers.conftest import (
@@ -322,7 +322,7 @@ async def test_html_in_client_order_id_passes_through_unchanged(
     await browser.disconnect()
 
 
-def test_the_connect_check_of_one_account_is_one_query(trader: Any, live_team_account: ExchangeAccount) -> None:
+def test_the_recheck_of_one_account_is_one_query(trader: Any, live_team_account: ExchangeAccount) -> None:
     key = session_cookie(trader)
     session_hash = SessionStore(session_key=key)[HASH_SESSION_KEY]
     with CaptureQueriesContext(connection) as queries:
@@ -332,35 +332,6 @@ def test_the_connect_check_of_one_account_is_one_query(trader: Any, live_team_ac
     assert len(queries) == 1
     assert access_verdict(trader, key, session_hash, 987654).visible == frozenset()
     assert access_verdict(trader, key, "stale-hash", live_team_account.pk).outcome == "not_authenticated"
-
-
-async def test_sockets_of_one_session_share_one_recheck_whatever_their_accounts(
-    trader: Any, live_team_account: ExchangeAccount, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """50 tabs on 50 accounts cost one re-check query per interval, not 50 (P10: each re-check was a DB
-    round trip on the event loop's helper thread, competing with the pushes)."""
-    asked: list[int | None] = []
-    real = live_access.access_verdict
-
-    def counting(user: Any, session_key: str, session_hash: str | None, account: int | None) -> Any:
-        asked.append(account)
-        return real(user, session_key, session_hash, account)
-
-    monkeypatch.setattr(live_access, "access_verdict", counting)
-    unseen = 987654
-
-    def watch_each(session_key: str) -> list[AccessWatch]:
-        session = SessionStore(session_key=session_key)
-        return [AccessWatch(trader, session, account) for account in (live_team_account.pk, unseen, None)]
-
-    watches = await sync_to_async(watch_each)(await async_session_cookie(trader))
-    verdicts = [await watch.verdict() for watch in watches]
-    assert asked == [None], "one query for every socket of the session"
-    assert all(verdict.outcome == "ok" for verdict in verdicts)
-    assert live_team_account.pk in verdicts[0].visible
-    assert unseen not in verdicts[1].visible  # the consumer closes that socket with 4003
-    assert await watches[0].verdict(fresh=True) == live_access.Verdict("ok", frozenset({live_team_account.pk}))
-    assert asked == [None, live_team_account.pk], "at connect, a socket checks its own account"
 
 
 async def test_a_demoted_superuser_loses_other_teams_streams(
