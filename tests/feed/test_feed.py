@@ -17,7 +17,7 @@ from orders import live_protocol as lp
 from orders import services
 from orders.feed.upstream import REJECTED_KEY_REASON
 from orders.models import ExchangeAccount
-from orders.simulator import Simulator
+from orders.simulator import SimAccount, Simulator
 from tests.feed.conftest import (
     PATIENCE,
     GroupListener,
@@ -28,6 +28,7 @@ from tests.feed.conftest import (
     matches_truth,
     wait_until,
 )
+from tests.personas import KEYS, point_at
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -546,3 +547,38 @@ async def test_statuses_are_readable_from_other_threads(
     assert statuses[live_account.pk].state == "live"
     assert (await asyncio.to_thread(feed.status, live_account.pk)).state == "live"
     assert (await asyncio.to_thread(feed.status, 987654)).state == "idle"
+
+
+async def test_no_open_order_flaps_while_qfex_reorders_its_pages(
+    make_feed: Any, owner_account: ExchangeAccount
+) -> None:
+    """QFEX may list the most recently updated orders first: an order updated while the pages are read
+    moves to a page already read and is absent from the rest. A reconcile must not take it for gone
+    (it would vanish from the table and come back a fetch later)."""
+    accounts = [SimAccount(public_key=pk, secret=sk, orders=60, twaps=1) for pk, sk in KEYS.values()]
+    with Simulator(accounts=accounts, seed=5, page_order="updated", page_latency=0.02) as sim:
+        account = await sync_to_async(point_at)(owner_account, sim.url)
+        feed = make_feed(reconcile_seconds=0.3, page_size=10, rate_budget_share=1.0)  # 6-7 pages per read
+        listener = await GroupListener(feed.channel_layer, account.pk).start()
+        await feed.watch(account.pk, "viewer")
+        await feed.wait_for(account.pk, matches_truth(sim, account), PATIENCE)
+        key = book_key(account)
+        reads_before = feed.stats(account.pk).fetches
+        removed: set[str] = set()
+        flapped: set[str] = set()
+        sim.pace = 25.0  # fills, modifies, new orders and cancels, each pushed, while reconciles read pages
+        try:
+            async with asyncio.timeout(PATIENCE):
+                while feed.stats(account.pk).fetches < reads_before + 8:
+                    message = await listener.next()
+                    if message["type"] != lp.DIFF:
+                        continue
+                    flapped |= {row["id"] for row in message["upsert"]["orders"]} & removed
+                    removed |= set(message["remove"]["orders"])
+        finally:
+            sim.pace = 0
+        still_open = {order["order_id"] for order in sim.open_orders(key)}
+        assert removed, "the activity closed no order: the test proves nothing"
+        assert not removed & still_open, f"removed while open at QFEX: {sorted(removed & still_open)}"
+        assert not flapped, f"removed, then shown again: {sorted(flapped)}"
+        await feed.wait_for(account.pk, matches_truth(sim, account), PATIENCE)
