@@ -66,10 +66,12 @@ const ctx = {
   nowMs: () => Date.now(),
   compact: phone.matches, // narrow cells (short ages)
   accountState: (account) => shownState(states.get(account)),
-  onPrecision: () => {
+  onPrecision: (drawn) => {
     for (const view of Object.values(views)) {
       view.columns.fitWidths();
-      view.reformatAll();
+      if (view !== drawn) {
+        view.reformatAll();
+      }
     }
   },
 };
