@@ -214,3 +214,45 @@ async def test_a_graceful_shutdown_hands_the_account_over_at_once(
     await until(lambda: owner_of(account, b) is b, "B to own the account", patience=15.0)
     sim.add_orders(live_account.public_key, 1)
     await b.wait_for(account, matches_truth(sim, live_account), PATIENCE)
+
+
+async def test_a_join_during_a_leave_of_the_same_account_ends_in_the_group(
+    make_process: Callable[..., Feed], live_account: ExchangeAccount, sim: Simulator
+) -> None:
+    """The last viewer leaves (the process leaves the account's group) and a new viewer arrives while the
+    leave is still talking to Redis: the join must end with this process in the group, or its mirror would
+    miss every diff the owner publishes."""
+    owner, follower = make_process(), make_process()
+    account = live_account.pk
+    await owner.watch(account, "viewer-owner")
+    await owner.wait_for(account, matches_truth(sim, live_account), PATIENCE)
+    await follower.watch(account, "viewer-1")
+    await follower.wait_for(account, matches_truth(sim, live_account), PATIENCE)
+    layer = follower.channel_layer
+    done: list[str] = []  # membership changes of the follower's inbox, in the order they completed
+    leaving, release = asyncio.Event(), asyncio.Event()
+    real_add, real_discard = layer.group_add, layer.group_discard
+
+    async def group_add(group: str, channel: str) -> None:
+        await real_add(group, channel)
+        done.append("add")
+
+    async def group_discard(group: str, channel: str) -> None:
+        leaving.set()
+        await release.wait()  # the leave is slow: Redis answers late
+        await real_discard(group, channel)
+        done.append("discard")
+
+    layer.group_add, layer.group_discard = group_add, group_discard
+    await follower.unwatch(account, "viewer-1")
+    async with asyncio.timeout(PATIENCE):
+        await leaving.wait()
+    joining = asyncio.ensure_future(follower.watch(account, "viewer-2"))
+    await until(lambda: account in follower._joining, "the new viewer's join to start")
+    await until(lambda: follower.link is not None and follower.link._group_locks[account].locked(), "the leave")
+    release.set()
+    async with asyncio.timeout(PATIENCE):
+        await joining
+    assert done == ["discard", "add"], "the join must complete after the leave, not be undone by it"
+    sim.add_orders(live_account.public_key, 1)
+    await follower.wait_for(account, matches_truth(sim, live_account), PATIENCE)
