@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from orders import live_protocol as lp
 from orders import metrics
@@ -50,7 +50,6 @@ from .state import AccountState, Change
 
 logger = logging.getLogger("orders.feed")
 
-T = TypeVar("T")
 
 # A session that dies younger than this is a failure (backoff), not a routine end of life.
 _MIN_HEALTHY_SESSION_SECONDS = 1.0
@@ -108,6 +107,8 @@ class UpstreamWorker:
         self.failures = Failures(config)
         self._budget_key = ""
         self._fingerprint: str | None = None
+        # Ask every half interval for an answer at most half an interval old: a change shows within one.
+        self._settings_period = config.reconcile_seconds / 2
         self._next_settings_check = time.monotonic() + self._settings_period
         self._retry_at = 0.0
         self._waiters: list[asyncio.Future[bool]] = []  # want the next fetch
@@ -205,11 +206,6 @@ class UpstreamWorker:
 
     # --- settings --------------------------------------------------------------------------------
 
-    @property
-    def _settings_period(self) -> float:
-        """Ask every half interval for an answer at most half an interval old: a change shows within one."""
-        return self.config.reconcile_seconds / 2
-
     async def _check_settings(self) -> None:
         self._next_settings_check = time.monotonic() + self._settings_period
         try:
@@ -234,7 +230,7 @@ class UpstreamWorker:
     async def _connect(self) -> None:
         account_id = self.host.account_id
         try:
-            info, credentials = await self._in_pool(upstream.load_account, account_id)
+            info, credentials = await run_in_pool(self._pool, upstream.load_account, account_id)
         except Exception as exc:
             with contextlib.suppress(Exception):  # so a fix (enable it, a new key) is noticed, not a non-change
                 self._fingerprint = await self._settings.fingerprint(account_id)
@@ -266,7 +262,7 @@ class UpstreamWorker:
         self.schedule.want()  # pushes may have been missed while disconnected
         logger.info("account %s: upstream session open", account_id)
         if not info.verified:
-            self._spawn(self._in_pool(upstream.mark_verified, account_id))
+            self._spawn(run_in_pool(self._pool, upstream.mark_verified, account_id))
 
     def _note_session_end(self, exc: BaseException) -> None:
         """The reader saw QFEX end the session (on the loop)."""
@@ -374,9 +370,6 @@ class UpstreamWorker:
             await session.close()
 
     # --- helpers ----------------------------------------------------------------------------------
-
-    async def _in_pool(self, fn: Callable[..., T], /, *args: Any) -> T:
-        return await run_in_pool(self._pool, fn, *args)
 
     def _spawn(self, awaitable: Any) -> None:
         task = asyncio.ensure_future(awaitable)

@@ -41,7 +41,7 @@ def pool() -> Iterator[ThreadPoolExecutor]:
         yield executor
 
 
-async def test_fifty_accounts_asking_together_cost_one_read(pool: ThreadPoolExecutor) -> None:
+async def test_fifty_accounts_asking_together_cost_at_most_two_reads(pool: ThreadPoolExecutor) -> None:
     table = Table(50)
     watch = SettingsWatch(pool, max_age=2.5, read=table.read, clock=Clock())
     answers = await asyncio.gather(*(watch.fingerprint(n) for n in range(1, 51)))
@@ -83,7 +83,7 @@ async def test_accounts_nobody_asks_about_any_more_are_forgotten(pool: ThreadPoo
     assert table.reads == [[1]]
 
 
-async def test_what_a_connect_read_is_not_replaced_by_an_older_read(pool: ThreadPoolExecutor) -> None:
+async def test_what_a_connect_read_is_used_until_it_ages(pool: ThreadPoolExecutor) -> None:
     table, clock = Table(1), Clock()
     watch = SettingsWatch(pool, max_age=2.5, read=table.read, clock=clock)
     assert await watch.fingerprint(1) == "fp-1"
