@@ -39,7 +39,7 @@ SETUP_SCRIPT = """
 import json, os
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.db import SessionStore
-from orders import services
+from orders.accounts import services
 user = get_user_model().objects.create_user("cluster_user", password="not-used-Passw0rd")
 accounts = []
 for n, (public_key, secret) in enumerate(json.loads(os.environ["TEST_KEYS"])):

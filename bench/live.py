@@ -128,7 +128,7 @@ SETUP_SCRIPT = """
 import json, os, secrets
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.db import SessionStore
-from orders import services
+from orders.accounts import services
 spec = json.loads(os.environ.pop("BENCH_SPEC"))
 user = get_user_model().objects.create_user("bench", password=secrets.token_urlsafe(24))
 ids = {}
@@ -599,9 +599,9 @@ def _server_side_costs(sim: Simulator, key: str, samples: int) -> dict[str, floa
     build the rows from the parsed records, diff them against the previous rows, encode one diff; and the
     cost of encoding a whole 1000-row snapshot with orjson (what the feed uses) and with stdlib json.
     Rows are built both from scratch (a cold feed) and reusing the last fetch's rows (one order changed)."""
-    from orders import live_protocol as lp
+    from orders.live import protocol as lp
+    from orders.live.rows import build_order_rows, build_twap_rows, diff_rows, order_rows, twap_rows
     from orders.qfex.records import parse_order, parse_twap
-    from orders.rows import build_order_rows, build_twap_rows, diff_rows, order_rows, twap_rows
 
     records = [parse_order(o) for o in sim.open_orders(key)]
     twap_records = [parse_twap(t) for t in sim.active_twaps(key)]

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.chromium import CHROMIUM, CHROMIUM_ARGS
     from bench.demo_site import PATIENCE_MS, sign_in, site_env, start_site, stop_site
-    from orders.demo import simulator_accounts
+    from orders.management.demo_world import simulator_accounts
     from orders.simulator import Simulator
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,7 @@ from bench.stack import (
     reenter_keys,
     shows,
 )
-from orders.feed import FeedConfig
+from orders.live.feed import FeedConfig
 from orders.simulator import SimAccount, Simulator
 
 logger = logging.getLogger("bench.soak")

@@ -39,8 +39,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from bench.site import base_env, loopback_listener, manage, migrate, run_setup, sqlite_url, start_daphne, stop_daphne
+from orders.live.rows import order_rows, twap_rows, without_placement
 from orders.qfex.records import parse_order, parse_twap
-from orders.rows import order_rows, twap_rows, without_placement
 from orders.simulator import SimAccount, Simulator
 
 # Variables of the caller's environment that must not leak into the server under test.
@@ -56,7 +56,7 @@ _SETUP_SCRIPT = """
 import json, os
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.db import SessionStore
-from orders import services
+from orders.accounts import services
 from orders.models import Membership
 spec = json.loads(os.environ["BENCH_SITE_SPEC"])
 users = get_user_model()
@@ -86,7 +86,7 @@ print("BENCH_SITE " + json.dumps({"accounts": accounts, "sessions": sessions}))
 _REENTER_KEY_SCRIPT = """
 import json, os
 from django.contrib.auth import get_user_model
-from orders import services
+from orders.accounts import services
 from orders.models import ExchangeAccount
 admin = get_user_model().objects.get(username="bench_admin")
 for item in json.loads(os.environ["BENCH_REENTER"]):

@@ -38,7 +38,7 @@ BOOK_SIZES = {
 
 def simulator_accounts() -> list[SimAccount]:
     """The demo accounts' key pairs with small books (the demo itself uses thousands of orders)."""
-    from orders.demo import DEMO_ACCOUNTS
+    from orders.management.demo_world import DEMO_ACCOUNTS
 
     return [
         SimAccount(
@@ -54,7 +54,7 @@ def simulator_accounts() -> list[SimAccount]:
 
 def public_keys() -> dict[str, str]:
     """Account label → the public key the simulator knows it by."""
-    from orders.demo import DEMO_ACCOUNTS
+    from orders.management.demo_world import DEMO_ACCOUNTS
 
     return {a.label: a.public_key for a in DEMO_ACCOUNTS}
 
@@ -64,7 +64,7 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from orders.demo import build_demo_world
+    from orders.management.demo_world import build_demo_world
     from orders.models import ExchangeAccount
 
     call_command("migrate", interactive=False, verbosity=0)

@@ -7,7 +7,12 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
-from orders.encryption import EncryptionKeyError, keys_come_from_local_file, local_key_file, validate_encryption_keys
+from orders.accounts.encryption import (
+    EncryptionKeyError,
+    keys_come_from_local_file,
+    local_key_file,
+    validate_encryption_keys,
+)
 
 __all__ = ["check_encryption_key_source", "check_encryption_keys", "validate_encryption_keys"]
 

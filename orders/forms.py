@@ -1,6 +1,6 @@
 """Forms for sign-in, personal exchange accounts and the admin.
 
-Forms only validate and collect input; saving goes through ``orders.services``. Every form lists its
+Forms only validate and collect input; saving goes through ``orders.accounts.services``. Every form lists its
 fields explicitly, so extra POST fields (``owner_user``, ``secret_ciphertext``, ``binding``…) are
 never read. Secret fields are write-only: rendered empty, never echoed back after an error.
 """
@@ -17,9 +17,9 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
-from orders.endpoints import CUSTOM_URL_SUPERUSERS_ONLY, custom_url_problem, may_set_custom_url
+from orders.accounts.endpoints import CUSTOM_URL_SUPERUSERS_ONLY, custom_url_problem, may_set_custom_url
+from orders.accounts.services import DESTINATION_CHANGE_MESSAGE, DESTINATION_FIELDS
 from orders.models import ExchangeAccount, Membership, Team
-from orders.services import DESTINATION_CHANGE_MESSAGE, DESTINATION_FIELDS
 
 # Fields a user may edit on an account; owner, ciphertext and binding are never among them.
 ACCOUNT_EDITABLE_FIELDS = ("label", "public_key", "endpoint", "custom_url", "subaccount_id")
@@ -31,7 +31,7 @@ SECRET_MAX_LENGTH = 500
 
 
 class SignInForm(AuthenticationForm):
-    """The sign-in form. Failed attempts are counted and locked out by django-axes (orders.throttle, S25)."""
+    """The sign-in form. Failed attempts are counted and locked out by django-axes (orders.signin.throttle, S25)."""
 
     error_messages = {
         **AuthenticationForm.error_messages,
@@ -378,7 +378,7 @@ class TeamAdminForm(forms.ModelForm):
 
 class MembershipInlineForm(forms.ModelForm):
     """A membership row. The member is picked by searching usernames (the admin's autocomplete, see
-    ``orders.admin_users``), so the page never lists every user."""
+    ``orders.admin.member_search``), so the page never lists every user."""
 
     class Meta:
         model = Membership

@@ -1,6 +1,6 @@
 """Teams, memberships, exchange accounts with encrypted secrets, and the audit trail.
 
-Business rules live in ``orders.services`` (writes) and ``orders.access`` (who may see what); the
+Business rules live in ``orders.accounts.services`` (writes) and ``orders.accounts.access`` (who may see what); the
 models hold data, constraints and small derived values only.
 """
 
@@ -46,7 +46,7 @@ class Membership(models.Model):
 class ExchangeAccount(models.Model):
     """A QFEX account (or subaccount) whose orders qfexdash shows, with its API key pair.
 
-    The secret is stored only as ciphertext made by ``orders.encryption``, bound to ``binding`` so
+    The secret is stored only as ciphertext made by ``orders.accounts.encryption``, bound to ``binding`` so
     that a ciphertext copied into another row does not decrypt.
     """
 
@@ -158,7 +158,7 @@ class UserPreference(models.Model):
     """How one person wants pages shown: time zone, theme, and the columns of each live table.
 
     Kept on the server, not in the browser, so the choices follow the person to another machine and
-    two traders sharing a desk machine keep their own. Written only by ``orders.preferences``.
+    two traders sharing a desk machine keep their own. Written only by ``orders.accounts.preferences``.
     """
 
     class Theme(models.TextChoices):

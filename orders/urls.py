@@ -1,6 +1,7 @@
 from django.urls import path
 
-from orders import two_factor, views
+from orders import views
+from orders.signin import two_factor
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),

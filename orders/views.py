@@ -1,7 +1,7 @@
 """Server-rendered pages: sign-in, the accounts list, "My accounts" and the audit trail.
 
-Views stay thin: who may see or change what is answered by ``orders.access`` and every write goes
-through ``orders.services``. Outsiders get 404 (the same page as for an id that does not exist); a
+Views stay thin: who may see or change what is answered by ``orders.accounts.access`` and every write goes
+through ``orders.accounts.services``. Outsiders get 404 (the same page as for an id that does not exist); a
 team member whose role may not act gets a plain 403 page.
 """
 
@@ -27,11 +27,11 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from orders import access, preferences, services
-from orders.audit_filters import AuditFilterForm
-from orders.audit_text import describe
-from orders.feed import AccountOverview, account_overviews
+from orders.accounts import access, preferences, services
+from orders.accounts.audit_filters import AuditFilterForm
+from orders.accounts.audit_text import describe
 from orders.forms import AccountForm, SignInForm, add_service_errors
+from orders.live.feed import AccountOverview, account_overviews
 from orders.models import ExchangeAccount
 
 AUDIT_EVENTS_PER_PAGE = 50
@@ -157,7 +157,7 @@ def _check_typed_key(form: AccountForm, data: dict[str, Any]) -> services.KeyChe
 
 
 class SignInView(LoginView):
-    """Django's login view; django-axes answers a locked-out attempt with 429 (orders.throttle)."""
+    """Django's login view; django-axes answers a locked-out attempt with 429 (orders.signin.throttle)."""
 
     form_class = SignInForm
     template_name = "registration/login.html"

@@ -15,7 +15,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from orders import checks  # noqa: E402
-from orders.routing import websocket_application  # noqa: E402
+from orders.live.routing import websocket_application  # noqa: E402
 
 checks.validate_encryption_keys()
 

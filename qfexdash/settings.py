@@ -90,15 +90,15 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Two-factor sign-in (S30): which device verified this session, then no page until it is done.
     "django_otp.middleware.OTPMiddleware",
-    "orders.two_factor.TwoFactorMiddleware",
+    "orders.signin.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # The person's time zone for every page (and the admin); their theme and columns for the templates.
-    "orders.preferences.PreferenceMiddleware",
+    "orders.accounts.preferences.PreferenceMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Content-Security-Policy (S28); the next one adds the page's WebSocket origin and no-store.
     "csp.middleware.CSPMiddleware",
     "orders.middleware.PrivatePagesMiddleware",
-    # Last, as django-axes requires: turns a locked-out sign-in into the 429 page (orders.throttle).
+    # Last, as django-axes requires: turns a locked-out sign-in into the 429 page (orders.signin.throttle).
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -120,7 +120,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "orders.preferences.display",
+                "orders.accounts.preferences.display",
             ],
         },
     },
@@ -209,9 +209,9 @@ AXES_FAILURE_LIMIT = QFEXDASH_LOGIN_MAX_FAILURES
 AXES_COOLOFF_TIME = timedelta(seconds=QFEXDASH_LOGIN_LOCKOUT_SECONDS)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "orders.throttle.client_address"
-AXES_USERNAME_CALLABLE = "orders.throttle.normalise_username"
-AXES_LOCKOUT_CALLABLE = "orders.throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "orders.signin.throttle.client_address"
+AXES_USERNAME_CALLABLE = "orders.signin.throttle.normalise_username"
+AXES_LOCKOUT_CALLABLE = "orders.signin.throttle.lockout_response"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_ENABLE_ADMIN = False  # attempts are not browsable in the admin: they name usernames and addresses
 AXES_VERBOSE = False
@@ -254,7 +254,7 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-# Prometheus scrapes each process directly over plain HTTP on loopback (orders/metrics.py refuses anything
+# Prometheus scrapes each process directly over plain HTTP on loopback (orders/live/metrics.py refuses anything
 # that came through the proxy): redirecting it to HTTPS would only break the scrape.
 SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
@@ -308,7 +308,7 @@ except ValueError as exc:
 # Seconds allowed for any single upstream socket operation (connect, auth, one reply).
 QFEX_TIMEOUT_SECONDS = env_float("QFEX_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=120)
 
-# Live feed (orders.feed): pushes are applied as they arrive; every watched account is also re-read
+# Live feed (orders.live.feed): pushes are applied as they arrive; every watched account is also re-read
 # in full (a reconcile) at least this often, stretched for big books to stay within the rate budget.
 # TWAPs have no push channel, so this is also their refresh rate.
 QFEXDASH_RECONCILE_SECONDS = env_float("QFEXDASH_RECONCILE_SECONDS", 5.0, minimum=0.5, maximum=3600)

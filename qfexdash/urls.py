@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from orders.metrics import metrics_view
+from orders.live.metrics import metrics_view
 from orders.views import SignInView
 
 urlpatterns = [
@@ -10,7 +10,7 @@ urlpatterns = [
     path("accounts/login/", SignInView.as_view(), name="login"),
     # Django's LogoutView accepts POST only, so a link or an image tag cannot sign anybody out.
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    # Prometheus metrics of this process, for the addresses in QFEXDASH_METRICS_ALLOW only (orders/metrics.py).
+    # Prometheus metrics of this process, for the addresses in QFEXDASH_METRICS_ALLOW only (orders/live/metrics.py).
     path("metrics", metrics_view, name="metrics"),
     path("", include("orders.urls")),
 ]

@@ -46,7 +46,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _fresh_socket_counts() -> None:
     """Each test starts with no live socket counted against anyone (S29's per-user cap): a test that ends
     with its sockets still open must not use up the next test's allowance (user ids repeat)."""
-    from orders import consumers
-    from orders.live_limits import SocketCounter
+    from orders.live import consumers
+    from orders.live.limits import SocketCounter
 
     consumers._open_sockets = SocketCounter()

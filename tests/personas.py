@@ -25,7 +25,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 
-from orders import services
+from orders.accounts import services
 from orders.models import ExchangeAccount, Membership, Team
 
 __all__ = [

@@ -371,7 +371,7 @@ class _Hooks:
         self._set(cls, "__post_init__", __post_init__)
 
     def _patch_encryption(self) -> None:
-        from orders.encryption import EncryptionKey
+        from orders.accounts.encryption import EncryptionKey
 
         original_encrypt, original_decrypt = EncryptionKey.encrypt, EncryptionKey.decrypt
 

@@ -1,8 +1,8 @@
 """No import cycle among the project's own modules, counting every import statement: at the top, under
 ``TYPE_CHECKING`` and inside functions (a lazy import is still a dependency).
 
-A package's ``__init__`` is a module like the others: ``from orders.feed import Feed`` depends on
-``orders.feed``; importing a submodule does not count as importing its package's ``__init__`` (Python
+A package's ``__init__`` is a module like the others: ``from orders.live.feed import Feed`` depends on
+``orders.live.feed``; importing a submodule does not count as importing its package's ``__init__`` (Python
 runs it first, but it cannot close a cycle that way unless the ``__init__`` imports back, which this
 test sees as its own edge).
 """
@@ -52,7 +52,7 @@ def _imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
         else:
             continue
         for candidate in candidates:
-            # The longest known module the name starts with (``orders.feed.Feed`` → ``orders.feed``).
+            # The longest known module the name starts with (``orders.live.feed.Feed`` → ``orders.live.feed``).
             while candidate and candidate not in known:
                 candidate = candidate.rpartition(".")[0]
             if candidate and candidate != name:

@@ -1,4 +1,4 @@
-"""GET /metrics (orders/metrics.py): the families by exact name and type, for allowed addresses only."""
+"""GET /metrics (orders/live/metrics.py): the families by exact name and type, for allowed addresses only."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from orders import metrics
+from orders.live import metrics
 from qfexdash.env import env_networks
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ def _rows(ExchangeAccount, version):
 
 
 def bind_to_destination(apps, schema_editor):
-    from orders import encryption
+    from orders.accounts import encryption
 
     ExchangeAccount = apps.get_model("orders", "ExchangeAccount")
     rows = list(_rows(ExchangeAccount, encryption.LEGACY_TOKEN_VERSION))
@@ -37,7 +37,7 @@ def bind_to_destination(apps, schema_editor):
 
 
 def unbind(apps, schema_editor):
-    from orders import encryption
+    from orders.accounts import encryption
 
     ExchangeAccount = apps.get_model("orders", "ExchangeAccount")
     rows = list(_rows(ExchangeAccount, encryption.TOKEN_VERSION))

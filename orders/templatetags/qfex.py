@@ -1,4 +1,4 @@
-"""Template filters of the site's one time rule (see :mod:`orders.preferences`)."""
+"""Template filters of the site's one time rule (see :mod:`orders.accounts.preferences`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime
 from django import template
 from django.utils.html import format_html
 
-from orders.preferences import time_text
+from orders.accounts.preferences import time_text
 
 register = template.Library()
 

@@ -9,7 +9,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from orders import access, services
+from orders.accounts import access, services
 from orders.models import AuditEvent, ExchangeAccount, Membership
 
 ACCOUNTS = ("owner_account", "team_account", "other_team_account")

@@ -12,8 +12,8 @@ from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
+from orders.accounts.encryption import EncryptionKeyError
 from orders.checks import check_encryption_keys, validate_encryption_keys
-from orders.encryption import EncryptionKeyError
 from tests.accounts.conftest import KEY_NEW, KEY_OLD
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from orders.encryption import Destination, decrypt_secret
+from orders.accounts.encryption import Destination, decrypt_secret
 from orders.management.commands import qfex_account
 from orders.models import AuditEvent, ExchangeAccount
 from tests.accounts.conftest import KEY_OTHER

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from orders import encryption
-from orders.encryption import (
+from orders.accounts import encryption
+from orders.accounts.encryption import (
     Destination,
     EncryptionKeyError,
     SecretUnreadable,

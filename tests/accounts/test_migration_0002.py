@@ -9,8 +9,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from orders import encryption
-from orders.encryption import Destination, SecretUnreadable
+from orders.accounts import encryption
+from orders.accounts.encryption import Destination, SecretUnreadable
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,7 +55,7 @@ def test_v1_rows_are_re_encrypted_bound_to_their_destination() -> None:
     finally:
         _migrate_to_latest()
 
-    from orders import services
+    from orders.accounts import services
     from orders.models import ExchangeAccount
 
     account = ExchangeAccount.objects.get(pk=readable.pk)
@@ -71,7 +71,7 @@ def test_v1_rows_are_re_encrypted_bound_to_their_destination() -> None:
 
 
 def test_reversing_the_migration_restores_v1_tokens() -> None:
-    from orders import services
+    from orders.accounts import services
     from orders.models import ExchangeAccount, Team
 
     team = services.team_create(actor=None, name="Reversible")

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from orders import services
+from orders.accounts import services
 from orders.models import AuditEvent, ExchangeAccount
 from orders.simulator import SimAccount, Simulator
 from tests.accounts.conftest import KEY_NEW, KEY_OLD

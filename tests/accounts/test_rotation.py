@@ -10,8 +10,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from orders import services
-from orders.encryption import Destination, decrypt_secret, token_key_id
+from orders.accounts import services
+from orders.accounts.encryption import Destination, decrypt_secret, token_key_id
 from orders.models import AuditEvent, ExchangeAccount
 from tests.accounts.conftest import KEY_NEW, KEY_OLD, KEY_OTHER
 from tests.personas import KEYS

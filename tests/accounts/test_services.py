@@ -6,8 +6,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from orders import services
-from orders.encryption import Destination, SecretUnreadable, decrypt_secret, token_key_id
+from orders.accounts import services
+from orders.accounts.encryption import Destination, SecretUnreadable, decrypt_secret, token_key_id
 from orders.models import AuditEvent, ExchangeAccount, Membership
 from tests.accounts.conftest import KEY_NEW, KEY_OTHER
 from tests.personas import KEYS, PASSWORD

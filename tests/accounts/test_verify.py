@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from orders import services
+from orders.accounts import services
 from orders.models import AuditEvent, ExchangeAccount
 from orders.qfex import AuthenticationRejected, Credentials, QfexSession
 from orders.simulator import SimAccount, Simulator

@@ -10,8 +10,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from orders import services
-from orders.encryption import Destination, decrypt_secret
+from orders.accounts import services
+from orders.accounts.encryption import Destination, decrypt_secret
 from orders.models import AuditEvent, ExchangeAccount, Membership, Team
 from tests.personas import KEYS
 

@@ -12,7 +12,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from orders.admin_safety import SafeAdminMixin, touches_secret
+from orders.admin.safety import SafeAdminMixin, touches_secret
 
 pytestmark = pytest.mark.django_db
 

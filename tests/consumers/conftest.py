@@ -12,10 +12,10 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from orders.feed import shutdown_feed
+from orders.live.feed import shutdown_feed
+from orders.live.rows import order_rows, twap_rows, without_placement
 from orders.models import ExchangeAccount
 from orders.qfex.records import parse_order, parse_twap
-from orders.rows import order_rows, twap_rows, without_placement
 from orders.simulator import SimAccount, Simulator
 from tests.personas import *  # noqa: F403  (the persona fixtures)
 from tests.personas import KEYS, point_at
@@ -63,7 +63,7 @@ async def sim() -> AsyncIterator[Simulator]:
 @pytest.fixture
 def connected(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every consumer instance that connects during the test, in order (to look inside one)."""
-    from orders.consumers import AccountStreamConsumer
+    from orders.live.consumers import AccountStreamConsumer
 
     instances: list[Any] = []
     original = AccountStreamConsumer.connect

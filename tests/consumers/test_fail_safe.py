@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from orders import live_access
-from orders import live_protocol as lp
+from orders.live import access as live_access
+from orders.live import protocol as lp
 from orders.models import ExchangeAccount
 from orders.simulator import Simulator
 from tests.consumers.conftest import Browser, async_session_cookie, shows_truth

@@ -7,9 +7,9 @@ from typing import Any
 import orjson
 import pytest
 
-from orders import consumers
-from orders import live_protocol as lp
-from orders.live_limits import ResyncLimiter
+from orders.live import consumers
+from orders.live import protocol as lp
+from orders.live.limits import ResyncLimiter
 from orders.models import ExchangeAccount
 from orders.simulator import Simulator
 from tests.consumers.conftest import Browser, async_session_cookie, shows_truth
@@ -82,7 +82,7 @@ async def test_open_sockets_are_counted_for_the_metrics(
 ) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    from orders import metrics
+    from orders.live import metrics
 
     def sockets() -> float:
         families = text_string_to_metric_families(metrics.METRICS.render().decode())

@@ -14,12 +14,12 @@ from channels.sessions import SessionMiddlewareStack
 from django.contrib.auth import get_user_model
 from django.urls import path
 
-from orders import live_protocol as lp
-from orders import services
-from orders.consumers import AccountStreamConsumer
-from orders.feed import get_feed
+from orders.accounts import services
+from orders.live import protocol as lp
+from orders.live.consumers import AccountStreamConsumer
+from orders.live.feed import get_feed
+from orders.live.routing import ExactOriginMiddleware, SessionUserMiddleware
 from orders.models import ExchangeAccount, Membership
-from orders.routing import ExactOriginMiddleware, SessionUserMiddleware
 from orders.simulator import Simulator
 from tests.consumers.conftest import PATIENCE, Browser, async_session_cookie, shows_truth, truth
 from tests.personas import PASSWORD, point_at

@@ -12,10 +12,10 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-import orders.feed.service
-from orders import live_protocol as lp
-from orders import services
-from orders.live_access import access_verdict
+import orders.live.feed.service
+from orders.accounts import services
+from orders.live import protocol as lp
+from orders.live.access import access_verdict
 from orders.models import ExchangeAccount, Membership
 from orders.simulator import Simulator
 from tests.consumers.conftest import (
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _feed_untouched() -> bool:
-    feed = orders.feed.service._feed
+    feed = orders.live.feed.service._feed
     return feed is None or not feed.statuses()
 
 

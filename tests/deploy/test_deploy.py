@@ -13,7 +13,7 @@ import pytest
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 
-from orders.live_access import session_user
+from orders.live.access import session_user
 from tests.personas import *  # noqa: F403  (the persona fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +94,7 @@ def _signed_in(client: Client) -> bool:
 
 
 def _socket_user(session_key: str) -> Any:
-    """What the WebSocket stack resolves for a cookie (orders.routing.SessionUserMiddleware)."""
+    """What the WebSocket stack resolves for a cookie (orders.live.routing.SessionUserMiddleware)."""
     return session_user(SessionStore(session_key))
 
 

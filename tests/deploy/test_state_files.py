@@ -45,7 +45,7 @@ def test_state_files_are_created_private_whatever_the_umask(tmp_path: Path) -> N
     script = (
         "import django; django.setup();"
         "from django.core.management import call_command; call_command('migrate', verbosity=0);"
-        "from orders.encryption import ensure_local_key_file; ensure_local_key_file()"
+        "from orders.accounts.encryption import ensure_local_key_file; ensure_local_key_file()"
     )
     subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=env, check=True, timeout=180, preexec_fn=lambda: os.umask(0o022)

@@ -13,10 +13,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import InMemoryChannelLayer
 
-from orders.feed import Feed, FeedConfig, group_name
+from orders.live.feed import Feed, FeedConfig, group_name
+from orders.live.rows import order_rows, twap_rows, without_placement
 from orders.models import ExchangeAccount
 from orders.qfex.records import parse_order, parse_twap
-from orders.rows import order_rows, twap_rows, without_placement
 from orders.simulator import SimAccount, Simulator
 from tests.personas import *  # noqa: F403  (the persona fixtures)
 from tests.personas import KEYS, point_at

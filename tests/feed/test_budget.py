@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orders.feed import FeedConfig
-from orders.feed.budget import RateBudget, budget_key, full_jitter_backoff
+from orders.live.feed import FeedConfig
+from orders.live.feed.budget import RateBudget, budget_key, full_jitter_backoff
 
 
 class Clock:

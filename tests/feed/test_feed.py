@@ -13,9 +13,9 @@ import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
-from orders import live_protocol as lp
-from orders import services
-from orders.feed.upstream import REJECTED_KEY_REASON
+from orders.accounts import services
+from orders.live import protocol as lp
+from orders.live.feed.upstream import REJECTED_KEY_REASON
 from orders.models import ExchangeAccount
 from orders.simulator import SimAccount, Simulator
 from tests.feed.conftest import (

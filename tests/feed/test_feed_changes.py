@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from orders import services
-from orders.feed import Feed
-from orders.feed.budget import budget_key
-from orders.feed.upstream import REJECTED_KEY_REASON
+from orders.accounts import services
+from orders.live.feed import Feed
+from orders.live.feed.budget import budget_key
+from orders.live.feed.upstream import REJECTED_KEY_REASON
 from orders.models import ExchangeAccount
 from orders.simulator import SimAccount, Simulator
 from tests.feed.conftest import PATIENCE, book_key, in_state, matches_truth, sim_accounts, wait_until

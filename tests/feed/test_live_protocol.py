@@ -7,9 +7,9 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from orders import live_protocol as lp
+from orders.live import protocol as lp
+from orders.live.rows import order_rows, twap_rows
 from orders.qfex.records import parse_order, parse_twap
-from orders.rows import order_rows, twap_rows
 from orders.simulator import SimAccount, Simulator
 
 

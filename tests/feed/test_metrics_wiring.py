@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from orders import metrics
+from orders.live import metrics
 from orders.models import ExchangeAccount
 from orders.simulator import Simulator
 from tests.feed.conftest import PATIENCE, book_key, matches_truth, wait_until

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import redis
 
-from orders.feed.ownership import ClusterOwnership, LocalOwnership, lease_name
+from orders.live.feed.ownership import ClusterOwnership, LocalOwnership, lease_name
 
 
 class FlakyLeases:

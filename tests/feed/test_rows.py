@@ -7,10 +7,8 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from orders import live_protocol as lp
-from orders.qfex import Order, Twap
-from orders.qfex.records import loads, parse_order, parse_twap
-from orders.rows import (
+from orders.live import protocol as lp
+from orders.live.rows import (
     build_order_rows,
     build_twap_rows,
     diff_rows,
@@ -20,6 +18,8 @@ from orders.rows import (
     twap_row,
     twap_rows,
 )
+from orders.qfex import Order, Twap
+from orders.qfex.records import loads, parse_order, parse_twap
 from orders.simulator import SimAccount, Simulator
 
 

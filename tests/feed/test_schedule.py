@@ -1,4 +1,4 @@
-"""When the feed's next reconcile falls due (orders/feed/schedule.py): pure, with a fake clock."""
+"""When the feed's next reconcile falls due (orders/live/feed/schedule.py): pure, with a fake clock."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from orders.feed.config import FeedConfig
-from orders.feed.schedule import FetchSchedule
+from orders.live.feed.config import FeedConfig
+from orders.live.feed.schedule import FetchSchedule
 
 
 class Clock:

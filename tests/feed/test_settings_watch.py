@@ -1,4 +1,4 @@
-"""One settings read for every account a process feeds (orders/feed/settings_watch.py), and through
+"""One settings read for every account a process feeds (orders/live/feed/settings_watch.py), and through
 the real database: a changed key or a deleted account shows in the next read."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from asgiref.sync import sync_to_async
 
-from orders.feed import upstream
-from orders.feed.settings_watch import SettingsWatch
+from orders.live.feed import upstream
+from orders.live.feed.settings_watch import SettingsWatch
 from orders.models import ExchangeAccount
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from orders.feed.state import AccountState, FetchedBook, Gap, _index
+from orders.live.feed.state import AccountState, FetchedBook, Gap, _index
+from orders.live.rows import build_order_rows, build_twap_rows
 from orders.qfex.records import parse_order
-from orders.rows import build_order_rows, build_twap_rows
 
 ACCOUNT = 7
 

@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from orders.encryption import Destination, decrypt_secret
+from orders.accounts.encryption import Destination, decrypt_secret
 from orders.models import AuditEvent, ExchangeAccount
 from orders.simulator import SimAccount, Simulator
 from tests.personas import KEYS, point_at
@@ -311,8 +311,8 @@ def test_a_destination_changed_under_the_secret_does_not_decrypt(
     personas: Any, team_account_on_sim: ExchangeAccount, sim: Simulator
 ) -> None:
     """Even a direct database edit (no form) cannot point the stored secret somewhere else."""
-    from orders import services
-    from orders.encryption import SecretUnreadable
+    from orders.accounts import services
+    from orders.accounts.encryption import SecretUnreadable
 
     account = team_account_on_sim
     ExchangeAccount.objects.filter(pk=account.pk).update(custom_url="ws://127.0.0.1:9")

@@ -12,7 +12,7 @@ from django.template import loader
 from django.urls import reverse
 from django.utils import timezone
 
-from orders import preferences, services
+from orders.accounts import preferences, services
 from orders.models import AuditEvent, UserPreference
 from tests.personas import KEYS
 

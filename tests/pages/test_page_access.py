@@ -304,7 +304,7 @@ def test_audit_link_shown_only_to_those_who_may_read_it(personas: Any, client_fo
 
 
 def test_audit_trail_pages(personas: Any, client_for: Any) -> None:
-    from orders import services
+    from orders.accounts import services
 
     for n in range(60):
         services.audit_record(actor=personas.superuser, action=AuditEvent.Action.ACCOUNT_CHANGED, target=f"t{n}")
@@ -321,8 +321,8 @@ def test_audit_trail_pages(personas: Any, client_for: Any) -> None:
 
 def test_account_list_shows_the_live_feed_state_in_words(personas: Any, client_for: Any, monkeypatch: Any) -> None:
     from orders import views
-    from orders.feed import AccountOverview
-    from orders.live_protocol import Status
+    from orders.live.feed import AccountOverview
+    from orders.live.protocol import Status
 
     stale = Status("stale", "QFEX did not answer within 10 s.", as_of=1_790_000_000.0, action="")
     overview = AccountOverview(stale, orders=1234, twaps=3)

@@ -19,7 +19,7 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from orders.live_access import session_user
+from orders.live.access import session_user
 from tests.personas import PASSWORD
 
 pytestmark = pytest.mark.django_db

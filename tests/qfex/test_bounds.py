@@ -13,9 +13,9 @@ from decimal import Decimal
 
 import pytest
 
+from orders.live.rows import build_order_rows, order_row, twap_row
 from orders.qfex import records
 from orders.qfex.records import OutOfBounds, loads, parse_order, parse_orders_page, parse_twap
-from orders.rows import build_order_rows, order_row, twap_row
 
 GOOD = '{"order_id": "ok-1", "symbol": "AAPL-USD", "price": 187.25, "quantity": 10, "quantity_remaining": 4}'
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from orders.feed.reader import PushReader
+from orders.live.feed.reader import PushReader
 from orders.qfex import Credentials, Order, QfexSession
 from orders.qfex import session as session_module
 from orders.simulator import SimAccount, Simulator

@@ -31,7 +31,7 @@ SETUP_SCRIPT = """
 import json, os
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.db import SessionStore
-from orders import services
+from orders.accounts import services
 spec = json.loads(os.environ["FUZZ_SPEC"])
 result = {}
 for username, labels in (("fuzz_alice", ["Fuzz A one", "Fuzz A two"]), ("fuzz_bob", ["Fuzz B"])):

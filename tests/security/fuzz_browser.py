@@ -3,7 +3,7 @@
 ``run_fuzz(target, frames=N, seed=S)`` sends N seeded frames (see :mod:`tests.security.fuzz_frames`) on
 sockets of one user, opening a new socket whenever the server closes one, and checks on every frame:
 
-- the server keeps serving: every frame gets the answer :mod:`orders.live_protocol` documents — an
+- the server keeps serving: every frame gets the answer :mod:`orders.live.protocol` documents — an
   ``error`` frame with the right code, or a close with a documented code (the protocol's codes for "too
   large" and "flooding"; for frames the server's WebSocket layer refuses before the app sees them —
   invalid UTF-8, over Daphne's 1 MiB — RFC 6455's 1007/1009, or a dropped connection, 1006) — and

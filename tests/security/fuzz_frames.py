@@ -6,7 +6,7 @@ and ``resync`` naming other users' or nonexistent accounts, unicode edge cases, 
 invalid UTF-8 in a text frame. (Lone surrogates are left out: a real server cannot deliver them — they are
 not UTF-8 — so only the in-process communicator could, and the consumer is not asked to cope with them.)
 
-:func:`expected_answer` is the oracle: what :mod:`orders.live_protocol` documents for a frame, worked out
+:func:`expected_answer` is the oracle: what :mod:`orders.live.protocol` documents for a frame, worked out
 here independently of the consumer's code (JSON is parsed with orjson because the protocol says frames
 are orjson-encoded JSON).
 """
@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from orders import live_protocol as lp
+from orders.live import protocol as lp
 
 MIB = 1024 * 1024
 MAX_FUZZ_BYTES = 2 * MIB
 
-# Error codes of orders.live_protocol (repeated so the oracle stands on its own).
+# Error codes of orders.live.protocol (repeated so the oracle stands on its own).
 BAD_MESSAGE = "bad_message"
 UNKNOWN_TYPE = "unknown_type"
 TOO_LARGE = "too_large"

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from orders import services
-from orders.live_protocol import CLOSE_POLICY, CLOSE_TOO_LARGE
+from orders.accounts import services
+from orders.live.protocol import CLOSE_POLICY, CLOSE_TOO_LARGE
 from orders.models import ExchangeAccount, Membership
 from orders.simulator import Simulator
 from tests.consumers.conftest import session_cookie

@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from orders import live_protocol as lp
+from orders.live import protocol as lp
 from orders.simulator import Simulator
 from tests.security.daphne_site import ACCOUNTS, Site, daphne_site, fuzz_site, server_log_problems, sim_accounts
 

@@ -10,10 +10,10 @@ from channels.routing import URLRouter
 from channels.sessions import SessionMiddlewareStack
 from django.urls import path
 
-from orders import live_protocol as lp
-from orders.consumers import AccountStreamConsumer
+from orders.live import protocol as lp
+from orders.live.consumers import AccountStreamConsumer
+from orders.live.routing import ExactOriginMiddleware, SessionUserMiddleware
 from orders.models import ExchangeAccount
-from orders.routing import ExactOriginMiddleware, SessionUserMiddleware
 from orders.simulator import Simulator
 from tests.consumers.conftest import session_cookie
 from tests.personas import point_at

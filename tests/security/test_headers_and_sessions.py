@@ -18,7 +18,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from orders import live_protocol as lp
+from orders.live import protocol as lp
 from orders.models import ExchangeAccount
 from orders.simulator import Simulator
 from tests.consumers.conftest import Browser, shows_truth

@@ -23,10 +23,10 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from orders import live_protocol as lp
-from orders import services
-from orders.encryption import SecretUnreadable
-from orders.feed import get_feed
+from orders.accounts import services
+from orders.accounts.encryption import SecretUnreadable
+from orders.live import protocol as lp
+from orders.live.feed import get_feed
 from orders.models import ExchangeAccount, Membership
 from orders.simulator import Simulator
 from tests.consumers.conftest import ORIGIN, Browser, async_session_cookie, session_cookie, shows_truth
@@ -446,8 +446,8 @@ def test_s22_custom_endpoints_follow_the_policy_on_the_resolved_address(
 
 
 def test_s24_a_hostile_record_is_refused_and_the_rest_of_the_book_shows() -> None:
+    from orders.live.rows import build_order_rows
     from orders.qfex.records import loads, parse_orders_page
-    from orders.rows import build_order_rows
 
     records = [
         '{"order_id": "ok", "price": 1.5, "quantity": 2}',
@@ -548,8 +548,8 @@ def test_s30_superusers_and_team_admins_need_a_second_factor(personas: Any, sett
 
 def test_s23_a_hostile_endpoint_cannot_freeze_another_account_with_the_same_key() -> None:
     """Budgets are per (endpoint, public key), and an exchange's retry hint blocks for at most the cap."""
-    from orders.feed import Feed, FeedConfig
-    from orders.feed.budget import budget_key
+    from orders.live.feed import Feed, FeedConfig
+    from orders.live.feed.budget import budget_key
 
     async def run() -> tuple[float, float]:
         feed = Feed(FeedConfig.from_settings(backoff_cap_seconds=30.0), channel_layer=None)

@@ -33,7 +33,7 @@ from django.http import HttpResponse
 from django.test import Client
 from django.urls import path
 
-from orders.encryption import Destination, encrypt_secret
+from orders.accounts.encryption import Destination, encrypt_secret
 from orders.qfex.signing import Credentials, auth_message
 from orders.simulator import SimAccount
 from tests.secret_scan import register_secret

@@ -45,7 +45,7 @@ def redis_prefix(services: dict[str, str]) -> Iterator[str]:
 
 @pytest.fixture
 async def redis_client(services: dict[str, str]) -> AsyncIterator[object]:
-    from orders.feed.redis_state import redis_client
+    from orders.live.feed.redis_state import redis_client
 
     client = redis_client(services["redis"])
     yield client

@@ -21,10 +21,10 @@ from channels.sessions import SessionMiddlewareStack
 from django.urls import path
 
 from bench.site import ROOT
-from orders.consumers import AccountStreamConsumer
-from orders.feed import get_feed, shutdown_feed
+from orders.live.consumers import AccountStreamConsumer
+from orders.live.feed import get_feed, shutdown_feed
+from orders.live.routing import ExactOriginMiddleware, SessionUserMiddleware
 from orders.models import ExchangeAccount
-from orders.routing import ExactOriginMiddleware, SessionUserMiddleware
 from orders.simulator import SimAccount, Simulator
 from tests.consumers.conftest import PATIENCE, Browser, async_session_cookie, shows_truth, truth
 from tests.personas import *  # noqa: F403  (the persona fixtures)

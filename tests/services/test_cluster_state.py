@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from orders import live_protocol as lp
-from orders.feed.redis_state import ClusterState, read_overviews, redis_client
+from orders.live import protocol as lp
+from orders.live.feed.redis_state import ClusterState, read_overviews, redis_client
 
 pytestmark = pytest.mark.services
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from channels_redis.core import RedisChannelLayer
 
-from orders.feed import Feed, FeedConfig
-from orders.feed.ownership import lease_name
-from orders.feed.redis_state import ClusterState, read_overviews
+from orders.live.feed import Feed, FeedConfig
+from orders.live.feed.ownership import lease_name
+from orders.live.feed.redis_state import ClusterState, read_overviews
 from orders.models import ExchangeAccount
 from orders.simulator import SimAccount, Simulator
 from tests.feed.conftest import FAST, matches_truth

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from orders.feed.leases import RedisLeases
-from orders.feed.redis_state import redis_client as make_client
+from orders.live.feed.leases import RedisLeases
+from orders.live.feed.redis_state import redis_client as make_client
 
 pytestmark = pytest.mark.services
 
@@ -61,7 +61,7 @@ async def test_many_contenders_one_winner(leases: RedisLeases) -> None:
 
 async def test_unreachable_redis_acquire_and_renew_raise_release_is_quiet() -> None:
     """A renewal Redis cannot answer is not "lost": the owner decides with the lease's known expiry
-    (orders.feed.ownership), instead of giving the account up at the first network hiccup."""
+    (orders.live.feed.ownership), instead of giving the account up at the first network hiccup."""
     with socket.socket() as probe:  # a loopback port with nobody listening
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -24,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--pace", type=float, default=4.0, help="Simulated order events per second.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from orders.encryption import ensure_local_key_file
+        from orders.accounts.encryption import ensure_local_key_file
 
         if not 0 < options["port"] < 65536:
             raise CommandError("--port must be between 1 and 65535.")
@@ -39,7 +39,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("check")
 
-        from orders.demo import DEMO_USERNAME, TEAMMATE_USERNAME, build_demo_world, simulator_accounts
+        from orders.management.demo_world import DEMO_USERNAME, TEAMMATE_USERNAME, build_demo_world, simulator_accounts
         from orders.simulator import Simulator
 
         simulator = Simulator(

@@ -24,11 +24,9 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from orders.encryption import EncryptionKeyError
-from orders.endpoints import custom_url_problem
-from orders.management.account_lookup import find_account
-from orders.models import ExchangeAccount, Team
-from orders.services import (
+from orders.accounts.encryption import EncryptionKeyError
+from orders.accounts.endpoints import custom_url_problem
+from orders.accounts.services import (
     REJECTED,
     account_create,
     account_record_check,
@@ -38,6 +36,8 @@ from orders.services import (
     destination_changes,
     key_check,
 )
+from orders.management.account_lookup import find_account
+from orders.models import ExchangeAccount, Team
 
 SECRET_ENV_VAR = "QFEX_SECRET_KEY"  # noqa: S105  (the variable's name, not its value)
 

@@ -78,7 +78,7 @@ class Command(BaseCommand):
         url, credentials, account_id = self._connection(options)
         # A stored account's key goes only where the endpoint policy allows (S22); --url with a secret from
         # the operator's own environment is the operator's choice.
-        from orders.endpoints import endpoint_policy
+        from orders.accounts.endpoints import endpoint_policy
 
         policy = endpoint_policy() if options["account"] else None
         try:
@@ -108,9 +108,9 @@ class Command(BaseCommand):
 
     @staticmethod
     def _stored_account(label: str) -> tuple[str, Credentials, str | None]:
-        from orders.encryption import EncryptionKeyError, SecretUnreadable
+        from orders.accounts.encryption import EncryptionKeyError, SecretUnreadable
+        from orders.accounts.services import account_credentials
         from orders.management.account_lookup import find_account
-        from orders.services import account_credentials
 
         account = find_account(label, None)
         if not account.enabled:

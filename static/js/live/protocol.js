@@ -1,6 +1,6 @@
 /*
  * Keeping a page's copy of each account in step with the server (the message shapes are documented once,
- * server side, in orders/live_protocol.py):
+ * server side, in orders/live/protocol.py):
  *
  * - SeqTracker keeps each account's messages in `seq` order: a diff is applied only when it is exactly the
  *   next one; a gap, or a diff before any snapshot, asks the server for a snapshot (`resync`).

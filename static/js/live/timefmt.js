@@ -1,6 +1,6 @@
 /*
  * One rule for times everywhere: the person's chosen zone (UTC or their browser's), labelled, ISO-like and
- * 24-hour: "2026-12-06 21:49:03 UTC". The server renders its pages with the same rule (orders/preferences.py)
+ * 24-hour: "2026-12-06 21:49:03 UTC". The server renders its pages with the same rule (orders/accounts/preferences.py)
  * and sends the zone's abbreviations ({offset minutes: "CET"}) so both say the same; an offset without
  * an abbreviation is labelled "UTC+05:30". Pure functions; unit tests in tests/js/timefmt.test.js.
  */

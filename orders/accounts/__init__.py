@@ -1,0 +1,1 @@
+"""Accounts and keys: teams, memberships, exchange accounts, access, encryption, audit."""

@@ -1,0 +1,1 @@
+"""The live tables: the feed, the browser sockets and their protocol."""

@@ -1,0 +1,1 @@
+"""Sign-in: the throttle and the second factor."""

@@ -1,0 +1,200 @@
+"""Two-factor sign-in (S30) with django-otp: TOTP, and one-time recovery codes.
+
+Who must use it: superusers and team admins (any Membership with role "admin") — the people who can
+add, move or remove keys that can trade — whenever ``QFEXDASH_REQUIRE_2FA`` is on (the default when
+DEBUG is off; the demo switches it off).
+
+The flow: the password is checked first (the sign-in page, throttled by django-axes); then
+:class:`TwoFactorMiddleware` sends such a user, before anything else (the admin included), either to
+enrolment (no confirmed device yet) or to the token step. Enrolment shows an ``otpauth://`` URI and the
+base32 secret once, asks for a first code to confirm, then shows ten recovery codes once. The token step
+accepts a TOTP code or an unused recovery code; django-otp's own throttling refuses further tries for a
+growing delay after each wrong code (1 s, 2 s, 4 s, …), answered 429 with the wait in words.
+
+Live sockets: :func:`second_factor_done` is checked by ``orders.live.access.session_user`` so a session that
+has the password but not the second factor cannot open a live stream either.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from typing import Any
+from urllib.parse import urlencode
+
+import django_otp
+from django import forms
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from orders.models import Membership
+
+RECOVERY_CODES = 10
+_TOTP_NAME = "Authenticator app"
+_RECOVERY_NAME = "Recovery codes"
+
+
+def requires_2fa(user: Any) -> bool:
+    """Whether ``user`` must sign in with a second factor (superusers and team admins, when switched on)."""
+    if not getattr(settings, "QFEXDASH_REQUIRE_2FA", False):
+        return False
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_superuser:
+        return True
+    return Membership.objects.filter(user=user, role=Membership.Role.ADMIN).exists()
+
+
+def second_factor_done(session: Any, user: Any) -> bool:
+    """True when ``user`` needs no second factor, or this session passed it."""
+    return not requires_2fa(user) or bool(session.get(django_otp.DEVICE_ID_SESSION_KEY))
+
+
+def _enrolled(user: Any) -> bool:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+class TwoFactorMiddleware:
+    """After ``django_otp.middleware.OTPMiddleware``: no page for a user who still owes the second factor."""
+
+    _OPEN_PATHS = ("two_factor_setup", "two_factor_verify", "logout", "login", "healthz")
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and not user.is_verified() and requires_2fa(user):
+            open_paths = {reverse(name) for name in self._OPEN_PATHS} | {reverse("admin:logout")}
+            if request.path not in open_paths and not request.path.startswith(settings.STATIC_URL):
+                target = "two_factor_verify" if _enrolled(user) else "two_factor_setup"
+                return redirect(f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}")
+        return self.get_response(request)
+
+
+class TokenForm(forms.Form):
+    token = forms.CharField(
+        label="Code",
+        max_length=16,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text", "autofocus": True}),
+        help_text="The 6-digit code from your authenticator app, or one of your recovery codes.",
+        error_messages={"required": "Enter the code."},
+    )
+
+    def clean_token(self) -> str:
+        return "".join(self.cleaned_data["token"].split()).lower()
+
+
+def _next_url(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+        return "/"
+    return target
+
+
+def _devices_for(user: Any, token: str) -> list[Any]:
+    """The devices a token is meant for: digits → the authenticator app; anything else → recovery codes.
+
+    Keeping them apart means a recovery code typed in does not count as a wrong app code (each device has
+    its own throttle).
+    """
+    return [d for d in django_otp.devices_for_user(user) if isinstance(d, TOTPDevice) == token.isdigit()]
+
+
+def _throttle_wait(devices: list[Any]) -> int:
+    """Seconds until one of ``devices`` accepts another try (0: one does now, or there are none)."""
+    waits = []
+    now = timezone.now()
+    for device in devices:
+        allowed, details = device.verify_is_allowed()
+        if allowed:
+            return 0
+        locked_until = (details or {}).get("locked_until")
+        waits.append((locked_until - now).total_seconds() if locked_until else 1.0)
+    return math.ceil(max(1.0, min(waits))) if waits else 0
+
+
+def _wait_words(seconds: int) -> str:
+    return f"Too many wrong codes. Wait {seconds} second{'s' if seconds != 1 else ''} and try again."
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def verify(request: HttpRequest) -> HttpResponse:
+    """The token step after the password, throttled by django-otp per device (429 while it must wait)."""
+    user = request.user
+    if user.is_verified() or not requires_2fa(user):
+        return redirect(_next_url(request))
+    if not _enrolled(user):
+        return redirect("two_factor_setup")
+    form = TokenForm(request.POST or None)
+    wait = 0
+    if request.method == "POST" and form.is_valid():
+        token = form.cleaned_data["token"]
+        devices = _devices_for(user, token)
+        wait = _throttle_wait(devices)
+        if wait:
+            form.add_error("token", _wait_words(wait))
+        else:
+            for device in devices:
+                verified = django_otp.verify_token(user, device.persistent_id, token)
+                if verified is not None:
+                    django_otp.login(request, verified)
+                    request.session.cycle_key()  # a new session id once fully signed in
+                    return redirect(_next_url(request))
+            form.add_error("token", "That code is not right. App codes change every 30 seconds; try the current one.")
+    context = {"form": form, "next": _next_url(request)}
+    response = render(request, "registration/two_factor_verify.html", context, status=429 if wait else 200)
+    if wait:
+        response["Retry-After"] = str(wait)
+    return response
+
+
+def _pending_device(user: Any, *, fresh: bool) -> TOTPDevice:
+    devices = TOTPDevice.objects.filter(user=user, confirmed=False)
+    if fresh:
+        devices.delete()  # the secret is shown once: a new visit gets a new one
+    device = devices.first() if not fresh else None
+    return device or TOTPDevice.objects.create(user=user, name=_TOTP_NAME, confirmed=False)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def setup(request: HttpRequest) -> HttpResponse:
+    """Enrolment: the secret (once), a first code to confirm it, then the recovery codes (once)."""
+    user = request.user
+    if _enrolled(user):
+        return redirect("two_factor_verify" if not user.is_verified() else _next_url(request))
+    form = TokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+        if device is not None and device.verify_token(form.cleaned_data["token"]):
+            codes = _confirm(user, device)
+            django_otp.login(request, device)
+            request.session.cycle_key()
+            return render(request, "registration/two_factor_codes.html", {"codes": codes, "next": _next_url(request)})
+        form.add_error("token", "That code does not match; scan the new secret below and enter the current code.")
+    device = _pending_device(user, fresh=True)
+    secret = base64.b32encode(device.bin_key).decode("ascii")
+    context = {"form": form, "config_url": device.config_url, "secret": secret, "next": _next_url(request)}
+    return render(request, "registration/two_factor_setup.html", context)
+
+
+@transaction.atomic
+def _confirm(user: Any, device: TOTPDevice) -> list[str]:
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    StaticDevice.objects.filter(user=user).delete()
+    recovery = StaticDevice.objects.create(user=user, name=_RECOVERY_NAME, confirmed=True)
+    codes = [StaticToken.random_token() for _ in range(RECOVERY_CODES)]
+    StaticToken.objects.bulk_create([StaticToken(device=recovery, token=code) for code in codes])
+    return codes
