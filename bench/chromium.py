@@ -1,5 +1,5 @@
 """Where Debian's Chromium is and how it is launched; shared by P7 (``bench/browser.py``) and the browser
-and end-to-end tests (``tests/browser``, ``tests/e2e``). Set ``QFEXDASH_CHROMIUM`` for another binary."""
+and end-to-end tests (``tests/web/browser``, ``tests/web/e2e``). Set ``QFEXDASH_CHROMIUM`` for another binary."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ database and one Redis (each under its own key prefix, so parallel runs never me
 serves a listening socket the harness owns (``--fd``): a process can be killed and restarted on the
 same address. ``Page`` is what the page script does with the messages of one account.
 
-Nothing here imports pytest: the services tests (``tests/services/``) and the benchmarks
+Nothing here imports pytest: the services tests (``tests/cluster/``) and the benchmarks
 (``bench/cluster.py``) share it.
 """
 

@@ -5,7 +5,7 @@
   simulator the caller runs);
 - :func:`sign_in` through the real form.
 
-``tests/e2e`` builds its fixtures on this; ``bench.screenshots`` uses it as it is.
+``tests/web/e2e`` builds its fixtures on this; ``bench.screenshots`` uses it as it is.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The live page served without Django's site, for the browser tests (``tests/browser``) and P7 (``bench/browser.py``).
+"""The live page served without Django's site, for the browser tests (``tests/web/browser``) and P7
+(``bench/browser.py``).
 
 - ``FakeLiveServer``: a WebSocket server (the ``websockets`` library, threads) that plays the server side of
   the browser protocol: the test decides what it sends and reads what the page sends back.

@@ -59,7 +59,7 @@ def base_env(
         "QFEXDASH_CUSTOM_ENDPOINTS": "127.0.0.1",
         "QFEXDASH_REQUIRE_2FA": "false",
         # Benchmarks and whole-stack tests open hundreds of sockets as one user; the per-user cap (S29)
-        # is tested on its own (tests/consumers/test_limits.py).
+        # is tested on its own (tests/live/consumers/test_limits.py).
         "QFEXDASH_WS_MAX_SOCKETS_PER_USER": "10000",
         **settings,
     }

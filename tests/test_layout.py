@@ -49,11 +49,11 @@ def imports_of_tests(source: str, filename: str = "<source>") -> list[str]:
     [
         ("import tests.daphne", True),
         ("import tests", True),
-        ("from tests.browser.harness import PageServer", True),
+        ("from tests.web.browser.harness import PageServer", True),
         ("from tests import chromium", True),
         ("def f():\n    from tests.daphne import ROOT", True),  # a function-level import counts too
-        ("importlib.import_module('tests.e2e.world')", True),
-        ("subprocess.run([python, '-m', 'tests.e2e.world'])", True),
+        ("importlib.import_module('tests.web.e2e.world')", True),
+        ("subprocess.run([python, '-m', 'tests.web.e2e.world'])", True),
         ("from bench.site import ROOT", False),
         ("import testsuite", False),
         ("from .stats import p95", False),

@@ -20,7 +20,7 @@ from orders.accounts import services
 from orders.live.protocol import CLOSE_POLICY, CLOSE_TOO_LARGE
 from orders.models import ExchangeAccount, Membership
 from orders.simulator import Simulator
-from tests.consumers.conftest import session_cookie
+from tests.live.consumers.conftest import session_cookie
 from tests.personas import KEYS, point_at
 from tests.security.fuzz_browser import Bystander, FuzzReport, Target, run_fuzz
 from tests.security.fuzz_transport import communicator_connector

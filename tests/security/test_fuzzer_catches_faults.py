@@ -15,7 +15,7 @@ from orders.live.consumers import AccountStreamConsumer
 from orders.live.routing import ExactOriginMiddleware, SessionUserMiddleware
 from orders.models import ExchangeAccount
 from orders.simulator import Simulator
-from tests.consumers.conftest import session_cookie
+from tests.live.consumers.conftest import session_cookie
 from tests.personas import point_at
 from tests.security.fuzz_browser import Target, run_fuzz
 from tests.security.fuzz_transport import communicator_connector

@@ -2,7 +2,7 @@
 
 The real headers through the Django test client and the real live socket through the ASGI app; the
 browser side (no CSP violation on any page, the live tables working) is
-``tests/browser/test_csp.py`` in Chromium.
+``tests/web/browser/test_csp.py`` in Chromium.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from django.utils import timezone
 from orders.live import protocol as lp
 from orders.models import ExchangeAccount
 from orders.simulator import Simulator
-from tests.consumers.conftest import Browser, shows_truth
+from tests.live.consumers.conftest import Browser, shows_truth
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -29,7 +29,7 @@ from orders.live import protocol as lp
 from orders.live.feed import get_feed
 from orders.models import ExchangeAccount, Membership
 from orders.simulator import Simulator
-from tests.consumers.conftest import ORIGIN, Browser, async_session_cookie, session_cookie, shows_truth
+from tests.live.consumers.conftest import ORIGIN, Browser, async_session_cookie, session_cookie, shows_truth
 from tests.personas import KEYS, PASSWORD, TEST_ENCRYPTION_KEY, point_at
 from tests.secret_scan import is_registered, registered_counts, scanning
 
@@ -318,7 +318,7 @@ async def test_s16_html_in_exchange_strings_travels_as_text(
     added = sim.add_orders(live_team_account.public_key, 1, client_order_id=nasty)[0]
     await browser.until(lambda: added["order_id"] in browser.orders[live_team_account.pk])
     # Data, not markup: the exact string reaches the page, which shows it as text
-    # (tests/browser/test_live_page.py::test_html_in_exchange_strings_is_shown_as_text renders it in Chromium).
+    # (tests/web/browser/test_live_page.py::test_html_in_exchange_strings_is_shown_as_text renders it in Chromium).
     assert browser.orders[live_team_account.pk][added["order_id"]]["client_order_id"] == nasty
     await browser.disconnect()
 

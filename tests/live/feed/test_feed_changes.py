@@ -1,6 +1,6 @@
 """The feed while watched: failures that need a person, account changes, budgets, and who reads pushes.
 
-Against the real simulator over loopback, like tests/feed/test_feed.py.
+Against the real simulator over loopback, like tests/live/feed/test_feed.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from orders.live.feed.budget import budget_key
 from orders.live.feed.upstream import REJECTED_KEY_REASON
 from orders.models import ExchangeAccount
 from orders.simulator import SimAccount, Simulator
-from tests.feed.conftest import PATIENCE, book_key, in_state, matches_truth, sim_accounts, wait_until
+from tests.live.feed.conftest import PATIENCE, book_key, in_state, matches_truth, sim_accounts, wait_until
 from tests.personas import KEYS, point_at
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -19,7 +19,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from bench.demo_site import PATIENCE_MS, Site
 from orders.simulator import Simulator
-from tests.e2e.stack import SHOWN_ORDERS, Browsing, book, wait_book, wait_live, wait_rows
+from tests.web.e2e.stack import SHOWN_ORDERS, Browsing, book, wait_book, wait_live, wait_rows
 
 pytestmark = pytest.mark.browser
 

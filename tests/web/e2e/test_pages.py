@@ -8,7 +8,7 @@ from playwright.sync_api import Locator, Page, expect
 from bench.demo_site import PASSWORD, PATIENCE_MS, Site, sign_in
 from bench.world import SUPERUSER
 from orders.simulator import Simulator
-from tests.e2e.stack import Browsing, book, serious_axe_violations, wait_live, wait_rows
+from tests.web.e2e.stack import Browsing, book, serious_axe_violations, wait_live, wait_rows
 
 pytestmark = pytest.mark.browser
 

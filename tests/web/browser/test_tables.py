@@ -8,7 +8,7 @@ import time
 import pytest
 
 from bench.livepage import diff, order_row, snapshot, twap_row
-from tests.browser.conftest import LiveSite
+from tests.web.browser.conftest import LiveSite
 
 pytestmark = pytest.mark.browser
 

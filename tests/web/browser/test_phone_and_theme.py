@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bench.livepage import AS_OF, closed_row, diff, order_row, serious_axe_violations, snapshot, status, twap_row
-from tests.browser.conftest import PHONE
+from tests.web.browser.conftest import PHONE
 
 pytestmark = pytest.mark.browser
 

@@ -18,7 +18,7 @@ from orders.live import protocol as lp
 from orders.live.access import access_verdict
 from orders.models import ExchangeAccount, Membership
 from orders.simulator import Simulator
-from tests.consumers.conftest import (
+from tests.live.consumers.conftest import (
     HOST,
     ORIGIN,
     PATIENCE,

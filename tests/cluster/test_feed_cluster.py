@@ -21,7 +21,7 @@ from orders.live.feed.ownership import lease_name
 from orders.live.feed.redis_state import ClusterState, read_overviews
 from orders.models import ExchangeAccount
 from orders.simulator import SimAccount, Simulator
-from tests.feed.conftest import FAST, matches_truth
+from tests.live.feed.conftest import FAST, matches_truth
 from tests.personas import *  # noqa: F403  (the persona fixtures)
 from tests.personas import KEYS, point_at
 

@@ -4,7 +4,7 @@
   ``sim.step()``, ``sim.add_orders()`` or ``sim.remove_order()``: a test always knows the truth it compares with.
 - ``site``: Daphne serves ``qfexdash.asgi:application`` in a subprocess with its own SQLite file, short
   reconcile and backoff intervals, the test encryption key and the real QFEX URLs at a closed port
-  (see :mod:`tests.e2e.stack`).
+  (see :mod:`tests.web.e2e.stack`).
 - ``browsing``: fresh Chromium contexts for each test; the console of every page and the end of Daphne's
   log are printed when the test fails, and an uncaught error in a page fails it.
 
@@ -28,7 +28,7 @@ from bench.demo_site import PATIENCE_MS, Site, sign_in, site_env, start_site, st
 from bench.world import simulator_accounts
 from orders.simulator import Simulator
 from tests.chromium import require_chromium
-from tests.e2e.stack import Browsing
+from tests.web.e2e.stack import Browsing
 
 
 @pytest.fixture(scope="package")

@@ -1,4 +1,4 @@
-"""The feed and the consumer feed the /metrics families (the view itself: tests/test_metrics.py)."""
+"""The feed and the consumer feed the /metrics families (the view itself: tests/live/test_metrics.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from orders.live import metrics
 from orders.models import ExchangeAccount
 from orders.simulator import Simulator
-from tests.feed.conftest import PATIENCE, book_key, matches_truth, wait_until
+from tests.live.feed.conftest import PATIENCE, book_key, matches_truth, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

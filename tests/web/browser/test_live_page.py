@@ -23,7 +23,7 @@ from bench.livepage import (
     status,
     twap_row,
 )
-from tests.browser.conftest import LiveSite
+from tests.web.browser.conftest import LiveSite
 
 pytestmark = pytest.mark.browser
 

@@ -13,7 +13,7 @@ from orders.live import access as live_access
 from orders.live import protocol as lp
 from orders.models import ExchangeAccount
 from orders.simulator import Simulator
-from tests.consumers.conftest import Browser, async_session_cookie, shows_truth
+from tests.live.consumers.conftest import Browser, async_session_cookie, shows_truth
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

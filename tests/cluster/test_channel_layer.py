@@ -26,7 +26,7 @@ from orders.live.feed import get_feed, shutdown_feed
 from orders.live.routing import ExactOriginMiddleware, SessionUserMiddleware
 from orders.models import ExchangeAccount
 from orders.simulator import SimAccount, Simulator
-from tests.consumers.conftest import PATIENCE, Browser, async_session_cookie, shows_truth, truth
+from tests.live.consumers.conftest import PATIENCE, Browser, async_session_cookie, shows_truth, truth
 from tests.personas import *  # noqa: F403  (the persona fixtures)
 from tests.personas import KEYS, point_at
 

@@ -21,7 +21,7 @@ from orders.live.feed import get_feed
 from orders.live.routing import ExactOriginMiddleware, SessionUserMiddleware
 from orders.models import ExchangeAccount, Membership
 from orders.simulator import Simulator
-from tests.consumers.conftest import PATIENCE, Browser, async_session_cookie, shows_truth, truth
+from tests.live.consumers.conftest import PATIENCE, Browser, async_session_cookie, shows_truth, truth
 from tests.personas import PASSWORD, point_at
 
 pytestmark = pytest.mark.django_db(transaction=True)

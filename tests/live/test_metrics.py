@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from orders.live import metrics
 from qfexdash.env import env_networks
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FAMILIES = {
     "qfexdash_upstream_requests_total": "counter",
     "qfexdash_upstream_sessions": "gauge",

@@ -18,7 +18,7 @@ from orders.live import protocol as lp
 from orders.live.feed.upstream import REJECTED_KEY_REASON
 from orders.models import ExchangeAccount
 from orders.simulator import SimAccount, Simulator
-from tests.feed.conftest import (
+from tests.live.feed.conftest import (
     PATIENCE,
     GroupListener,
     book_key,

@@ -16,7 +16,7 @@ from playwright.sync_api import BrowserContext, Page
 from bench.demo_site import Site, sign_in
 from bench.world import SUPERUSER
 from orders.simulator import Simulator
-from tests.e2e.stack import Browsing, book, wait_live, wait_rows
+from tests.web.e2e.stack import Browsing, book, wait_live, wait_rows
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ from orders.live import protocol as lp
 from orders.live.limits import ResyncLimiter
 from orders.models import ExchangeAccount
 from orders.simulator import Simulator
-from tests.consumers.conftest import Browser, async_session_cookie, shows_truth
+from tests.live.consumers.conftest import Browser, async_session_cookie, shows_truth
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
