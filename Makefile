@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-js test-postgres test-services services lint bench soak load chromium nodejs screenshots
+.PHONY: install demo test test-fast test-js test-postgres test-services services lint bench soak load chromium nodejs screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ lint: install
 
 test: install chromium lint test-js
 	$(BIN)/pytest $(ARGS)
+
+# The one-minute loop: every test that runs inside pytest's own processes (no Daphne, no Chromium, no
+# subprocess; tests/tiers.py decides), spread over four processes. No lint, no Node tests.
+test-fast: install
+	$(BIN)/pytest -m "not slow" -n 4 --dist worksteal $(ARGS)
 
 # The tests that use the site's database, with DATABASE_URL pointing at PostgreSQL. The others run the same
 # code on either database, or start Daphne on their own SQLite file; `make test` runs them all.
