@@ -1,6 +1,6 @@
 """Forms for sign-in, personal exchange accounts and the admin.
 
-Forms only validate and collect input; saving goes through ``orders.accounts.services``. Every form lists its
+Forms only validate and collect input; saving goes through the services of ``orders.accounts``. Every form lists its
 fields explicitly, so extra POST fields (``owner_user``, ``secret_ciphertext``, ``binding``…) are
 never read. Secret fields are write-only: rendered empty, never echoed back after an error.
 """
@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
 from orders.accounts.endpoints import CUSTOM_URL_SUPERUSERS_ONLY, custom_url_problem, may_set_custom_url
-from orders.accounts.services import DESTINATION_CHANGE_MESSAGE, DESTINATION_FIELDS
+from orders.accounts.exchange_accounts import DESTINATION_CHANGE_MESSAGE, DESTINATION_FIELDS
 from orders.models import ExchangeAccount, Membership, Team
 
 # Fields a user may edit on an account; owner, ciphertext and binding are never among them.

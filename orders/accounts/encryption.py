@@ -61,6 +61,12 @@ class EncryptionKeyError(ImproperlyConfigured):
     """The encryption keys are missing or malformed. The message never contains key material."""
 
 
+# What a person managing an account reads when the server has no keys (the operator's message is the exception's).
+KEYS_NOT_CONFIGURED_MESSAGE = (
+    "The server's encryption keys are not configured (QFEXDASH_ENCRYPTION_KEYS); ask an administrator."
+)
+
+
 class SecretUnreadable(Exception):
     """A stored secret cannot be decrypted with the configured keys (wrong key, tampered or copied token).
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from orders.accounts import services
+from orders.accounts import audit, display, encryption, exchange_accounts, teams
 from orders.accounts.encryption import Destination, SecretUnreadable, decrypt_secret, token_key_id
 from orders.models import AuditEvent, ExchangeAccount, Membership
 from tests.accounts.conftest import KEY_NEW, KEY_OTHER
@@ -18,7 +18,7 @@ UNREADABLE = "The stored secret can't be decrypted — re-enter it."
 
 def _create(owner, **overrides) -> ExchangeAccount:
     values = {"actor": owner, "label": "Main", "public_key": "qfex_pub_main", "secret": SECRET, "owner_user": owner}
-    return services.account_create(**{**values, **overrides})
+    return exchange_accounts.account_create(**{**values, **overrides})
 
 
 def _errors(caught: pytest.ExceptionInfo[ValidationError]) -> dict[str, list[str]]:
@@ -107,36 +107,38 @@ def test_update_changes_fields_clears_verification_and_records_events(personas) 
     account.refresh_from_db()
     before = AuditEvent.objects.count()
 
-    services.account_update(actor=personas.owner, account=account, label="Renamed")
+    exchange_accounts.account_update(actor=personas.owner, account=account, label="Renamed")
     account.refresh_from_db()
     assert account.label == "Renamed"
     assert account.last_verified_at is not None
 
-    services.account_update(
+    exchange_accounts.account_update(
         actor=personas.owner, account=account, public_key="qfex_pub_new", enabled=False, secret="qfex_secret_new_1"
     )
     account.refresh_from_db()
     assert (account.public_key, account.enabled, account.last_verified_at) == ("qfex_pub_new", False, None)
-    assert services.account_credentials(account).secret == "qfex_secret_new_1"
+    assert exchange_accounts.account_credentials(account).secret == "qfex_secret_new_1"
 
     actions = list(AuditEvent.objects.order_by("pk").values_list("action", flat=True))[before:]
     assert actions == ["account_changed", "account_secret_changed", "account_changed", "account_disabled"]
     changed = AuditEvent.objects.filter(action="account_changed").order_by("pk").last()
     assert changed.detail == {"changed": {"public_key": ["qfex_pub_owner_personal", "qfex_pub_new"]}}
 
-    services.account_update(actor=personas.owner, account=account, enabled=True)
+    exchange_accounts.account_update(actor=personas.owner, account=account, enabled=True)
     assert AuditEvent.objects.order_by("pk").last().action == "account_enabled"
     # Nothing changed → no event.
     count = AuditEvent.objects.count()
-    services.account_update(actor=personas.owner, account=account, label="Renamed")
+    exchange_accounts.account_update(actor=personas.owner, account=account, label="Renamed")
     assert AuditEvent.objects.count() == count
 
 
 def test_update_refuses_unknown_fields_and_bad_values(personas) -> None:
     with pytest.raises(TypeError):
-        services.account_update(actor=personas.owner, account=personas.owner_account, secret_ciphertext="x")
+        exchange_accounts.account_update(actor=personas.owner, account=personas.owner_account, secret_ciphertext="x")
     with pytest.raises(ValidationError):
-        services.account_update(actor=personas.owner, account=personas.owner_account, endpoint="custom", custom_url="")
+        exchange_accounts.account_update(
+            actor=personas.owner, account=personas.owner_account, endpoint="custom", custom_url=""
+        )
     personas.owner_account.refresh_from_db()
     assert personas.owner_account.endpoint == "custom"
 
@@ -144,7 +146,7 @@ def test_update_refuses_unknown_fields_and_bad_values(personas) -> None:
 def test_rename_to_a_taken_label_is_refused(personas) -> None:
     second = _create(personas.owner, label="Second")
     with pytest.raises(ValidationError) as caught:
-        services.account_update(actor=personas.owner, account=second, label="Owner personal")
+        exchange_accounts.account_update(actor=personas.owner, account=second, label="Owner personal")
     assert "label" in _errors(caught)
     second.refresh_from_db()
     assert second.label == "Second"
@@ -154,10 +156,12 @@ def test_set_secret_re_encrypts_and_clears_state(personas) -> None:
     account = personas.owner_account
     ExchangeAccount.objects.filter(pk=account.pk).update(last_error=UNREADABLE)
     account.refresh_from_db()
-    assert services.account_state(account).code == "secret_unreadable"
+    assert display.account_state(account).code == "secret_unreadable"
     old_token = account.secret_ciphertext
 
-    services.account_set_secret(actor=personas.owner, account=account, secret="qfex_secret_replaced_1234567890")
+    exchange_accounts.account_set_secret(
+        actor=personas.owner, account=account, secret="qfex_secret_replaced_1234567890"
+    )
     account.refresh_from_db()
     assert account.secret_ciphertext != old_token
     assert (
@@ -166,7 +170,7 @@ def test_set_secret_re_encrypts_and_clears_state(personas) -> None:
     )
     assert account.last_error == ""
     assert account.secret_hint == "7890"
-    assert services.account_state(account).code == "unverified"
+    assert display.account_state(account).code == "unverified"
     event = AuditEvent.objects.order_by("pk").last()
     assert event.action == "account_secret_changed"
     assert event.detail == {}
@@ -175,7 +179,7 @@ def test_set_secret_re_encrypts_and_clears_state(personas) -> None:
 def test_delete_keeps_the_audit_trail(personas) -> None:
     account = personas.team_account
     pk = account.pk
-    services.account_delete(actor=personas.team_admin, account=account)
+    exchange_accounts.account_delete(actor=personas.team_admin, account=account)
     assert not ExchangeAccount.objects.filter(pk=pk).exists()
     removed = AuditEvent.objects.get(action="account_removed")
     assert removed.target == "account 'Desk A main' (team Desk A)"
@@ -190,12 +194,12 @@ def test_audit_trail_is_append_only(personas) -> None:
     snapshot = list(AuditEvent.objects.order_by("pk").values())
     account = personas.owner_account
     account_pk = account.pk
-    services.account_update(actor=personas.owner, account=account, label="X")
-    services.account_set_secret(actor=personas.owner, account=account, secret="qfex_secret_other_value_1111")
-    services.account_delete(actor=personas.owner, account=account)
+    exchange_accounts.account_update(actor=personas.owner, account=account, label="X")
+    exchange_accounts.account_set_secret(actor=personas.owner, account=account, secret="qfex_secret_other_value_1111")
+    exchange_accounts.account_delete(actor=personas.owner, account=account)
     membership = Membership.objects.get(user=personas.viewer)
-    services.membership_change_role(actor=personas.team_admin, membership=membership, role="trader")
-    services.membership_remove(actor=personas.team_admin, membership=membership)
+    teams.membership_change_role(actor=personas.team_admin, membership=membership, role="trader")
+    teams.membership_remove(actor=personas.team_admin, membership=membership)
     after = list(AuditEvent.objects.order_by("pk").values())
     assert len(after) == len(snapshot) + 5
     # Earlier events are untouched, except the account link the database clears when an account goes.
@@ -207,23 +211,23 @@ def test_audit_trail_is_append_only(personas) -> None:
 
 def test_audit_record_refuses_secret_entries_and_unknown_actions(owner) -> None:
     with pytest.raises(ValueError, match="secret"):
-        services.audit_record(actor=owner, action="account_changed", target="x", detail={"nested": [{"secret": "s"}]})
+        audit.audit_record(actor=owner, action="account_changed", target="x", detail={"nested": [{"secret": "s"}]})
     with pytest.raises(ValueError, match="unknown audit action"):
-        services.audit_record(actor=owner, action="made_up", target="x")
+        audit.audit_record(actor=owner, action="made_up", target="x")
 
 
 def test_team_and_membership_services(personas) -> None:
     with pytest.raises(ValidationError):
-        services.team_create(actor=personas.superuser, name="desk a")  # names are unique regardless of case
-    team = services.team_create(actor=personas.superuser, name="Desk C")
-    membership = services.membership_add(actor=personas.superuser, team=team, user=personas.owner, role="viewer")
+        teams.team_create(actor=personas.superuser, name="desk a")  # names are unique regardless of case
+    team = teams.team_create(actor=personas.superuser, name="Desk C")
+    membership = teams.membership_add(actor=personas.superuser, team=team, user=personas.owner, role="viewer")
     with pytest.raises(ValidationError):
-        services.membership_add(actor=personas.superuser, team=team, user=personas.owner, role="admin")
+        teams.membership_add(actor=personas.superuser, team=team, user=personas.owner, role="admin")
     with pytest.raises(ValidationError):
-        services.membership_change_role(actor=personas.superuser, membership=membership, role="owner")
-    services.membership_change_role(actor=personas.superuser, membership=membership, role="admin")
-    services.membership_add(actor=personas.superuser, team=team, user=personas.viewer, role="admin")
-    services.membership_remove(actor=personas.superuser, membership=membership)
+        teams.membership_change_role(actor=personas.superuser, membership=membership, role="owner")
+    teams.membership_change_role(actor=personas.superuser, membership=membership, role="admin")
+    teams.membership_add(actor=personas.superuser, team=team, user=personas.viewer, role="admin")
+    teams.membership_remove(actor=personas.superuser, membership=membership)
     events = list(AuditEvent.objects.filter(team=team).order_by("pk").values_list("action", "detail"))
     assert events == [
         ("team_added", {}),
@@ -240,31 +244,31 @@ def test_team_and_membership_services(personas) -> None:
 
 def test_state_codes(personas) -> None:
     account = personas.owner_account
-    assert services.account_state(account).code == "unverified"
+    assert display.account_state(account).code == "unverified"
     account.last_verified_at = timezone.now()
-    assert services.account_state(account).code == "verified"
+    assert display.account_state(account).code == "verified"
     account.last_error = "QFEX rejected the API key."
-    state = services.account_state(account)
+    state = display.account_state(account)
     assert (state.code, state.detail) == ("error", "QFEX rejected the API key.")
     account.enabled = False
-    assert services.account_state(account).code == "disabled"
+    assert display.account_state(account).code == "disabled"
 
 
 def test_wrong_key_gives_a_clear_state_not_an_exception(personas, use_keys) -> None:
     use_keys(KEY_OTHER)  # the key that encrypted the personas' secrets is gone
     for account in (personas.owner_account, personas.team_account):
-        state = services.account_state(account)
+        state = display.account_state(account)
         assert (state.code, state.detail) == ("secret_unreadable", UNREADABLE)
         with pytest.raises(SecretUnreadable):
-            services.account_credentials(account)
+            exchange_accounts.account_credentials(account)
 
 
 def test_state_never_raises(personas, use_keys) -> None:
     account = personas.owner_account
     account.secret_ciphertext = "garbage"
-    assert services.account_state(account).code == "secret_unreadable"
+    assert display.account_state(account).code == "secret_unreadable"
     use_keys()  # no keys at all, and no key file in the test state folder
-    state = services.account_state(personas.team_account)
+    state = display.account_state(personas.team_account)
     assert state.code == "secret_unreadable"
     assert "QFEXDASH_ENCRYPTION_KEYS" in state.detail
 
@@ -273,15 +277,15 @@ def test_state_does_not_need_the_secret_decrypted(personas, use_keys) -> None:
     """Listing accounts reads only the key id: a valid configuration with the key listed is "readable"."""
     use_keys(KEY_NEW, "ZmFrZS10ZXN0LWtleS1mb3ItcWZleGRhc2gtdGVzdHM=")
     assert token_key_id(personas.owner_account.secret_ciphertext) != token_key_id(
-        services.encrypt_secret("x", personas.owner_account.binding, Destination.of(personas.owner_account))
+        encryption.encrypt_secret("x", personas.owner_account.binding, Destination.of(personas.owner_account))
     )
-    assert services.account_state(personas.owner_account).code == "unverified"
-    assert KEYS["Owner personal"][1] not in repr(services.account_state(personas.owner_account))
+    assert display.account_state(personas.owner_account).code == "unverified"
+    assert KEYS["Owner personal"][1] not in repr(display.account_state(personas.owner_account))
 
 
 def test_team_delete_records_every_removal(personas) -> None:
     team_name = personas.team.name
-    services.team_delete(actor=personas.superuser, team=personas.team)
+    teams.team_delete(actor=personas.superuser, team=personas.team)
     assert not ExchangeAccount.objects.filter(label="Desk A main").exists()
     assert not Membership.objects.filter(team__name=team_name).exists()
     removed = list(
@@ -299,8 +303,8 @@ def test_a_team_always_keeps_an_active_admin(personas) -> None:
     team = personas.team  # admins: team_admin, and ingrid_inactive (deactivated: she cannot manage it)
     admin = Membership.objects.select_related("user", "team").get(team=team, user=personas.team_admin)
     for change in (
-        lambda: services.membership_change_role(actor=personas.team_admin, membership=admin, role="viewer"),
-        lambda: services.membership_remove(actor=personas.team_admin, membership=admin),
+        lambda: teams.membership_change_role(actor=personas.team_admin, membership=admin, role="viewer"),
+        lambda: teams.membership_remove(actor=personas.team_admin, membership=admin),
     ):
         with pytest.raises(ValidationError, match="must keep at least one admin") as refused:
             change()
@@ -311,8 +315,8 @@ def test_a_team_always_keeps_an_active_admin(personas) -> None:
 
     # With another active admin, either may go (yourself included).
     trader = Membership.objects.select_related("user", "team").get(team=team, user=personas.trader)
-    services.membership_change_role(actor=personas.team_admin, membership=trader, role="admin")
-    services.membership_change_role(actor=personas.team_admin, membership=admin, role="viewer")
+    teams.membership_change_role(actor=personas.team_admin, membership=trader, role="admin")
+    teams.membership_change_role(actor=personas.team_admin, membership=admin, role="viewer")
     with pytest.raises(ValidationError):
-        services.membership_remove(actor=personas.trader, membership=trader)
-    services.team_delete(actor=personas.superuser, team=team)  # the team going takes its last admin with it
+        teams.membership_remove(actor=personas.trader, membership=trader)
+    teams.team_delete(actor=personas.superuser, team=team)  # the team going takes its last admin with it

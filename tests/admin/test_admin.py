@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from orders.accounts import services
+from orders.accounts import exchange_accounts
 from orders.accounts.encryption import Destination, decrypt_secret
 from orders.models import AuditEvent, ExchangeAccount, Membership, Team
 from tests.personas import KEYS
@@ -482,7 +482,7 @@ def test_admin_account_errors_are_form_errors(personas: Any, client_for: Any) ->
 def test_admin_rename_to_a_taken_label_is_a_form_error(personas: Any, client_for: Any) -> None:
     client = client_for(personas.superuser)
     second = personas.team_account
-    services.account_create(
+    exchange_accounts.account_create(
         actor=None, label="Desk A spare", public_key="k2", secret="s" * 20, owner_team=personas.team
     )
     response = client.post(_url("exchangeaccount_change", second.pk), _change_form(second, label="Desk A spare"))

@@ -23,7 +23,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from orders.accounts import services
+from orders.accounts import display, exchange_accounts, teams, verify
 from orders.accounts.encryption import SecretUnreadable
 from orders.live import protocol as lp
 from orders.live.feed import get_feed
@@ -203,7 +203,7 @@ def test_s10_rotation_keeps_every_row_readable_and_the_old_key_goes_at_zero_rows
 
     def all_readable() -> bool:
         return all(
-            services.account_credentials(account).secret == KEYS[account.label][1]
+            exchange_accounts.account_credentials(account).secret == KEYS[account.label][1]
             for account in ExchangeAccount.objects.all()
         )
 
@@ -231,11 +231,11 @@ def test_s11_a_ciphertext_copied_to_another_row_does_not_decrypt(personas: Any, 
     ExchangeAccount.objects.filter(pk=target.pk).update(secret_ciphertext=source.secret_ciphertext)
     target.refresh_from_db()
     with pytest.raises(SecretUnreadable):
-        services.account_credentials(target)
-    assert not services.account_verify(actor=None, account=target).ok
-    assert services.account_state(target).code == "secret_unreadable"
+        exchange_accounts.account_credentials(target)
+    assert not verify.account_verify(actor=None, account=target).ok
+    assert display.account_state(target).code == "secret_unreadable"
     assert sim.request_count("auth") == 0  # nothing was signed with it
-    assert services.account_credentials(source).secret == KEYS[source.label][1]
+    assert exchange_accounts.account_credentials(source).secret == KEYS[source.label][1]
 
 
 # --- S12 ---------------------------------------------------------------------------------------------
@@ -284,7 +284,7 @@ def test_s14_a_typed_secret_never_comes_back(owner: Any, superuser: Any, client_
     for response in pages:
         assert response.status_code == 200
         assert secret not in response.content.decode()
-    assert services.account_credentials(account).secret == secret  # it was stored, just never shown
+    assert exchange_accounts.account_credentials(account).secret == secret  # it was stored, just never shown
 
 
 # --- S15 ---------------------------------------------------------------------------------------------
@@ -331,7 +331,7 @@ def clickers(team: Any) -> list[str]:
     keys = []
     for n in range(5):
         user = get_user_model().objects.create_user(username=f"s18_clicker{n}", password=PASSWORD)
-        services.membership_add(actor=None, team=team, user=user, role=Membership.Role.VIEWER)
+        teams.membership_add(actor=None, team=team, user=user, role=Membership.Role.VIEWER)
         keys.append(session_cookie(user))
     return keys
 
@@ -396,7 +396,7 @@ def test_s20_forms_refuse_non_admins_csrf_less_posts_and_extra_fields(personas: 
     client_for(personas.owner).post(reverse("my_account_add"), data)
     added = ExchangeAccount.objects.get(label="S20")
     assert (added.owner_user, added.owner_team) == (personas.owner, None)
-    assert services.account_credentials(added).secret == "s20-secret-value-123"
+    assert exchange_accounts.account_credentials(added).secret == "s20-secret-value-123"
     account.refresh_from_db()
     assert account.label == "Desk A main"
 
@@ -416,7 +416,7 @@ def test_s21_a_stored_key_goes_nowhere_new_without_its_secret(personas: Any, cli
     ExchangeAccount.objects.filter(pk=account.pk).update(custom_url="ws://127.0.0.1:9")  # under the secret
     account.refresh_from_db()
     with pytest.raises(SecretUnreadable):
-        services.account_credentials(account)
+        exchange_accounts.account_credentials(account)
 
 
 def test_s22_custom_endpoints_follow_the_policy_on_the_resolved_address(
@@ -602,8 +602,8 @@ def test_s31_a_team_always_keeps_an_admin(personas: Any) -> None:
     # The team's one admin who can sign in (another admin is deactivated: she cannot manage it).
     admin = Membership.objects.select_related("user", "team").get(team=personas.team, user=personas.team_admin)
     with pytest.raises(ValidationError, match="must keep at least one admin"):
-        services.membership_change_role(actor=admin.user, membership=admin, role=Membership.Role.VIEWER)
+        teams.membership_change_role(actor=admin.user, membership=admin, role=Membership.Role.VIEWER)
     with pytest.raises(ValidationError, match="must keep at least one admin"):
-        services.membership_remove(actor=admin.user, membership=admin)
+        teams.membership_remove(actor=admin.user, membership=admin)
     admin.refresh_from_db()
     assert admin.role == Membership.Role.ADMIN

@@ -311,16 +311,16 @@ def test_a_destination_changed_under_the_secret_does_not_decrypt(
     personas: Any, team_account_on_sim: ExchangeAccount, sim: Simulator
 ) -> None:
     """Even a direct database edit (no form) cannot point the stored secret somewhere else."""
-    from orders.accounts import services
+    from orders.accounts import exchange_accounts, verify
     from orders.accounts.encryption import SecretUnreadable
 
     account = team_account_on_sim
     ExchangeAccount.objects.filter(pk=account.pk).update(custom_url="ws://127.0.0.1:9")
     account.refresh_from_db()
     with pytest.raises(SecretUnreadable):
-        services.account_credentials(account)
+        exchange_accounts.account_credentials(account)
     handshakes = sim.handshake_count
-    assert not services.account_verify(actor=None, account=account).ok
+    assert not verify.account_verify(actor=None, account=account).ok
     assert sim.handshake_count == handshakes
 
 

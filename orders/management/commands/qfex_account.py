@@ -24,18 +24,11 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from orders.accounts.display import account_state
 from orders.accounts.encryption import EncryptionKeyError
 from orders.accounts.endpoints import custom_url_problem
-from orders.accounts.services import (
-    REJECTED,
-    account_create,
-    account_record_check,
-    account_state,
-    account_update,
-    account_verify,
-    destination_changes,
-    key_check,
-)
+from orders.accounts.exchange_accounts import account_create, account_update, destination_changes
+from orders.accounts.verify import REJECTED, account_record_check, account_verify, key_check
 from orders.management.account_lookup import find_account
 from orders.models import ExchangeAccount, Team
 
