@@ -103,7 +103,7 @@ def _live_state(overview: AccountOverview | None) -> LiveState:
 @dataclass(frozen=True)
 class AccountRow:
     account: ExchangeAccount
-    state: display.AccountState
+    state: display.KeyStatus
     can_manage: bool
     live: LiveState
 
@@ -112,7 +112,10 @@ def _rows(request: HttpRequest, accounts: Any) -> list[AccountRow]:
     managed = set(access.accounts_managed_by(request.user).values_list("pk", flat=True))
     overviews = account_overviews()
     return [
-        AccountRow(a, display.account_state(a), a.pk in managed, _live_state(overviews.get(a.pk))) for a in accounts
+        AccountRow(
+            account, display.account_key_status(account), account.pk in managed, _live_state(overviews.get(account.pk))
+        )
+        for account in accounts
     ]
 
 

@@ -24,8 +24,10 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class AccountState:
-    """What a list or the admin shows about an account: a code, a short label and plain words."""
+class KeyStatus:
+    """Whether an account's stored key can be used, as the lists, the admin and the command show it (the
+    "Key" column): a code, a short label and plain words. Not the live feed's state of the account, which is
+    ``orders.live.feed.state.AccountState``."""
 
     code: str  # disabled | secret_unreadable | error | verified | unverified
     label: str
@@ -50,20 +52,20 @@ def _secret_looks_readable(account: ExchangeAccount) -> tuple[bool, str]:
     return True, ""
 
 
-def account_state(account: ExchangeAccount) -> AccountState:
-    """The account's state for display. Never raises."""
+def account_key_status(account: ExchangeAccount) -> KeyStatus:
+    """The account's key status for display. Never raises."""
     try:
         readable, why = _secret_looks_readable(account)
         if not readable:
-            return AccountState("secret_unreadable", "Secret unreadable", why)
+            return KeyStatus("secret_unreadable", "Secret unreadable", why)
         if not account.enabled:
-            return AccountState("disabled", "Disabled", "This account is disabled; its orders are not fetched.")
+            return KeyStatus("disabled", "Disabled", "This account is disabled; its orders are not fetched.")
         if account.last_error:
-            return AccountState("error", "Error", account.last_error)
+            return KeyStatus("error", "Error", account.last_error)
         if account.last_verified_at:
             when = timezone.localtime(account.last_verified_at).strftime("%Y-%m-%d %H:%M %Z")
-            return AccountState("verified", "Verified", f"QFEX accepted the key on {when}.")
-        return AccountState("unverified", "Not verified", "The key has not been checked against QFEX yet.")
+            return KeyStatus("verified", "Verified", f"QFEX accepted the key on {when}.")
+        return KeyStatus("unverified", "Not verified", "The key has not been checked against QFEX yet.")
     except Exception:  # a display helper must not turn a page into a 500
         logger.exception("Could not work out the state of exchange account %s", getattr(account, "pk", None))
-        return AccountState("error", "Error", "The account's state could not be determined.")
+        return KeyStatus("error", "Error", "The account's state could not be determined.")

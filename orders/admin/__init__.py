@@ -143,7 +143,7 @@ class TeamAdmin(admin.ModelAdmin):
                 (
                     account.label,
                     "enabled" if account.enabled else "disabled",
-                    display.account_state(account).label,
+                    display.account_key_status(account).label,
                     reverse("account_detail", args=[account.pk]),
                     reverse("admin:orders_exchangeaccount_change", args=[account.pk]),
                 )
@@ -296,7 +296,7 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status")
     def state(self, obj: ExchangeAccount) -> str:
-        state = display.account_state(obj)
+        state = display.account_key_status(obj)
         if state.code in ("error", "secret_unreadable") and state.detail:
             return f"{state.label}: {state.detail}"
         return state.label

@@ -67,7 +67,7 @@ def test_v1_rows_are_re_encrypted_bound_to_their_destination() -> None:
         exchange_accounts.account_credentials(account)
     lost = ExchangeAccount.objects.get(pk=unreadable.pk)
     assert lost.secret_ciphertext == unreadable_token  # left alone: it already said "re-enter it"
-    assert display.account_state(lost).code == "secret_unreadable"
+    assert display.account_key_status(lost).code == "secret_unreadable"
 
 
 def test_reversing_the_migration_restores_v1_tokens() -> None:

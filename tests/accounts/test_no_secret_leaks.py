@@ -108,7 +108,7 @@ def test_a_full_account_lifecycle_leaks_no_secret(personas, simulator, use_keys,
     run("qfex_account", "verify", "Owner personal")  # fails: the simulator knows the old secret
     run("qfex_account", "list")
     run("qfex_account", "list", "--format", "json")
-    states = [repr(display.account_state(account)) for account in ExchangeAccount.objects.all()]
+    states = [repr(display.account_key_status(account)) for account in ExchangeAccount.objects.all()]
 
     assert ExchangeAccount.objects.get(label="CLI").last_verified_at is not None  # the flow really ran
     assert ExchangeAccount.objects.get(label="Wrong").last_error

@@ -36,7 +36,7 @@ def _all_readable() -> None:
             decrypt_secret(account.secret_ciphertext, account.binding, Destination.of(account))
             == KEYS[account.label][1]
         )
-        assert display.account_state(account).code != "secret_unreadable"
+        assert display.account_key_status(account).code != "secret_unreadable"
 
 
 def test_rotation_keeps_every_row_readable_at_every_step(personas, use_keys) -> None:

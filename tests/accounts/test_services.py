@@ -156,7 +156,7 @@ def test_set_secret_re_encrypts_and_clears_state(personas) -> None:
     account = personas.owner_account
     ExchangeAccount.objects.filter(pk=account.pk).update(last_error=UNREADABLE)
     account.refresh_from_db()
-    assert display.account_state(account).code == "secret_unreadable"
+    assert display.account_key_status(account).code == "secret_unreadable"
     old_token = account.secret_ciphertext
 
     exchange_accounts.account_set_secret(
@@ -170,7 +170,7 @@ def test_set_secret_re_encrypts_and_clears_state(personas) -> None:
     )
     assert account.last_error == ""
     assert account.secret_hint == "7890"
-    assert display.account_state(account).code == "unverified"
+    assert display.account_key_status(account).code == "unverified"
     event = AuditEvent.objects.order_by("pk").last()
     assert event.action == "account_secret_changed"
     assert event.detail == {}
@@ -239,25 +239,25 @@ def test_team_and_membership_services(personas) -> None:
     assert all(event.actor == personas.superuser for event in AuditEvent.objects.filter(team=team))
 
 
-# --- account_state (S9) ---------------------------------------------------------------------------
+# --- account_key_status (S9) ----------------------------------------------------------------------
 
 
 def test_state_codes(personas) -> None:
     account = personas.owner_account
-    assert display.account_state(account).code == "unverified"
+    assert display.account_key_status(account).code == "unverified"
     account.last_verified_at = timezone.now()
-    assert display.account_state(account).code == "verified"
+    assert display.account_key_status(account).code == "verified"
     account.last_error = "QFEX rejected the API key."
-    state = display.account_state(account)
+    state = display.account_key_status(account)
     assert (state.code, state.detail) == ("error", "QFEX rejected the API key.")
     account.enabled = False
-    assert display.account_state(account).code == "disabled"
+    assert display.account_key_status(account).code == "disabled"
 
 
 def test_wrong_key_gives_a_clear_state_not_an_exception(personas, use_keys) -> None:
     use_keys(KEY_OTHER)  # the key that encrypted the personas' secrets is gone
     for account in (personas.owner_account, personas.team_account):
-        state = display.account_state(account)
+        state = display.account_key_status(account)
         assert (state.code, state.detail) == ("secret_unreadable", UNREADABLE)
         with pytest.raises(SecretUnreadable):
             exchange_accounts.account_credentials(account)
@@ -266,9 +266,9 @@ def test_wrong_key_gives_a_clear_state_not_an_exception(personas, use_keys) -> N
 def test_state_never_raises(personas, use_keys) -> None:
     account = personas.owner_account
     account.secret_ciphertext = "garbage"
-    assert display.account_state(account).code == "secret_unreadable"
+    assert display.account_key_status(account).code == "secret_unreadable"
     use_keys()  # no keys at all, and no key file in the test state folder
-    state = display.account_state(personas.team_account)
+    state = display.account_key_status(personas.team_account)
     assert state.code == "secret_unreadable"
     assert "QFEXDASH_ENCRYPTION_KEYS" in state.detail
 
@@ -279,8 +279,8 @@ def test_state_does_not_need_the_secret_decrypted(personas, use_keys) -> None:
     assert token_key_id(personas.owner_account.secret_ciphertext) != token_key_id(
         encryption.encrypt_secret("x", personas.owner_account.binding, Destination.of(personas.owner_account))
     )
-    assert display.account_state(personas.owner_account).code == "unverified"
-    assert KEYS["Owner personal"][1] not in repr(display.account_state(personas.owner_account))
+    assert display.account_key_status(personas.owner_account).code == "unverified"
+    assert KEYS["Owner personal"][1] not in repr(display.account_key_status(personas.owner_account))
 
 
 def test_team_delete_records_every_removal(personas) -> None:

@@ -73,7 +73,7 @@ def test_good_key_is_verified(personas, simulator) -> None:
     assert result == verify.VerifyResult(ok=True, message="QFEX accepted the API key.")
     assert account.last_verified_at is not None
     assert account.last_error == ""
-    assert display.account_state(account).code == "verified"
+    assert display.account_key_status(account).code == "verified"
     event = AuditEvent.objects.filter(account=account).order_by("pk").last()
     assert (event.action, event.actor, event.detail) == ("account_verified", personas.owner, {})
     assert simulator.request_count("auth") == 1
@@ -105,7 +105,7 @@ def test_rejected_key_gives_the_clients_message(personas, simulator) -> None:
     assert result.message == direct.value.user_message
     assert account.last_error == direct.value.user_message
     assert account.last_verified_at is None
-    state = display.account_state(account)
+    state = display.account_key_status(account)
     assert (state.code, state.detail) == ("error", direct.value.user_message)
     event = AuditEvent.objects.filter(account=account).order_by("pk").last()
     assert (event.action, event.detail) == ("account_verify_failed", {"reason": direct.value.user_message})
@@ -118,7 +118,7 @@ def test_revoked_key_fails_and_a_later_success_clears_the_error(personas, simula
     result = _verify(account)
     assert not result.ok
     assert account.last_error == result.message
-    assert display.account_state(account).code == "error"
+    assert display.account_key_status(account).code == "error"
 
 
 def test_unreachable_endpoint_gives_a_clear_message(personas, closed_port_url) -> None:
@@ -143,7 +143,7 @@ def test_wrong_encryption_key_never_reaches_the_exchange(personas, simulator, us
     use_keys(KEY_OTHER)
     result = _verify(account)
     assert result == verify.VerifyResult(ok=False, message=UNREADABLE)
-    assert display.account_state(account).code == "secret_unreadable"
+    assert display.account_key_status(account).code == "secret_unreadable"
     assert simulator.request_count("auth") == 0
 
 
@@ -156,7 +156,7 @@ def test_ciphertext_copied_from_another_row_fails(personas, simulator) -> None:
     team_account.refresh_from_db()
     result = _verify(team_account)
     assert result == verify.VerifyResult(ok=False, message=UNREADABLE)
-    state = display.account_state(team_account)
+    state = display.account_key_status(team_account)
     assert (state.code, state.detail) == ("secret_unreadable", UNREADABLE)
     assert simulator.request_count("auth") == 0
 

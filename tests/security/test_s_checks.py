@@ -233,7 +233,7 @@ def test_s11_a_ciphertext_copied_to_another_row_does_not_decrypt(personas: Any, 
     with pytest.raises(SecretUnreadable):
         exchange_accounts.account_credentials(target)
     assert not verify.account_verify(actor=None, account=target).ok
-    assert display.account_state(target).code == "secret_unreadable"
+    assert display.account_key_status(target).code == "secret_unreadable"
     assert sim.request_count("auth") == 0  # nothing was signed with it
     assert exchange_accounts.account_credentials(source).secret == KEYS[source.label][1]
 

@@ -24,7 +24,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from orders.accounts.display import account_state
+from orders.accounts.display import account_key_status
 from orders.accounts.encryption import EncryptionKeyError
 from orders.accounts.endpoints import custom_url_problem
 from orders.accounts.exchange_accounts import account_create, account_update, destination_changes
@@ -226,7 +226,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _row(account: ExchangeAccount) -> dict[str, Any]:
-        state = account_state(account)
+        state = account_key_status(account)
         return {
             "id": account.pk,
             "label": account.label,
