@@ -9,7 +9,8 @@ The writes are services by entity (HackSoft's ``<entity>_<action>``), each leavi
 - :mod:`~orders.accounts.audit` — the audit trail's writes (:mod:`~orders.accounts.audit_text` reads an event
   in words, :mod:`~orders.accounts.audit_filters` filters the page).
 
-Beside them: :mod:`~orders.accounts.access` (who may see and manage what), :mod:`~orders.accounts.display`
+Beside them: :mod:`~orders.accounts.rules` (every field rule and its message, for forms, services and
+commands alike), :mod:`~orders.accounts.access` (who may see and manage what), :mod:`~orders.accounts.display`
 (an account's key status in words), :mod:`~orders.accounts.encryption` (secrets at rest),
 :mod:`~orders.accounts.endpoints` (where a key may be sent) and :mod:`~orders.accounts.preferences` (each
 person's display choices).

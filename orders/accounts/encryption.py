@@ -30,6 +30,7 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,11 @@ class Destination:
         fields = [str(canonical), self.public_key, self.endpoint, self.custom_url, self.subaccount_id]
         # A JSON array: no choice of field values can make two different destinations encode the same.
         return _AAD_PREFIX_V2 + json.dumps(fields, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+# The account fields a secret is bound to (S21): changing any of them needs the secret typed again, and the
+# last verification then says nothing about the account. The one list of them, used by services and forms.
+DESTINATION_FIELDS: tuple[str, ...] = tuple(item.name for item in dataclass_fields(Destination))
 
 
 @dataclass(frozen=True)

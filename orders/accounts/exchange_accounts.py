@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import uuid
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from orders.accounts import rules
 from orders.accounts.audit import Action, account_target, account_team, audit_record
-from orders.accounts.encryption import Destination, decrypt_secret, encrypt_secret
-from orders.accounts.endpoints import custom_url_problem
+from orders.accounts.encryption import DESTINATION_FIELDS, Destination, decrypt_secret, encrypt_secret
 from orders.models import ExchangeAccount, Team
 
 if TYPE_CHECKING:
@@ -26,110 +25,54 @@ if TYPE_CHECKING:
 # A hint of the last four characters is only stored for secrets long enough that four characters
 # reveal a negligible part of them.
 _MIN_SECRET_LENGTH_FOR_HINT = 16
-_ACCOUNT_FIELDS = ("label", "public_key", "endpoint", "custom_url", "subaccount_id", "enabled")
-# Where the key goes (S21): the stored secret is bound to these, so changing any of them needs the
-# secret typed again, and the last verification no longer says anything about the account.
-DESTINATION_FIELDS = frozenset({"public_key", "endpoint", "custom_url", "subaccount_id"})
-_FIELDS_THAT_NEED_REVERIFY = DESTINATION_FIELDS
-DESTINATION_CHANGE_MESSAGE = (
-    "Changing the public key, exchange, custom address or subaccount sends this key somewhere new: "
-    "type its secret key again to confirm. Nothing was changed."
-)
 
 
-def _clean_custom_url(url: str) -> str:
-    url = (url or "").strip()
-    if not url:
-        raise ValidationError({"custom_url": "Enter the WebSocket URL (ws:// or wss://) for a custom endpoint."})
-    parts = urlsplit(url)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ValidationError({"custom_url": "The custom URL must start with ws:// or wss:// and name a host."})
-    if parts.username or parts.password:
-        raise ValidationError({"custom_url": "Do not put a user name or password in the URL."})
+def _apply(errors: dict[str, ValidationError], cleaned: dict[str, Any], name: str, rule: Any, value: Any) -> None:
+    """``cleaned[name] = rule(value)``, or the rule's error kept under ``name``."""
     try:
-        parts.port  # noqa: B018  (raises ValueError for a port that is not a number in range)
-    except ValueError:
-        raise ValidationError({"custom_url": "The port in the custom URL is not valid."}) from None
-    problem = custom_url_problem(url)
-    if problem:
-        raise ValidationError({"custom_url": problem})
-    return url
-
-
-def _clean_subaccount_id(value: str) -> str:
-    value = (value or "").strip()
-    if not value:
-        return ""
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        example = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
-        raise ValidationError(
-            {"subaccount_id": f"The subaccount id must be a QFEX account UUID, e.g. {example}."}
-        ) from None
+        cleaned[name] = rule(value)
+    except ValidationError as exc:
+        errors[name] = exc
 
 
 def _clean_account_fields(values: dict[str, Any]) -> dict[str, Any]:
     """Normalise and validate the editable account fields; raises one ValidationError with every problem."""
-    errors: dict[str, str] = {}
+    errors: dict[str, ValidationError] = {}
     cleaned = dict(values)
-    cleaned["label"] = str(values.get("label") or "").strip()
-    if not cleaned["label"]:
-        errors["label"] = "Give the account a name."
-    elif len(cleaned["label"]) > ExchangeAccount._meta.get_field("label").max_length:
-        errors["label"] = "The name is too long (100 characters at most)."
-    cleaned["public_key"] = str(values.get("public_key") or "").strip()
-    if not cleaned["public_key"]:
-        errors["public_key"] = "Enter the QFEX public key."
-    elif len(cleaned["public_key"]) > 200 or any(ch.isspace() for ch in cleaned["public_key"]):
-        errors["public_key"] = "That does not look like a QFEX public key."
-    endpoint = values.get("endpoint") or ExchangeAccount.Endpoint.PRODUCTION
-    if endpoint not in ExchangeAccount.Endpoint.values:
-        errors["endpoint"] = "Choose QFEX production, QFEX UAT or a custom URL."
-    cleaned["endpoint"] = endpoint
-    if endpoint == ExchangeAccount.Endpoint.CUSTOM:
-        try:
-            cleaned["custom_url"] = _clean_custom_url(values.get("custom_url", ""))
-        except ValidationError as exc:
-            errors.update({name: msgs[0] for name, msgs in exc.message_dict.items()})
+    _apply(errors, cleaned, "label", rules.clean_label, values.get("label"))
+    _apply(errors, cleaned, "public_key", rules.clean_public_key, values.get("public_key"))
+    _apply(
+        errors, cleaned, "endpoint", rules.clean_endpoint, values.get("endpoint") or ExchangeAccount.Endpoint.PRODUCTION
+    )
+    if cleaned.get("endpoint") == ExchangeAccount.Endpoint.CUSTOM:
+        _apply(errors, cleaned, "custom_url", rules.clean_custom_url, values.get("custom_url"))
     else:
         cleaned["custom_url"] = ""  # only meaningful for a custom endpoint
-    try:
-        cleaned["subaccount_id"] = _clean_subaccount_id(values.get("subaccount_id", ""))
-    except ValidationError as exc:
-        errors.update({name: msgs[0] for name, msgs in exc.message_dict.items()})
+    _apply(errors, cleaned, "subaccount_id", rules.clean_subaccount_id, values.get("subaccount_id"))
     cleaned["enabled"] = bool(values.get("enabled", True))
     if errors:
         raise ValidationError(errors)
     return cleaned
 
 
-def _clean_secret(secret: str) -> str:
-    # Surrounding whitespace is a copy-paste accident: the secret is used as raw HMAC key bytes.
-    secret = (secret or "").strip() if isinstance(secret, str) else ""
-    if not secret:
-        raise ValidationError({"secret": "Enter the QFEX secret key."})
-    return secret
+def clean_secret(secret: Any) -> str:
+    """The secret as typed (:func:`orders.accounts.rules.clean_secret`), its error under the ``secret`` field."""
+    return rules.under_field("secret", rules.clean_secret, secret)
 
 
 def _secret_hint(secret: str) -> str:
     return secret[-4:] if len(secret) >= _MIN_SECRET_LENGTH_FOR_HINT else ""
 
 
-def _label_taken(label: str, owner_user: Any, owner_team: Team | None, exclude_pk: int | None = None) -> bool:
-    accounts = ExchangeAccount.objects.filter(label=label)
-    if owner_team is not None:
-        accounts = accounts.filter(owner_team=owner_team)
-    else:
-        accounts = accounts.filter(owner_user=owner_user)
-    if exclude_pk is not None:
-        accounts = accounts.exclude(pk=exclude_pk)
-    return accounts.exists()
+def _check_label_free(label: str, owner_user: Any, owner_team: Team | None, exclude_pk: int | None = None) -> None:
+    rules.under_field(
+        "label", rules.check_label_free, label, owner_user=owner_user, owner_team=owner_team, exclude_pk=exclude_pk
+    )
 
 
-def _label_taken_error(label: str, owner_team: Team | None) -> ValidationError:
-    whose = f"Team {owner_team.name} already has" if owner_team is not None else "There is already"
-    return ValidationError({"label": f"{whose} an account called {label!r}; choose another name."})
+def _label_taken(label: str, owner_user: Any, owner_team: Team | None) -> ValidationError:
+    """The label rule's refusal, for a concurrent write that took the label after it was checked."""
+    return ValidationError({"label": rules.label_taken(label, owner_user=owner_user, owner_team=owner_team)})
 
 
 def account_create(
@@ -158,9 +101,8 @@ def account_create(
             "enabled": enabled,
         }
     )
-    secret = _clean_secret(secret)
-    if _label_taken(cleaned["label"], owner_user, owner_team):
-        raise _label_taken_error(cleaned["label"], owner_team)
+    secret = clean_secret(secret)
+    _check_label_free(cleaned["label"], owner_user, owner_team)
     account = ExchangeAccount(owner_user=owner_user, owner_team=owner_team, binding=uuid.uuid4(), **cleaned)
     account.secret_ciphertext = encrypt_secret(secret, account.binding, Destination.of(account))
     account.secret_hint = _secret_hint(secret)
@@ -182,13 +124,13 @@ def account_create(
                 },
             )
     except IntegrityError:  # a concurrent create took the label between the check and the insert
-        raise _label_taken_error(cleaned["label"], owner_team) from None
+        raise _label_taken(cleaned["label"], owner_user, owner_team) from None
     return account
 
 
 def destination_changes(account: ExchangeAccount, fields: dict[str, Any]) -> set[str]:
     """Which destination fields (S21) ``fields`` would change on ``account``, after cleaning."""
-    current = {name: getattr(account, name) for name in _ACCOUNT_FIELDS}
+    current = {name: getattr(account, name) for name in rules.ACCOUNT_FIELDS}
     try:
         cleaned = _clean_account_fields({**current, **fields})
     except ValidationError:
@@ -206,23 +148,22 @@ def account_update(
     ``secret`` replaces the stored one (bound to the new destination). Changing where or how the account
     connects clears the last verification. Enabling or disabling is recorded as its own audit event.
     """
-    unknown = set(fields) - set(_ACCOUNT_FIELDS)
+    unknown = set(fields) - set(rules.ACCOUNT_FIELDS)
     if unknown:
         raise TypeError(f"account_update() cannot change {', '.join(sorted(unknown))}")
-    current = {name: getattr(account, name) for name in _ACCOUNT_FIELDS}
+    current = {name: getattr(account, name) for name in rules.ACCOUNT_FIELDS}
     cleaned = _clean_account_fields({**current, **fields})
-    changed = {name: [current[name], cleaned[name]] for name in _ACCOUNT_FIELDS if cleaned[name] != current[name]}
-    new_secret = _clean_secret(secret) if secret is not None and str(secret).strip() else None
-    if DESTINATION_FIELDS & set(changed) and new_secret is None:
-        raise ValidationError({"secret": DESTINATION_CHANGE_MESSAGE})
+    changed = {name: [current[name], cleaned[name]] for name in rules.ACCOUNT_FIELDS if cleaned[name] != current[name]}
+    new_secret = clean_secret(secret) if secret is not None and str(secret).strip() else None
+    moved = set(DESTINATION_FIELDS) & set(changed)
+    if moved and new_secret is None:
+        raise ValidationError({"secret": rules.DESTINATION_CHANGE_MESSAGE})
     if not changed:
         if new_secret is not None:
             account_set_secret(actor=actor, account=account, secret=new_secret)
         return account
-    if "label" in changed and _label_taken(
-        cleaned["label"], account.owner_user, account.owner_team, exclude_pk=account.pk
-    ):
-        raise _label_taken_error(cleaned["label"], account.owner_team)
+    if "label" in changed:
+        _check_label_free(cleaned["label"], account.owner_user, account.owner_team, exclude_pk=account.pk)
     update_fields = [*changed, "updated_at"]
     for name in changed:
         setattr(account, name, cleaned[name])
@@ -230,7 +171,7 @@ def account_update(
         account.secret_ciphertext = encrypt_secret(new_secret, account.binding, Destination.of(account))
         account.secret_hint = _secret_hint(new_secret)
         update_fields += ["secret_ciphertext", "secret_hint"]
-    if _FIELDS_THAT_NEED_REVERIFY & set(changed) or new_secret is not None:
+    if moved or new_secret is not None:  # the last verification says nothing about the new destination
         account.last_verified_at = None
         account.last_error = ""
         update_fields += ["last_verified_at", "last_error"]
@@ -267,13 +208,13 @@ def account_update(
         for name, (old, _new) in changed.items():
             setattr(account, name, old)
         account.refresh_from_db(fields=["secret_ciphertext", "secret_hint", "last_verified_at", "last_error"])
-        raise _label_taken_error(cleaned["label"], account.owner_team) from None
+        raise _label_taken(cleaned["label"], account.owner_user, account.owner_team) from None
     return account
 
 
 def account_set_secret(*, actor: Any, account: ExchangeAccount, secret: str) -> None:
     """Replace the stored secret (encrypted with the current first key); clears the last verification."""
-    secret = _clean_secret(secret)
+    secret = clean_secret(secret)
     account.secret_ciphertext = encrypt_secret(secret, account.binding, Destination.of(account))
     account.secret_hint = _secret_hint(secret)
     account.last_verified_at = None

@@ -14,6 +14,7 @@ from django.db import transaction
 
 from orders.accounts.audit import Action, audit_record
 from orders.accounts.encryption import (
+    DESTINATION_FIELDS,
     Destination,
     SecretUnreadable,
     configured_keys,
@@ -24,7 +25,6 @@ from orders.accounts.encryption import (
 from orders.models import ExchangeAccount
 
 UNRECOGNISED = "unrecognised"
-_DESTINATION_COLUMNS = ("public_key", "endpoint", "custom_url", "subaccount_id")
 
 
 @dataclass(frozen=True)
@@ -74,13 +74,13 @@ def secrets_rotate(*, dry_run: bool = False) -> RotationReport:
         rows = list(
             ExchangeAccount.objects.select_for_update()
             .order_by("pk")
-            .values_list("pk", "label", "binding", "secret_ciphertext", *_DESTINATION_COLUMNS)
+            .values_list("pk", "label", "binding", "secret_ciphertext", *DESTINATION_FIELDS)
         )
         before = _count_by_key([row[3] for row in rows], key_ids)
         unreadable: list[UnreadableSecret] = []
         new_tokens: dict[int, str] = {}
         for pk, label, binding, token, *where in rows:
-            destination = Destination.of(SimpleNamespace(**dict(zip(_DESTINATION_COLUMNS, where, strict=True))))
+            destination = Destination.of(SimpleNamespace(**dict(zip(DESTINATION_FIELDS, where, strict=True))))
             try:
                 plaintext = decrypt_secret(token, binding, destination)
             except SecretUnreadable as exc:

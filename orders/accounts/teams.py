@@ -12,25 +12,20 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from orders.accounts import rules
 from orders.accounts.audit import Action, audit_record
 from orders.accounts.exchange_accounts import account_delete
 from orders.models import Membership, Team
 
 
 def team_create(*, actor: Any, name: str) -> Team:
-    name = (name or "").strip()
-    if not name:
-        raise ValidationError({"name": "Give the team a name."})
-    if len(name) > Team._meta.get_field("name").max_length:
-        raise ValidationError({"name": "The name is too long (100 characters at most)."})
-    if Team.objects.filter(name__iexact=name).exists():
-        raise ValidationError({"name": f"A team called {name!r} already exists."})
+    name = rules.under_field("name", rules.clean_team_name, name)
     try:
         with transaction.atomic():
             team = Team.objects.create(name=name)
             audit_record(actor=actor, action=Action.TEAM_ADDED, target=f"team {team.name}", team=team)
-    except IntegrityError:
-        raise ValidationError({"name": f"A team called {name!r} already exists."}) from None
+    except IntegrityError:  # a concurrent create took the name between the check and the insert
+        raise ValidationError({"name": rules.team_name_taken(name)}) from None
     return team
 
 
@@ -47,7 +42,7 @@ def team_delete(*, actor: Any, team: Team) -> None:
 
 LAST_ADMIN_MESSAGE = (
     "{team} must keep at least one admin who can sign in: make someone else an admin of the team first, "
-    "then change or remove {user}."
+    "then change or remove the last one (you too, if it is you)."
 )
 
 
@@ -64,14 +59,7 @@ def _refuse_losing_last_admin(membership: Membership) -> None:
         .exclude(pk=membership.pk)
     )
     if not others.exists():
-        message = LAST_ADMIN_MESSAGE.format(team=membership.team.name, user=membership.user.get_username())
-        raise ValidationError({"role": message}, code="last_admin")
-
-
-def _clean_role(role: str) -> str:
-    if role not in Membership.Role.values:
-        raise ValidationError({"role": "Choose admin, trader or viewer."})
-    return role
+        raise ValidationError({"role": LAST_ADMIN_MESSAGE.format(team=membership.team.name)}, code="last_admin")
 
 
 def _member_target(user: Any, team: Team) -> str:
@@ -79,9 +67,8 @@ def _member_target(user: Any, team: Team) -> str:
 
 
 def membership_add(*, actor: Any, team: Team, user: Any, role: str) -> Membership:
-    role = _clean_role(role)
-    if Membership.objects.filter(team=team, user=user).exists():
-        raise ValidationError({"user": f"{user.get_username()} is already a member of {team.name}."})
+    role = rules.under_field("role", rules.clean_role, role)
+    rules.under_field("user", rules.check_not_member, team, user)
     try:
         with transaction.atomic():
             membership = Membership.objects.create(team=team, user=user, role=role)
@@ -93,13 +80,13 @@ def membership_add(*, actor: Any, team: Team, user: Any, role: str) -> Membershi
                 detail={"user": user.get_username(), "role": role},
             )
     except IntegrityError:
-        raise ValidationError({"user": f"{user.get_username()} is already a member of {team.name}."}) from None
+        raise ValidationError({"user": rules.already_member(team, user)}) from None
     return membership
 
 
 def membership_change_role(*, actor: Any, membership: Membership, role: str) -> Membership:
     """Change a member's role; demoting the team's last active admin is refused (``ValidationError``)."""
-    role = _clean_role(role)
+    role = rules.under_field("role", rules.clean_role, role)
     old_role = membership.role
     if role == old_role:
         return membership

@@ -18,7 +18,7 @@ from django.utils import timezone
 from orders.accounts.audit import Action, account_target, account_team, audit_record
 from orders.accounts.encryption import KEYS_NOT_CONFIGURED_MESSAGE, EncryptionKeyError, SecretUnreadable
 from orders.accounts.endpoints import endpoint_policy
-from orders.accounts.exchange_accounts import _clean_secret, account_credentials
+from orders.accounts.exchange_accounts import account_credentials, clean_secret
 from orders.models import ExchangeAccount
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def key_check(
 
     timeout = settings.QFEX_TIMEOUT_SECONDS if timeout is None else timeout
     where = ExchangeAccount(endpoint=endpoint, custom_url=custom_url)
-    credentials = Credentials(public_key=public_key.strip(), secret=_clean_secret(secret))
+    credentials = Credentials(public_key=public_key.strip(), secret=clean_secret(secret))
     return _sign_in_once(where.trade_url(), credentials, subaccount_id, timeout, "being added")
 
 

@@ -20,7 +20,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from orders.accounts import access, audit, display, exchange_accounts, teams, verify
+from orders.accounts import access, audit, display, exchange_accounts, rules, teams, verify
 from orders.admin import member_search as _member_search  # noqa: F401  (registers the user admin's member search)
 from orders.admin.safety import protect_site
 from orders.forms import AdminSignInForm, ExchangeAccountAdminForm, MembershipInlineForm, TeamAdminForm
@@ -31,9 +31,6 @@ admin.site.login_form = AdminSignInForm
 admin.site.site_header = "qfexdash administration"
 admin.site.site_title = "qfexdash admin"
 admin.site.index_title = "Teams, accounts and audit trail"
-
-# Fields an admin may change on an existing account (the owner is fixed once the account exists).
-_ACCOUNT_UPDATABLE = ("label", "public_key", "endpoint", "custom_url", "subaccount_id", "enabled")
 
 
 def _is_staff(request: HttpRequest) -> bool:
@@ -68,10 +65,7 @@ class MembershipFormSet(BaseInlineFormSet):
             if data.get("role") == Membership.Role.ADMIN and user.is_active:
                 admins += 1
         if admins == 0:
-            raise ValidationError(
-                f"{self.instance.name} must keep at least one admin who can sign in. Make someone else an "
-                "admin first, then change or remove the last one (you too, if it is you)."
-            )
+            raise ValidationError(teams.LAST_ADMIN_MESSAGE.format(team=self.instance.name), code="last_admin")
 
 
 class MembershipInline(admin.StackedInline):
@@ -353,8 +347,9 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
             return
         # The form already copied the new values into ``obj``; the service compares with the stored row.
         stored = ExchangeAccount.objects.select_related("owner_user", "owner_team").get(pk=obj.pk)
+        # Every field but the owner may change (the owner is fixed once the account exists).
         changes = {
-            name: data[name] for name in _ACCOUNT_UPDATABLE if name in data and data[name] != getattr(stored, name)
+            name: data[name] for name in rules.ACCOUNT_FIELDS if name in data and data[name] != getattr(stored, name)
         }
         # A changed destination needs the secret typed again (S21): the form refuses it without one, and
         # the service re-encrypts the secret for the new destination.

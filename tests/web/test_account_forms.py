@@ -116,8 +116,8 @@ def test_add_with_unreachable_endpoint_is_saved_with_a_message(owner: Any, clien
         ({"endpoint": "custom", "custom_url": "ws://127.0.0.1:9"}, "custom_url", "Only a superuser"),
         ({"subaccount_id": "not-a-uuid"}, "subaccount_id", "exactly as QFEX shows it"),
         ({"public_key": "has spaces in it"}, "public_key", "must not contain spaces"),
-        ({"endpoint": "mainnet"}, "endpoint", "Select a valid choice"),
-        ({"label": "Owner personal"}, "label", "You already have an account called"),
+        ({"endpoint": "mainnet"}, "endpoint", "Choose QFEX production, QFEX UAT or a custom URL."),
+        ({"label": "Owner personal"}, "label", "olivia_owner already has an account called “Owner personal”"),
     ],
 )
 def test_validation_errors_are_shown_by_the_field_and_keep_input(
