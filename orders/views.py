@@ -46,16 +46,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def can_view_audit(user: Any) -> bool:
-    """Whether the audit trail is open to this user (superusers and team admins)."""
-    return bool(user.is_authenticated and (user.is_superuser or access.teams_managed_by(user).exists()))
-
-
 def render_page(
     request: HttpRequest, template: str, context: dict[str, Any] | None = None, *, status: int = 200
 ) -> HttpResponse:
     """Render a page with what ``base.html`` needs for its navigation."""
-    page_context = {"can_view_audit": can_view_audit(request.user), **(context or {})}
+    page_context = {"can_view_audit": access.may_read_audit(request.user), **(context or {})}
     return render(request, template, page_context, status=status)
 
 
@@ -363,7 +358,7 @@ class AuditRow:
 @require_GET
 def audit_trail(request: HttpRequest) -> HttpResponse:
     """Read-only list of changes to accounts and memberships, for team admins and superusers; filterable."""
-    if not can_view_audit(request.user):
+    if not access.may_read_audit(request.user):
         return forbidden(request, "The audit trail is open to team admins only.")
     events = access.audit_events_visible_to(request.user)
     form = AuditFilterForm(request.GET or None, events)

@@ -4,7 +4,11 @@ Views, commands, the admin and the WebSocket consumer all go through these funct
 
 - a user sees their own personal accounts and the accounts of every team they belong to (any role);
 - a user manages their own personal accounts and the accounts of teams where they are an admin;
-- superusers see and manage everything; anonymous and inactive users see nothing.
+- superusers see and manage everything; anonymous and inactive users see nothing;
+- a team admin is a person with the admin role in at least one team (:func:`is_team_admin`); superusers and
+  team admins read the audit trail (:func:`may_read_audit`) and must sign in with a second factor when
+  ``QFEXDASH_REQUIRE_2FA`` is on (:func:`requires_2fa`, :func:`second_factor_done`: pages and live sockets
+  alike ask here, so a session with the password alone opens neither).
 
 Outsiders get ``Http404`` exactly as for an id that does not exist, so they learn nothing; a team
 member whose role may not act gets ``PermissionDenied``.
@@ -14,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import django_otp
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
@@ -29,6 +35,10 @@ __all__ = [
     "can_view_account",
     "get_managed_account",
     "get_visible_account",
+    "is_team_admin",
+    "may_read_audit",
+    "requires_2fa",
+    "second_factor_done",
     "teams_managed_by",
     "teams_visible_to",
 ]
@@ -134,19 +144,44 @@ def can_manage_team(user: Any, team: Team) -> bool:
     return team.pk is not None and teams_managed_by(user).filter(pk=team.pk).exists()
 
 
+def is_team_admin(user: Any) -> bool:
+    """Whether ``user`` is an active person with the admin role in at least one team."""
+    return _is_active(user) and Membership.objects.filter(user=user, role=Membership.Role.ADMIN).exists()
+
+
+def may_read_audit(user: Any) -> bool:
+    """Whether the audit trail is open to ``user``: superusers (all of it) and team admins (their part)."""
+    return _is_active(user) and (user.is_superuser or is_team_admin(user))
+
+
 def audit_events_visible_to(user: Any) -> QuerySet[AuditEvent]:
     """Superusers: every event. Team admins: events of their teams and of their own personal accounts.
 
     Everyone else: none (the trail is a tool for the people who administer accounts).
     """
     events = AuditEvent.objects.select_related("actor", "team", "account")
-    if not _is_active(user):
+    if not may_read_audit(user):
         return events.none()
     if user.is_superuser:
         return events.all()
     admin_team_ids = _team_ids(user, admin_only=True)
-    if not Membership.objects.filter(user=user, role=Membership.Role.ADMIN).exists():
-        return events.none()
     return events.filter(
         Q(team__in=admin_team_ids) | Q(account__owner_team__in=admin_team_ids) | Q(account__owner_user=user)
     )
+
+
+# --- the second factor (S30) -----------------------------------------------------------------------
+
+
+def requires_2fa(user: Any) -> bool:
+    """Whether ``user`` must sign in with a second factor: superusers and team admins, the people who can add,
+    move or remove keys that can trade, whenever ``QFEXDASH_REQUIRE_2FA`` is on."""
+    if not settings.QFEXDASH_REQUIRE_2FA or not _is_active(user):
+        return False
+    return bool(user.is_superuser) or is_team_admin(user)
+
+
+def second_factor_done(session: Any, user: Any) -> bool:
+    """True when ``user`` needs no second factor, or this session passed it (django-otp marks the session
+    with the device that verified it)."""
+    return not requires_2fa(user) or bool(session.get(django_otp.DEVICE_ID_SESSION_KEY))

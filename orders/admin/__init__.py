@@ -399,8 +399,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         return access.audit_events_visible_to(request.user)
 
     def _may_read(self, request: HttpRequest) -> bool:
-        user = request.user
-        return _is_staff(request) and (user.is_superuser or access.teams_managed_by(user).exists())
+        return _is_staff(request) and access.may_read_audit(request.user)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self._may_read(request)

@@ -42,13 +42,7 @@ class MemberSearchUserAdmin(UserAdmin):
         if super().has_view_permission(request, obj):
             return True
         user = request.user
-        return (
-            obj is None
-            and _member_search(request)
-            and user.is_active
-            and user.is_staff
-            and access.teams_managed_by(user).exists()
-        )
+        return obj is None and _member_search(request) and user.is_staff and access.is_team_admin(user)
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
         if not _member_search(request) or request.user.is_superuser:

@@ -27,6 +27,8 @@ from django.db.models import Exists
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from orders.accounts.access import accounts_visible_to, second_factor_done
+
 
 def session_hash_matches(session_hash: str | None, user: Any) -> bool:
     """Whether the session's auth hash matches the user's password, with ``SECRET_KEY`` or a fallback.
@@ -59,9 +61,7 @@ def session_user(session: Any) -> Any:
     user = load_backend(backend_path).get_user(pk)
     if user is None or not session_hash_matches(session.get(HASH_SESSION_KEY), user):
         return AnonymousUser()
-    from orders.signin.two_factor import second_factor_done  # S30: the password alone opens no stream
-
-    if not second_factor_done(session, user):
+    if not second_factor_done(session, user):  # S30: the password alone opens no stream
         return AnonymousUser()
     return user
 
@@ -102,8 +102,6 @@ def access_verdict(user: Any, session_key: str, session_hash: str | None, accoun
     the rules are applied again to the fresh row (a second query). The all-accounts stream needs the
     list of visible ids, which is always a second query.
     """
-    from orders.accounts.access import accounts_visible_to
-
     annotations: dict[str, Any] = {}
     session_model = _session_model()
     if session_model is not None:

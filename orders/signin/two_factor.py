@@ -11,8 +11,11 @@ base32 secret once, asks for a first code to confirm, then shows ten recovery co
 accepts a TOTP code or an unused recovery code; django-otp's own throttling refuses further tries for a
 growing delay after each wrong code (1 s, 2 s, 4 s, …), answered 429 with the wait in words.
 
-Live sockets: :func:`second_factor_done` is checked by ``orders.live.access.session_user`` so a session that
-has the password but not the second factor cannot open a live stream either.
+Who owes the second factor, and whether a session has given it, is answered by
+:func:`orders.accounts.access.requires_2fa` and :func:`~orders.accounts.access.second_factor_done`: the
+pages (through :class:`orders.middleware.TwoFactorMiddleware`) and the live sockets
+(``orders.live.access.session_user``) ask the same question there, so a session that has the password
+but not the second factor opens neither.
 """
 
 from __future__ import annotations
@@ -36,27 +39,11 @@ from django.views.decorators.http import require_http_methods
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from orders.models import Membership
+from orders.accounts.access import requires_2fa
 
 RECOVERY_CODES = 10
 _TOTP_NAME = "Authenticator app"
 _RECOVERY_NAME = "Recovery codes"
-
-
-def requires_2fa(user: Any) -> bool:
-    """Whether ``user`` must sign in with a second factor (superusers and team admins, when switched on)."""
-    if not getattr(settings, "QFEXDASH_REQUIRE_2FA", False):
-        return False
-    if user is None or not getattr(user, "is_authenticated", False):
-        return False
-    if user.is_superuser:
-        return True
-    return Membership.objects.filter(user=user, role=Membership.Role.ADMIN).exists()
-
-
-def second_factor_done(session: Any, user: Any) -> bool:
-    """True when ``user`` needs no second factor, or this session passed it."""
-    return not requires_2fa(user) or bool(session.get(django_otp.DEVICE_ID_SESSION_KEY))
 
 
 def _enrolled(user: Any) -> bool:

@@ -159,3 +159,29 @@ def test_audit_events_visible_to(personas) -> None:
     for name in ("owner", "trader", "viewer", "inactive_user"):
         assert _targets(getattr(personas, name)) == set(), name
     assert _targets(AnonymousUser()) == set()
+
+
+# persona → (a team admin, may read the audit trail); the second factor is owed by the second group too.
+ADMIN_MATRIX = {
+    "owner": (False, False),
+    "team_admin": (True, True),
+    "trader": (False, False),
+    "viewer": (False, False),
+    "outsider": (True, True),  # the admin of Desk B
+    "anonymous": (False, False),
+    "inactive_user": (False, False),  # an admin of Desk A whose sign-in is deactivated
+    "superuser": (False, True),
+}
+
+
+@pytest.mark.parametrize("persona", ADMIN_MATRIX)
+def test_one_answer_to_who_is_a_team_admin_and_reads_the_audit_trail(personas, persona, settings) -> None:
+    user = _user(personas, persona)
+    team_admin, reads_audit = ADMIN_MATRIX[persona]
+    assert access.is_team_admin(user) is team_admin
+    assert access.may_read_audit(user) is reads_audit
+    assert access.audit_events_visible_to(user).exists() is reads_audit  # every persona here has events
+    settings.QFEXDASH_REQUIRE_2FA = True
+    assert access.requires_2fa(user) is reads_audit
+    settings.QFEXDASH_REQUIRE_2FA = False
+    assert access.requires_2fa(user) is False
