@@ -177,7 +177,7 @@ def _parse_keys(entries: list[str], source: str) -> list[EncryptionKey]:
 
 
 def _setting_entries() -> list[str]:
-    value = getattr(settings, SETTING_NAME, None) or []
+    value = settings.QFEXDASH_ENCRYPTION_KEYS or []
     if isinstance(value, str):  # tolerate a comma-separated string in the setting itself
         value = value.split(",")
     return [str(entry).strip() for entry in value if str(entry).strip()]

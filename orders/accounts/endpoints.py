@@ -29,7 +29,7 @@ CUSTOM_URL_SUPERUSERS_ONLY = "Only a superuser can enter or change a custom QFEX
 
 
 def _custom_policy() -> EndpointPolicy:
-    return EndpointPolicy.from_entries(getattr(settings, "QFEXDASH_CUSTOM_ENDPOINTS", []) or [])
+    return EndpointPolicy.from_entries(settings.QFEXDASH_CUSTOM_ENDPOINTS)
 
 
 def endpoint_policy() -> EndpointPolicy:

@@ -171,4 +171,4 @@ class AccessWatch:
 
 
 def recheck_seconds() -> float:
-    return float(getattr(settings, "QFEXDASH_ACCESS_RECHECK_SECONDS", 2.0))
+    return float(settings.QFEXDASH_ACCESS_RECHECK_SECONDS)
