@@ -1,4 +1,4 @@
-"""Forms for sign-in, personal exchange accounts and the admin.
+"""Forms for personal exchange accounts and the admin (the sign-in forms are :mod:`orders.signin.forms`).
 
 Forms only validate and collect input; saving goes through the services of ``orders.accounts``. Every form lists its
 fields explicitly, so extra POST fields (``owner_user``, ``secret_ciphertext``, ``binding``…) are
@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
@@ -22,23 +20,6 @@ from orders.models import ExchangeAccount, Membership, Team
 # Fields a user may edit on an account from the pages (enabling has its own buttons); owner, ciphertext and
 # binding are never among them.
 ACCOUNT_EDITABLE_FIELDS = tuple(name for name in rules.ACCOUNT_FIELDS if name != "enabled")
-
-
-# --- sign-in ---------------------------------------------------------------------------------
-
-
-class SignInForm(AuthenticationForm):
-    """The sign-in form. Failed attempts are counted and locked out by django-axes (orders.signin.throttle, S25)."""
-
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "invalid_login": "That username and password don't match. Both are case-sensitive.",
-        "inactive": "That username and password don't match. Both are case-sensitive.",
-    }
-
-
-class AdminSignInForm(AdminAuthenticationForm):
-    """The admin site's sign-in, throttled by django-axes with the same counters as the main sign-in page."""
 
 
 # --- shared account validation -----------------------------------------------------------------

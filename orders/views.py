@@ -1,4 +1,5 @@
-"""Server-rendered pages: sign-in, the accounts list, "My accounts" and the audit trail.
+"""Server-rendered pages: the accounts list, the live pages, "My accounts" and the audit trail (sign-in is
+:mod:`orders.signin`).
 
 Views stay thin: who may see or change what is answered by ``orders.accounts.access`` and every write goes
 through the services of ``orders.accounts``. Outsiders get 404 (the same page as for an id that does not exist); a
@@ -16,7 +17,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -30,7 +30,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from orders.accounts import access, display, exchange_accounts, preferences, verify
 from orders.accounts.audit_filters import AuditFilterForm
 from orders.accounts.audit_text import describe
-from orders.forms import AccountForm, SignInForm, add_service_errors
+from orders.forms import AccountForm, add_service_errors
 from orders.live.feed import AccountOverview, account_overviews
 from orders.models import ExchangeAccount
 
@@ -149,17 +149,6 @@ def _check_typed_key(form: AccountForm, data: dict[str, Any]) -> verify.KeyCheck
         form.add_error("secret", f"QFEX did not accept this key, so nothing was saved: {check.message}")
         return None
     return check
-
-
-# --- sign-in -----------------------------------------------------------------------------------
-
-
-class SignInView(LoginView):
-    """Django's login view; django-axes answers a locked-out attempt with 429 (orders.signin.throttle)."""
-
-    form_class = SignInForm
-    template_name = "registration/login.html"
-    redirect_authenticated_user = True
 
 
 # --- accounts ----------------------------------------------------------------------------------

@@ -90,10 +90,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Two-factor sign-in (S30): which device verified this session, then no page until it is done.
     "django_otp.middleware.OTPMiddleware",
-    "orders.signin.two_factor.TwoFactorMiddleware",
+    "orders.middleware.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # The person's time zone for every page (and the admin); their theme and columns for the templates.
-    "orders.accounts.preferences.PreferenceMiddleware",
+    "orders.middleware.PreferenceMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Content-Security-Policy (S28); the next one adds the page's WebSocket origin and no-store.
     "csp.middleware.CSPMiddleware",

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from orders.live.metrics import metrics_view
-from orders.views import SignInView
+from orders.signin.views import SignInView
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -23,8 +23,9 @@ from django.utils.html import format_html, format_html_join
 from orders.accounts import access, audit, display, exchange_accounts, rules, teams, verify
 from orders.admin import member_search as _member_search  # noqa: F401  (registers the user admin's member search)
 from orders.admin.safety import protect_site
-from orders.forms import AdminSignInForm, ExchangeAccountAdminForm, MembershipInlineForm, TeamAdminForm
+from orders.forms import ExchangeAccountAdminForm, MembershipInlineForm, TeamAdminForm
 from orders.models import AuditEvent, ExchangeAccount, Membership, Team
+from orders.signin.forms import AdminSignInForm
 
 # The admin's own sign-in shares the throttle of the main sign-in page.
 admin.site.login_form = AdminSignInForm

@@ -66,7 +66,7 @@ def lockout_response(request: HttpRequest, original_response: Any = None, creden
     from django.forms.utils import ErrorDict
     from django.shortcuts import render
 
-    from orders.forms import SignInForm
+    from orders.signin.forms import SignInForm
 
     username = str(request.POST.get(settings.AXES_USERNAME_FORM_FIELD) or "")[:150]
     form = SignInForm(request, data={"username": username})

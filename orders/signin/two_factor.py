@@ -5,17 +5,17 @@ add, move or remove keys that can trade — whenever ``QFEXDASH_REQUIRE_2FA`` is
 DEBUG is off; the demo switches it off).
 
 The flow: the password is checked first (the sign-in page, throttled by django-axes); then
-:class:`TwoFactorMiddleware` sends such a user, before anything else (the admin included), either to
-enrolment (no confirmed device yet) or to the token step. Enrolment shows an ``otpauth://`` URI and the
-base32 secret once, asks for a first code to confirm, then shows ten recovery codes once. The token step
-accepts a TOTP code or an unused recovery code; django-otp's own throttling refuses further tries for a
-growing delay after each wrong code (1 s, 2 s, 4 s, …), answered 429 with the wait in words.
+:class:`orders.middleware.TwoFactorMiddleware` sends such a user, before anything else (the admin
+included), either to enrolment (no confirmed device yet) or to the token step. Enrolment shows an
+``otpauth://`` URI and the base32 secret once, asks for a first code to confirm, then shows ten recovery
+codes once. The token step accepts a TOTP code or an unused recovery code; django-otp's own throttling
+refuses further tries for a growing delay after each wrong code (1 s, 2 s, 4 s, …), answered 429 with the
+wait in words.
 
 Who owes the second factor, and whether a session has given it, is answered by
 :func:`orders.accounts.access.requires_2fa` and :func:`~orders.accounts.access.second_factor_done`: the
-pages (through :class:`orders.middleware.TwoFactorMiddleware`) and the live sockets
-(``orders.live.access.session_user``) ask the same question there, so a session that has the password
-but not the second factor opens neither.
+pages (through that middleware) and the live sockets (``orders.live.access.session_user``) ask the same
+question there, so a session that has the password but not the second factor opens neither.
 """
 
 from __future__ import annotations
@@ -23,16 +23,13 @@ from __future__ import annotations
 import base64
 import math
 from typing import Any
-from urllib.parse import urlencode
 
 import django_otp
 from django import forms
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
@@ -46,26 +43,9 @@ _TOTP_NAME = "Authenticator app"
 _RECOVERY_NAME = "Recovery codes"
 
 
-def _enrolled(user: Any) -> bool:
+def enrolled(user: Any) -> bool:
+    """Whether ``user`` has a confirmed authenticator app (else the second step starts with enrolment)."""
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
-
-
-class TwoFactorMiddleware:
-    """After ``django_otp.middleware.OTPMiddleware``: no page for a user who still owes the second factor."""
-
-    _OPEN_PATHS = ("two_factor_setup", "two_factor_verify", "logout", "login", "healthz")
-
-    def __init__(self, get_response: Any) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and not user.is_verified() and requires_2fa(user):
-            open_paths = {reverse(name) for name in self._OPEN_PATHS} | {reverse("admin:logout")}
-            if request.path not in open_paths and not request.path.startswith(settings.STATIC_URL):
-                target = "two_factor_verify" if _enrolled(user) else "two_factor_setup"
-                return redirect(f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}")
-        return self.get_response(request)
 
 
 class TokenForm(forms.Form):
@@ -121,7 +101,7 @@ def verify(request: HttpRequest) -> HttpResponse:
     user = request.user
     if user.is_verified() or not requires_2fa(user):
         return redirect(_next_url(request))
-    if not _enrolled(user):
+    if not enrolled(user):
         return redirect("two_factor_setup")
     form = TokenForm(request.POST or None)
     wait = 0
@@ -159,7 +139,7 @@ def _pending_device(user: Any, *, fresh: bool) -> TOTPDevice:
 def setup(request: HttpRequest) -> HttpResponse:
     """Enrolment: the secret (once), a first code to confirm it, then the recovery codes (once)."""
     user = request.user
-    if _enrolled(user):
+    if enrolled(user):
         return redirect("two_factor_verify" if not user.is_verified() else _next_url(request))
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
