@@ -47,7 +47,7 @@ GetResponse = Callable[[HttpRequest], HttpResponse]
 class TwoFactorMiddleware:
     """After ``django_otp.middleware.OTPMiddleware``: no page for a user who still owes the second factor."""
 
-    _OPEN_PATHS = ("two_factor_setup", "two_factor_verify", "logout", "login", "healthz")
+    _OPEN_PATHS = ("two_factor_setup", "two_factor_verify", "signout", "signin", "healthz")
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response

@@ -158,7 +158,7 @@ async def test_s5_signing_out_on_the_site_ends_the_stream(
     browser = Browser(application, f"/ws/accounts/{live_team_account.pk}/", key)
     assert (await browser.connect())[0]
     await browser.until(shows_truth(browser, sim, live_team_account))
-    response = await sync_to_async(signed_in_trader.post)(reverse("logout"))  # the real sign-out view
+    response = await sync_to_async(signed_in_trader.post)(reverse("signout"))  # the real sign-out view
     assert response.status_code == 302
     assert await browser.close_code() == lp.CLOSE_NOT_AUTHENTICATED
 
@@ -371,10 +371,10 @@ async def test_s18_a_refresh_flood_stays_within_the_upstream_policy(
 def test_s19_sign_in_brute_force_is_throttled(owner: Any) -> None:
     client = Client()
     for _ in range(4):
-        response = client.post(reverse("login"), {"username": owner.username, "password": "guess"})
+        response = client.post(reverse("signin"), {"username": owner.username, "password": "guess"})
         assert response.status_code == 200
-    assert client.post(reverse("login"), {"username": owner.username, "password": "guess"}).status_code == 429
-    response = client.post(reverse("login"), {"username": owner.username, "password": PASSWORD})
+    assert client.post(reverse("signin"), {"username": owner.username, "password": "guess"}).status_code == 429
+    response = client.post(reverse("signin"), {"username": owner.username, "password": PASSWORD})
     assert response.status_code == 429
     assert "_auth_user_id" not in client.session
 
@@ -468,14 +468,14 @@ def test_s24_a_hostile_record_is_refused_and_the_rest_of_the_book_shows() -> Non
 def test_s25_spoofed_forwarding_buys_nothing_and_the_victim_still_signs_in(owner: Any) -> None:
     attacker = Client()
     for n in range(6):
-        attacker.post(reverse("login"), {"username": owner.username, "password": "guess"},
+        attacker.post(reverse("signin"), {"username": owner.username, "password": "guess"},
                       REMOTE_ADDR="203.0.113.5", HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")  # fmt: skip
-    locked = attacker.post(reverse("login"), {"username": owner.username, "password": PASSWORD},
+    locked = attacker.post(reverse("signin"), {"username": owner.username, "password": PASSWORD},
                            REMOTE_ADDR="203.0.113.5", HTTP_X_FORWARDED_FOR="192.0.2.99")  # fmt: skip
     assert locked.status_code == 429
     victim = Client()
     signed = victim.post(
-        reverse("login"), {"username": owner.username, "password": PASSWORD}, REMOTE_ADDR="198.51.100.2"
+        reverse("signin"), {"username": owner.username, "password": PASSWORD}, REMOTE_ADDR="198.51.100.2"
     )
     assert signed.status_code == 302
 
@@ -534,12 +534,12 @@ def test_s30_superusers_and_team_admins_need_a_second_factor(personas: Any, sett
     settings.QFEXDASH_REQUIRE_2FA = True
     for user in (personas.superuser, personas.team_admin):
         client = Client()
-        client.post(reverse("login"), {"username": user.username, "password": PASSWORD})
+        client.post(reverse("signin"), {"username": user.username, "password": PASSWORD})
         response = client.get(reverse("admin:index"))
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("two_factor_setup"))
     trader = Client()
-    trader.post(reverse("login"), {"username": personas.trader.username, "password": PASSWORD})
+    trader.post(reverse("signin"), {"username": personas.trader.username, "password": PASSWORD})
     assert trader.get(reverse("account_list")).status_code == 200
 
 

@@ -32,7 +32,7 @@ def _two_factor_on(settings: Any) -> None:
 
 def _password(client: Client, user: Any, next_url: str = "/") -> Any:
     return client.post(
-        reverse("login") + f"?next={next_url}", {"username": user.username, "password": PASSWORD, "next": next_url}
+        reverse("signin") + f"?next={next_url}", {"username": user.username, "password": PASSWORD, "next": next_url}
     )
 
 

@@ -382,7 +382,7 @@ def test_posts_without_csrf_token_are_refused(owner_account: Any, owner: Any) ->
         reverse("my_account_disable", args=[pk]),
         reverse("my_account_enable", args=[pk]),
         reverse("my_account_delete", args=[pk]),
-        reverse("logout"),
+        reverse("signout"),
     ]:
         response = client.post(url, _form(label="CSRF"))
         assert response.status_code == 403, url
@@ -397,7 +397,7 @@ def test_sign_in_without_csrf_token_is_refused(owner: Any) -> None:
     from tests.personas import PASSWORD
 
     client = Client(enforce_csrf_checks=True)
-    response = client.post(reverse("login"), {"username": owner.username, "password": PASSWORD})
+    response = client.post(reverse("signin"), {"username": owner.username, "password": PASSWORD})
     assert response.status_code == 403
     assert "_auth_user_id" not in client.session
 

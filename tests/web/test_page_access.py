@@ -16,7 +16,7 @@ ALL_LABELS = ("Owner personal", "Desk A main", "Desk B main")
 
 
 def _login_redirect(url: str) -> str:
-    return f"{reverse('login')}?next={url}"
+    return f"{reverse('signin')}?next={url}"
 
 
 # --- anonymous ---------------------------------------------------------------------------------
