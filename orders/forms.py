@@ -15,6 +15,7 @@ from django.utils.html import format_html
 
 from orders.accounts import rules
 from orders.accounts.endpoints import CUSTOM_URL_SUPERUSERS_ONLY, may_set_custom_url
+from orders.accounts.people import User, Visitor
 from orders.models import ExchangeAccount, Membership, Team
 
 # Fields a user may edit on an account from the pages (enabling has its own buttons); owner, ciphertext and
@@ -25,7 +26,9 @@ ACCOUNT_EDITABLE_FIELDS = tuple(name for name in rules.ACCOUNT_FIELDS if name !=
 # --- shared account validation -----------------------------------------------------------------
 
 
-def _clean_endpoint(form: forms.BaseForm, cleaned: dict[str, Any], user: Any, account: ExchangeAccount | None) -> None:
+def _clean_endpoint(
+    form: forms.BaseForm, cleaned: dict[str, Any], user: Visitor | None, account: ExchangeAccount | None
+) -> None:
     """The custom address is required (and checked) with a custom endpoint, and dropped otherwise.
 
     Only a superuser may enter or change a custom address (S22); anyone who manages the account may
@@ -130,9 +133,9 @@ class AccountForm(_AccountFieldRules, forms.Form):
         self,
         *args: Any,
         account: ExchangeAccount | None = None,
-        owner_user: Any = None,
-        owner_team: Any = None,
-        user: Any = None,
+        owner_user: User | None = None,
+        owner_team: Team | None = None,
+        user: Visitor | None = None,
         **kwargs: Any,
     ) -> None:
         self.account = account
@@ -198,7 +201,7 @@ class ExchangeAccountAdminForm(_AccountFieldRules, forms.ModelForm):
     superuser may enter or change a custom address, and pointing the key anywhere else needs its secret.
     """
 
-    acting_user: Any = None
+    acting_user: Visitor | None = None
 
     secret = forms.CharField(
         label="Secret API key",

@@ -12,6 +12,6 @@ The writes are services by entity (HackSoft's ``<entity>_<action>``), each leavi
 Beside them: :mod:`~orders.accounts.rules` (every field rule and its message, for forms, services and
 commands alike), :mod:`~orders.accounts.access` (who may see and manage what), :mod:`~orders.accounts.display`
 (an account's key status in words), :mod:`~orders.accounts.encryption` (secrets at rest),
-:mod:`~orders.accounts.endpoints` (where a key may be sent) and :mod:`~orders.accounts.preferences` (each
-person's display choices).
+:mod:`~orders.accounts.endpoints` (where a key may be sent), :mod:`~orders.accounts.preferences` (each
+person's display choices) and :mod:`~orders.accounts.people` (the ``User`` and ``Visitor`` types).
 """

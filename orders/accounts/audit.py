@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orders.accounts.people import Visitor
 from orders.models import AuditEvent, ExchangeAccount, Team
 
 Action = AuditEvent.Action
@@ -30,7 +31,7 @@ def _check_detail(value: Any) -> None:
 
 def audit_record(
     *,
-    actor: Any,
+    actor: Visitor | None,
     action: str,
     target: str,
     team: Team | None = None,

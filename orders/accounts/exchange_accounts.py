@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from orders.accounts import rules
 from orders.accounts.audit import Action, account_target, account_team, audit_record
 from orders.accounts.encryption import DESTINATION_FIELDS, Destination, decrypt_secret, encrypt_secret
+from orders.accounts.people import User
 from orders.models import ExchangeAccount, Team
 
 if TYPE_CHECKING:
@@ -64,24 +65,26 @@ def _secret_hint(secret: str) -> str:
     return secret[-4:] if len(secret) >= _MIN_SECRET_LENGTH_FOR_HINT else ""
 
 
-def _check_label_free(label: str, owner_user: Any, owner_team: Team | None, exclude_pk: int | None = None) -> None:
+def _check_label_free(
+    label: str, owner_user: User | None, owner_team: Team | None, exclude_pk: int | None = None
+) -> None:
     rules.under_field(
         "label", rules.check_label_free, label, owner_user=owner_user, owner_team=owner_team, exclude_pk=exclude_pk
     )
 
 
-def _label_taken(label: str, owner_user: Any, owner_team: Team | None) -> ValidationError:
+def _label_taken(label: str, owner_user: User | None, owner_team: Team | None) -> ValidationError:
     """The label rule's refusal, for a concurrent write that took the label after it was checked."""
     return ValidationError({"label": rules.label_taken(label, owner_user=owner_user, owner_team=owner_team)})
 
 
 def account_create(
     *,
-    actor: Any,
+    actor: User | None,
     label: str,
     public_key: str,
     secret: str,
-    owner_user: Any = None,
+    owner_user: User | None = None,
     owner_team: Team | None = None,
     endpoint: str = ExchangeAccount.Endpoint.PRODUCTION,
     custom_url: str = "",
@@ -139,7 +142,7 @@ def destination_changes(account: ExchangeAccount, fields: dict[str, Any]) -> set
 
 
 def account_update(
-    *, actor: Any, account: ExchangeAccount, secret: str | None = None, **fields: Any
+    *, actor: User | None, account: ExchangeAccount, secret: str | None = None, **fields: Any
 ) -> ExchangeAccount:
     """Change any of label, public_key, endpoint, custom_url, subaccount_id, enabled (and the secret).
 
@@ -212,7 +215,7 @@ def account_update(
     return account
 
 
-def account_set_secret(*, actor: Any, account: ExchangeAccount, secret: str) -> None:
+def account_set_secret(*, actor: User | None, account: ExchangeAccount, secret: str) -> None:
     """Replace the stored secret (encrypted with the current first key); clears the last verification."""
     secret = clean_secret(secret)
     account.secret_ciphertext = encrypt_secret(secret, account.binding, Destination.of(account))
@@ -230,7 +233,7 @@ def account_set_secret(*, actor: Any, account: ExchangeAccount, secret: str) -> 
         )
 
 
-def account_delete(*, actor: Any, account: ExchangeAccount) -> None:
+def account_delete(*, actor: User | None, account: ExchangeAccount) -> None:
     """Delete the account. Its audit events stay (their account link becomes empty; the target keeps the name)."""
     with transaction.atomic():
         audit_record(

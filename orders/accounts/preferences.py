@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils import timezone
 
+from orders.accounts.people import User, Visitor
 from orders.models import UserPreference
 
 UTC = "UTC"
@@ -66,7 +67,7 @@ def clean_columns(value: Any) -> dict[str, dict[str, list[str]]]:
     return cleaned
 
 
-def preference_of(user: Any) -> UserPreference:
+def preference_of(user: Visitor | None) -> UserPreference:
     """The person's preferences (defaults, unsaved, when they never chose anything or are signed out)."""
     if user is None or not user.is_authenticated:
         return UserPreference()
@@ -76,7 +77,7 @@ def preference_of(user: Any) -> UserPreference:
         return UserPreference(user=user)
 
 
-def save_preference(user: Any, **fields: Any) -> UserPreference:
+def save_preference(user: User, **fields: Any) -> UserPreference:
     """Store the given, already cleaned fields (time_zone, theme, columns) of the person's preferences."""
     preference, _ = UserPreference.objects.get_or_create(user=user)
     for name, value in fields.items():

@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 
 from orders.accounts.encryption import DESTINATION_FIELDS
 from orders.accounts.endpoints import custom_url_problem
+from orders.accounts.people import User
 from orders.models import ExchangeAccount, Membership, Team
 
 __all__ = [
@@ -182,7 +183,9 @@ def clean_subaccount_id(value: Any) -> str:
         raise ValidationError(SUBACCOUNT_ID_INVALID, code="invalid_subaccount") from None
 
 
-def check_label_free(label: str, *, owner_user: Any, owner_team: Team | None, exclude_pk: int | None = None) -> None:
+def check_label_free(
+    label: str, *, owner_user: User | None, owner_team: Team | None, exclude_pk: int | None = None
+) -> None:
     """A name is used once per owner: refuse ``label`` when the owner has another account called so."""
     siblings = ExchangeAccount.objects.filter(label=label)
     if owner_team is not None:
@@ -195,7 +198,7 @@ def check_label_free(label: str, *, owner_user: Any, owner_team: Team | None, ex
         raise label_taken(label, owner_user=owner_user, owner_team=owner_team)
 
 
-def label_taken(label: str, *, owner_user: Any, owner_team: Team | None) -> ValidationError:
+def label_taken(label: str, *, owner_user: User | None, owner_team: Team | None) -> ValidationError:
     owner = f"Team {owner_team.name}" if owner_team is not None else str(owner_user.get_username())
     return ValidationError(f"{owner} already has an account called “{label}”. Choose another name.", code="duplicate")
 
@@ -222,11 +225,11 @@ def team_name_taken(name: str) -> ValidationError:
     return ValidationError(f"A team called “{name}” already exists.", code="duplicate")
 
 
-def check_not_member(team: Team, user: Any, *, exclude_pk: int | None = None) -> None:
+def check_not_member(team: Team, user: User, *, exclude_pk: int | None = None) -> None:
     """A person is in a team once."""
     if Membership.objects.filter(team=team, user=user).exclude(pk=exclude_pk).exists():
         raise already_member(team, user)
 
 
-def already_member(team: Team, user: Any) -> ValidationError:
+def already_member(team: Team, user: User) -> ValidationError:
     return ValidationError(f"{user.get_username()} is already a member of {team.name}.", code="duplicate")

@@ -7,18 +7,17 @@ or removing the last one is refused with what to do instead. Permissions are the
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from orders.accounts import rules
 from orders.accounts.audit import Action, audit_record
 from orders.accounts.exchange_accounts import account_delete
+from orders.accounts.people import User
 from orders.models import Membership, Team
 
 
-def team_create(*, actor: Any, name: str) -> Team:
+def team_create(*, actor: User | None, name: str) -> Team:
     name = rules.under_field("name", rules.clean_team_name, name)
     try:
         with transaction.atomic():
@@ -29,7 +28,7 @@ def team_create(*, actor: Any, name: str) -> Team:
     return team
 
 
-def team_delete(*, actor: Any, team: Team) -> None:
+def team_delete(*, actor: User | None, team: Team) -> None:
     """Delete a team, its accounts and memberships, each removal recorded before the team's own event."""
     with transaction.atomic():
         for account in list(team.exchange_accounts.all()):
@@ -62,11 +61,11 @@ def _refuse_losing_last_admin(membership: Membership) -> None:
         raise ValidationError({"role": LAST_ADMIN_MESSAGE.format(team=membership.team.name)}, code="last_admin")
 
 
-def _member_target(user: Any, team: Team) -> str:
+def _member_target(user: User, team: Team) -> str:
     return f"{user.get_username()} in team {team.name}"
 
 
-def membership_add(*, actor: Any, team: Team, user: Any, role: str) -> Membership:
+def membership_add(*, actor: User | None, team: Team, user: User, role: str) -> Membership:
     role = rules.under_field("role", rules.clean_role, role)
     rules.under_field("user", rules.check_not_member, team, user)
     try:
@@ -84,7 +83,7 @@ def membership_add(*, actor: Any, team: Team, user: Any, role: str) -> Membershi
     return membership
 
 
-def membership_change_role(*, actor: Any, membership: Membership, role: str) -> Membership:
+def membership_change_role(*, actor: User | None, membership: Membership, role: str) -> Membership:
     """Change a member's role; demoting the team's last active admin is refused (``ValidationError``)."""
     role = rules.under_field("role", rules.clean_role, role)
     old_role = membership.role
@@ -105,7 +104,7 @@ def membership_change_role(*, actor: Any, membership: Membership, role: str) -> 
     return membership
 
 
-def membership_remove(*, actor: Any, membership: Membership, team_deleted: bool = False) -> None:
+def membership_remove(*, actor: User | None, membership: Membership, team_deleted: bool = False) -> None:
     """Remove a member; removing the team's last active admin is refused unless the team itself goes."""
     with transaction.atomic():
         if not team_deleted:

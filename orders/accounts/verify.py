@@ -19,6 +19,7 @@ from orders.accounts.audit import Action, account_target, account_team, audit_re
 from orders.accounts.encryption import KEYS_NOT_CONFIGURED_MESSAGE, EncryptionKeyError, SecretUnreadable
 from orders.accounts.endpoints import endpoint_policy
 from orders.accounts.exchange_accounts import account_credentials, clean_secret
+from orders.accounts.people import User
 from orders.models import ExchangeAccount
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def _try_authenticate(account: ExchangeAccount, timeout: float) -> KeyCheck:
     return _sign_in_once(account.trade_url(), credentials, account.subaccount_id, timeout, account.pk)
 
 
-def account_record_check(*, actor: Any, account: ExchangeAccount, check: KeyCheck) -> VerifyResult:
+def account_record_check(*, actor: User | None, account: ExchangeAccount, check: KeyCheck) -> VerifyResult:
     """Store the outcome of a sign-in attempt on the account and in the audit trail."""
     if check.ok:
         account.last_verified_at = timezone.now()
@@ -140,7 +141,7 @@ def account_record_check(*, actor: Any, account: ExchangeAccount, check: KeyChec
     return VerifyResult(ok=check.ok, message=check.message)
 
 
-def account_verify(*, actor: Any, account: ExchangeAccount, timeout: float | None = None) -> VerifyResult:
+def account_verify(*, actor: User | None, account: ExchangeAccount, timeout: float | None = None) -> VerifyResult:
     """Authenticate against the account's endpoint and record the outcome. Never raises for exchange problems.
 
     The connection is made under the endpoint policy (S22), and only with the secret as bound to the

@@ -28,9 +28,10 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from orders.accounts.access import accounts_visible_to, second_factor_done
+from orders.accounts.people import User, Visitor
 
 
-def session_hash_matches(session_hash: str | None, user: Any) -> bool:
+def session_hash_matches(session_hash: str | None, user: User) -> bool:
     """Whether the session's auth hash matches the user's password, with ``SECRET_KEY`` or a fallback.
 
     Like Django's ``get_user`` but read-only: a socket never flushes or re-keys the HTTP session
@@ -44,7 +45,7 @@ def session_hash_matches(session_hash: str | None, user: Any) -> bool:
     return bool(fallbacks) and any(constant_time_compare(session_hash, value) for value in fallbacks())
 
 
-def session_user(session: Any) -> Any:
+def session_user(session: Any) -> Visitor:
     """The user a session belongs to, or ``AnonymousUser`` (inactive users and stale hashes included)."""
     try:
         user_id = session[SESSION_KEY]
@@ -93,7 +94,7 @@ def _session_alive(session_key: str) -> bool:
     return bool(import_module(engine).SessionStore().exists(session_key))
 
 
-def access_verdict(user: Any, session_key: str, session_hash: str | None, account: int | None) -> Verdict:
+def access_verdict(user: User, session_key: str, session_hash: str | None, account: int | None) -> Verdict:
     """Is this session still valid, and may its user see ``account`` (None: which accounts may it see)?
 
     For one account this is a single query: the user row (active, password hash) with two EXISTS
@@ -153,7 +154,7 @@ _verdicts = _VerdictCache()
 class AccessWatch:
     """The access verdicts of one socket: fresh at connect, shared with the session's other sockets after."""
 
-    def __init__(self, user: Any, session: Any, single: int | None) -> None:
+    def __init__(self, user: User, session: Any, single: int | None) -> None:
         self.user = user
         self.session_key = session.session_key
         self.session_hash = session.get(HASH_SESSION_KEY)

@@ -10,10 +10,10 @@ import uuid
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from orders.accounts import exchange_accounts, teams
+from orders.accounts.people import User
 from orders.models import ExchangeAccount, Membership, Team
 from orders.simulator import SimAccount
 
@@ -81,7 +81,7 @@ def simulator_accounts() -> list[SimAccount]:
     ]
 
 
-def _user(username: str, password: str, **extra: object) -> AbstractBaseUser:
+def _user(username: str, password: str, **extra: object) -> User:
     user, _ = get_user_model().objects.get_or_create(username=username, defaults=extra)
     user.set_password(password)
     user.is_active = True
@@ -90,7 +90,7 @@ def _user(username: str, password: str, **extra: object) -> AbstractBaseUser:
 
 
 @transaction.atomic
-def build_demo_world(*, simulator_url: str, password: str) -> dict[str, AbstractBaseUser]:
+def build_demo_world(*, simulator_url: str, password: str) -> dict[str, User]:
     """Create (or refresh) the demo users, team and accounts; idempotent across runs."""
     demo = _user(DEMO_USERNAME, password, first_name="Demo", is_staff=True)
     teammate = _user(TEAMMATE_USERNAME, password, first_name="Teammate")

@@ -37,13 +37,14 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from orders.accounts.access import requires_2fa
+from orders.accounts.people import User
 
 RECOVERY_CODES = 10
 _TOTP_NAME = "Authenticator app"
 _RECOVERY_NAME = "Recovery codes"
 
 
-def enrolled(user: Any) -> bool:
+def enrolled(user: User) -> bool:
     """Whether ``user`` has a confirmed authenticator app (else the second step starts with enrolment)."""
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
@@ -68,7 +69,7 @@ def _next_url(request: HttpRequest) -> str:
     return target
 
 
-def _devices_for(user: Any, token: str) -> list[Any]:
+def _devices_for(user: User, token: str) -> list[Any]:
     """The devices a token is meant for: digits → the authenticator app; anything else → recovery codes.
 
     Keeping them apart means a recovery code typed in does not count as a wrong app code (each device has
@@ -126,7 +127,7 @@ def verify(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _pending_device(user: Any, *, fresh: bool) -> TOTPDevice:
+def _pending_device(user: User, *, fresh: bool) -> TOTPDevice:
     devices = TOTPDevice.objects.filter(user=user, confirmed=False)
     if fresh:
         devices.delete()  # the secret is shown once: a new visit gets a new one
@@ -157,7 +158,7 @@ def setup(request: HttpRequest) -> HttpResponse:
 
 
 @transaction.atomic
-def _confirm(user: Any, device: TOTPDevice) -> list[str]:
+def _confirm(user: User, device: TOTPDevice) -> list[str]:
     device.confirmed = True
     device.save(update_fields=["confirmed"])
     StaticDevice.objects.filter(user=user).delete()
