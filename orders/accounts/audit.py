@@ -61,3 +61,17 @@ def account_target(account: ExchangeAccount) -> str:
 
 def account_team(account: ExchangeAccount) -> Team | None:
     return account.owner_team if account.owner_team_id else None
+
+
+def audit_account(
+    *, actor: Visitor | None, action: str, account: ExchangeAccount, detail: dict[str, Any] | None = None
+) -> AuditEvent:
+    """Append one event about ``account``: named with its owner, linked to it and to its team (if it has one)."""
+    return audit_record(
+        actor=actor,
+        action=action,
+        target=account_target(account),
+        team=account_team(account),
+        account=account,
+        detail=detail,
+    )

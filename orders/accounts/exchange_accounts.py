@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from orders.accounts import rules
-from orders.accounts.audit import Action, account_target, account_team, audit_record
+from orders.accounts.audit import Action, account_target, account_team, audit_account, audit_record
 from orders.accounts.encryption import DESTINATION_FIELDS, Destination, decrypt_secret, encrypt_secret
 from orders.accounts.people import User
 from orders.models import ExchangeAccount, Team
@@ -112,11 +112,9 @@ def account_create(
     try:
         with transaction.atomic():
             account.save()
-            audit_record(
+            audit_account(
                 actor=actor,
                 action=Action.ACCOUNT_ADDED,
-                target=account_target(account),
-                team=account_team(account),
                 account=account,
                 detail={
                     "label": account.label,
@@ -182,29 +180,23 @@ def account_update(
         with transaction.atomic():
             account.save(update_fields=update_fields)
             if new_secret is not None:
-                audit_record(
+                audit_account(
                     actor=actor,
                     action=Action.ACCOUNT_SECRET_CHANGED,
-                    target=account_target(account),
-                    team=account_team(account),
                     account=account,
                 )
             other_changes = {name: values for name, values in changed.items() if name != "enabled"}
             if other_changes:
-                audit_record(
+                audit_account(
                     actor=actor,
                     action=Action.ACCOUNT_CHANGED,
-                    target=account_target(account),
-                    team=account_team(account),
                     account=account,
                     detail={"changed": other_changes},
                 )
             if "enabled" in changed:
-                audit_record(
+                audit_account(
                     actor=actor,
                     action=Action.ACCOUNT_ENABLED if account.enabled else Action.ACCOUNT_DISABLED,
-                    target=account_target(account),
-                    team=account_team(account),
                     account=account,
                 )
     except IntegrityError:
@@ -224,11 +216,9 @@ def account_set_secret(*, actor: User | None, account: ExchangeAccount, secret: 
     account.last_error = ""
     with transaction.atomic():
         account.save(update_fields=["secret_ciphertext", "secret_hint", "last_verified_at", "last_error", "updated_at"])
-        audit_record(
+        audit_account(
             actor=actor,
             action=Action.ACCOUNT_SECRET_CHANGED,
-            target=account_target(account),
-            team=account_team(account),
             account=account,
         )
 

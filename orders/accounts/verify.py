@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from orders.accounts.audit import Action, account_target, account_team, audit_record
+from orders.accounts.audit import Action, audit_account
 from orders.accounts.encryption import KEYS_NOT_CONFIGURED_MESSAGE, EncryptionKeyError, SecretUnreadable
 from orders.accounts.endpoints import endpoint_policy
 from orders.accounts.exchange_accounts import account_credentials, clean_secret
@@ -130,11 +130,9 @@ def account_record_check(*, actor: User | None, account: ExchangeAccount, check:
         ExchangeAccount.objects.filter(pk=account.pk).update(
             last_verified_at=account.last_verified_at, last_error=account.last_error
         )
-        audit_record(
+        audit_account(
             actor=actor,
             action=action,
-            target=account_target(account),
-            team=account_team(account),
             account=account,
             detail=detail,
         )
