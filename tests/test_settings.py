@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 import subprocess
@@ -80,45 +79,7 @@ def test_env_example_lists_every_variable_the_settings_read() -> None:
     assert read - listed == set()
 
 
-# --- one default per setting -----------------------------------------------------------------------------
-
-
-def settings_defaults_in(source: str, filename: str = "<source>") -> list[str]:
-    """Every ``getattr(settings, NAME, default)`` in ``source``: a second default for a setting, which drifts
-    from the one in qfexdash/settings.py (two_factor once fell back to False where settings say not DEBUG)."""
-    found = []
-    for node in ast.walk(ast.parse(source, filename)):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"):
-            continue
-        target = node.args[0] if node.args else None
-        named = target.id if isinstance(target, ast.Name) else target.attr if isinstance(target, ast.Attribute) else ""
-        if named == "settings" and len(node.args) + len(node.keywords) >= 3:
-            found.append(f"{filename}:{node.lineno}: {ast.unparse(node)}")
-    return found
-
-
-@pytest.mark.parametrize(
-    ("source", "caught"),
-    [
-        ('getattr(settings, "QFEXDASH_WS_RATE", 20)', True),
-        ('int(getattr(settings, "QFEXDASH_TRUSTED_PROXIES", 0))', True),
-        ("getattr(django.conf.settings, name, None)", True),
-        ("settings.QFEXDASH_WS_RATE", False),
-        ('getattr(settings, "QFEXDASH_WS_RATE")', False),
-        ('getattr(options, "QFEXDASH_WS_RATE", 20)', False),
-    ],
-)
-def test_the_default_detector(source: str, caught: bool) -> None:
-    assert bool(settings_defaults_in(source)) is caught
-
-
-def test_the_app_reads_settings_without_a_default_of_its_own() -> None:
-    found = [
-        line
-        for path in sorted((ROOT / "orders").rglob("*.py"))
-        for line in settings_defaults_in(path.read_text(), str(path.relative_to(ROOT)))
-    ]
-    assert found == [], "read these as settings.NAME; the default belongs in qfexdash/settings.py alone"
+# --- one default per setting (the source rule itself: tests/test_source_rules.py) --------------------------
 
 
 def test_every_setting_the_app_reads_is_defined_in_the_settings_module() -> None:
