@@ -9,6 +9,7 @@ No function here logs, returns or stores a secret in clear.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 _MIN_SECRET_LENGTH_FOR_HINT = 16
 
 
-def _apply(errors: dict[str, ValidationError], cleaned: dict[str, Any], name: str, rule: Any, value: Any) -> None:
+def _apply(
+    errors: dict[str, ValidationError], cleaned: dict[str, Any], name: str, rule: Callable[[Any], Any], value: Any
+) -> None:
     """``cleaned[name] = rule(value)``, or the rule's error kept under ``name``."""
     try:
         cleaned[name] = rule(value)
@@ -180,11 +183,7 @@ def account_update(
         with transaction.atomic():
             account.save(update_fields=update_fields)
             if new_secret is not None:
-                audit_account(
-                    actor=actor,
-                    action=Action.ACCOUNT_SECRET_CHANGED,
-                    account=account,
-                )
+                audit_account(actor=actor, action=Action.ACCOUNT_SECRET_CHANGED, account=account)
             other_changes = {name: values for name, values in changed.items() if name != "enabled"}
             if other_changes:
                 audit_account(
@@ -216,11 +215,7 @@ def account_set_secret(*, actor: User | None, account: ExchangeAccount, secret: 
     account.last_error = ""
     with transaction.atomic():
         account.save(update_fields=["secret_ciphertext", "secret_hint", "last_verified_at", "last_error", "updated_at"])
-        audit_account(
-            actor=actor,
-            action=Action.ACCOUNT_SECRET_CHANGED,
-            account=account,
-        )
+        audit_account(actor=actor, action=Action.ACCOUNT_SECRET_CHANGED, account=account)
 
 
 def account_delete(*, actor: User | None, account: ExchangeAccount) -> None:

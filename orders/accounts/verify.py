@@ -130,12 +130,7 @@ def account_record_check(*, actor: User | None, account: ExchangeAccount, check:
         ExchangeAccount.objects.filter(pk=account.pk).update(
             last_verified_at=account.last_verified_at, last_error=account.last_error
         )
-        audit_account(
-            actor=actor,
-            action=action,
-            account=account,
-            detail=detail,
-        )
+        audit_account(actor=actor, action=action, account=account, detail=detail)
     return VerifyResult(ok=check.ok, message=check.message)
 
 
