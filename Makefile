@@ -37,9 +37,12 @@ test-js: nodejs
 demo: install
 	$(BIN)/python manage.py demo $(ARGS)
 
+# ruff, then the layer contract of pyproject.toml ([tool.importlinter]): pages and admin → live → accounts →
+# models; orders/qfex and orders/simulator know neither Django nor the app.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 
 test: install chromium lint test-js
 	$(BIN)/pytest $(ARGS)

@@ -39,11 +39,11 @@ SETUP_SCRIPT = """
 import json, os
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.db import SessionStore
-from orders.accounts import services
+from orders.accounts import exchange_accounts
 user = get_user_model().objects.create_user("cluster_user", password="not-used-Passw0rd")
 accounts = []
 for n, (public_key, secret) in enumerate(json.loads(os.environ["TEST_KEYS"])):
-    account = services.account_create(
+    account = exchange_accounts.account_create(
         actor=user, label=f"Cluster {n + 1}", public_key=public_key, secret=secret, owner_user=user,
         endpoint="custom", custom_url=os.environ["TEST_SIM_URL"],
     )

@@ -132,9 +132,9 @@ def stop_site(site: Site) -> None:
 
 def sign_in(page: Any, site: Site, username: str = "demo", password: str = PASSWORD) -> None:
     """Sign in through the real form (the login page, its CSRF token, the session cookie)."""
-    page.goto(site.page_url("/accounts/login/"))
+    page.goto(site.page_url("/signin/"))
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     with page.expect_navigation():
         page.get_by_role("button", name="Sign in").click()
-    assert "/accounts/login/" not in page.url, f"signing in as {username} failed"
+    assert "/signin/" not in page.url, f"signing in as {username} failed"

@@ -128,12 +128,12 @@ SETUP_SCRIPT = """
 import json, os, secrets
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.db import SessionStore
-from orders.accounts import services
+from orders.accounts import exchange_accounts
 spec = json.loads(os.environ.pop("BENCH_SPEC"))
 user = get_user_model().objects.create_user("bench", password=secrets.token_urlsafe(24))
 ids = {}
 for item in spec["accounts"]:
-    account = services.account_create(
+    account = exchange_accounts.account_create(
         actor=user, label=item["label"], public_key=item["public_key"], secret=item["secret"],
         owner_user=user, endpoint="custom", custom_url=spec["url"],
     )

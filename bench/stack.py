@@ -56,15 +56,15 @@ _SETUP_SCRIPT = """
 import json, os
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.db import SessionStore
-from orders.accounts import services
+from orders.accounts import exchange_accounts, teams
 from orders.models import Membership
 spec = json.loads(os.environ["BENCH_SITE_SPEC"])
 users = get_user_model()
 admin = users.objects.create_user("bench_admin", password=None, is_staff=True, is_superuser=True)
-team = services.team_create(actor=admin, name="Bench team")
+team = teams.team_create(actor=admin, name="Bench team")
 accounts = []
 for item in spec["accounts"]:
-    account = services.account_create(
+    account = exchange_accounts.account_create(
         actor=admin, label=item["label"], public_key=item["public_key"], secret=item["secret"],
         owner_team=team, endpoint="custom", custom_url=spec["url"],
     )
@@ -72,7 +72,7 @@ for item in spec["accounts"]:
 sessions = []
 for index in range(spec["users"]):
     user = users.objects.create_user(f"bench_viewer_{index + 1}", password=None)
-    services.membership_add(actor=admin, team=team, user=user, role=Membership.Role.VIEWER)
+    teams.membership_add(actor=admin, team=team, user=user, role=Membership.Role.VIEWER)
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
@@ -86,12 +86,12 @@ print("BENCH_SITE " + json.dumps({"accounts": accounts, "sessions": sessions}))
 _REENTER_KEY_SCRIPT = """
 import json, os
 from django.contrib.auth import get_user_model
-from orders.accounts import services
+from orders.accounts import exchange_accounts
 from orders.models import ExchangeAccount
 admin = get_user_model().objects.get(username="bench_admin")
 for item in json.loads(os.environ["BENCH_REENTER"]):
     account = ExchangeAccount.objects.get(pk=item["pk"])
-    services.account_set_secret(actor=admin, account=account, secret=item["secret"])
+    exchange_accounts.account_set_secret(actor=admin, account=account, secret=item["secret"])
 print("BENCH_REENTERED")
 """
 

@@ -1,91 +1,38 @@
-"""Forms for sign-in, personal exchange accounts and the admin.
+"""Forms for personal exchange accounts and the admin (the sign-in forms are :mod:`orders.signin.forms`).
 
-Forms only validate and collect input; saving goes through ``orders.accounts.services``. Every form lists its
+Forms only validate and collect input; saving goes through the services of ``orders.accounts``. Every form lists its
 fields explicitly, so extra POST fields (``owner_user``, ``secret_ciphertext``, ``binding``…) are
 never read. Secret fields are write-only: rendered empty, never echoed back after an error.
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
-from urllib.parse import urlsplit
 
 from django import forms
-from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
-from orders.accounts.endpoints import CUSTOM_URL_SUPERUSERS_ONLY, custom_url_problem, may_set_custom_url
-from orders.accounts.services import DESTINATION_CHANGE_MESSAGE, DESTINATION_FIELDS
+from orders.accounts import rules
+from orders.accounts.endpoints import CUSTOM_URL_SUPERUSERS_ONLY, may_set_custom_url
+from orders.accounts.people import User, Visitor
 from orders.models import ExchangeAccount, Membership, Team
 
-# Fields a user may edit on an account; owner, ciphertext and binding are never among them.
-ACCOUNT_EDITABLE_FIELDS = ("label", "public_key", "endpoint", "custom_url", "subaccount_id")
-
-SECRET_MAX_LENGTH = 500
-
-
-# --- sign-in ---------------------------------------------------------------------------------
-
-
-class SignInForm(AuthenticationForm):
-    """The sign-in form. Failed attempts are counted and locked out by django-axes (orders.signin.throttle, S25)."""
-
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "invalid_login": "That username and password don't match. Both are case-sensitive.",
-        "inactive": "That username and password don't match. Both are case-sensitive.",
-    }
-
-
-class AdminSignInForm(AdminAuthenticationForm):
-    """The admin site's sign-in, throttled by django-axes with the same counters as the main sign-in page."""
+# Fields a user may edit on an account from the pages (enabling has its own buttons); owner, ciphertext and
+# binding are never among them.
+ACCOUNT_EDITABLE_FIELDS = tuple(name for name in rules.ACCOUNT_FIELDS if name != "enabled")
 
 
 # --- shared account validation -----------------------------------------------------------------
 
 
-def validate_custom_url(value: str) -> None:
-    """A trade WebSocket address: ws:// or wss:// with a host name, nothing else."""
-    not_websocket = ValidationError(
-        "Enter a WebSocket address starting with ws:// or wss://, for example wss://trade.example.com.",
-        code="invalid_url",
-    )
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018  (raises ValueError for a port that is not a number from 0 to 65535)
-    except ValueError:
-        raise not_websocket from None
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise not_websocket
-    if parts.username or parts.password:
-        raise ValidationError("The address must not contain a user name or password.", code="invalid_url")
-
-
-def validate_public_key(value: str) -> None:
-    if any(ch.isspace() for ch in value.strip()):
-        raise ValidationError(
-            "That does not look like a QFEX public key: it must not contain spaces.", code="invalid_public_key"
-        )
-
-
-def validate_subaccount_id(value: str) -> None:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise ValidationError(
-            "Enter the subaccount id exactly as QFEX shows it, for example 1b4e28ba-2fa1-11d2-883f-0016d3cca427.",
-            code="invalid_subaccount",
-        ) from None
-
-
-def _clean_endpoint(form: forms.BaseForm, cleaned: dict[str, Any], user: Any, account: ExchangeAccount | None) -> None:
+def _clean_endpoint(
+    form: forms.BaseForm, cleaned: dict[str, Any], user: Visitor | None, account: ExchangeAccount | None
+) -> None:
     """The custom address is required (and checked) with a custom endpoint, and dropped otherwise.
 
     Only a superuser may enter or change a custom address (S22); anyone who manages the account may
-    keep the one it has. The address must be allowed by ``QFEXDASH_CUSTOM_ENDPOINTS``.
+    keep the one it has, even when ``QFEXDASH_CUSTOM_ENDPOINTS`` no longer lists it.
     """
     endpoint = cleaned.get("endpoint")
     if "custom_url" not in cleaned:
@@ -101,19 +48,10 @@ def _clean_endpoint(form: forms.BaseForm, cleaned: dict[str, Any], user: Any, ac
         if not unchanged and not may_set_custom_url(user):
             form.add_error("custom_url", CUSTOM_URL_SUPERUSERS_ONLY)
             return
-        if not custom_url:
-            form.add_error("custom_url", "Enter the WebSocket address to use with a custom endpoint.")
-            return
         try:
-            validate_custom_url(custom_url)
+            cleaned["custom_url"] = rules.clean_custom_url(custom_url, check_policy=not unchanged)
         except ValidationError as exc:
             form.add_error("custom_url", exc)
-            return
-        problem = None if unchanged else custom_url_problem(custom_url)
-        if problem:
-            form.add_error("custom_url", problem)
-            return
-        cleaned["custom_url"] = custom_url
     elif endpoint:
         # A leftover custom address would be misleading on a production or UAT account.
         cleaned["custom_url"] = ""
@@ -125,43 +63,27 @@ def _require_secret_for_new_destination(
     """S21: pointing a stored key somewhere else (key, endpoint, URL, subaccount) needs its secret again."""
     if account is None or account.pk is None or cleaned.get("secret") or form.has_error("secret"):
         return
-    changed = {name for name in DESTINATION_FIELDS if name in cleaned and cleaned[name] != getattr(account, name)}
+    changed = {name for name in rules.DESTINATION_FIELDS if name in cleaned and cleaned[name] != getattr(account, name)}
     if changed:
-        form.add_error("secret", DESTINATION_CHANGE_MESSAGE)
+        form.add_error("secret", rules.DESTINATION_CHANGE_MESSAGE)
 
 
-def check_label_free(
-    label: str,
-    owner_user: Any,
-    owner_team: Any,
-    account: ExchangeAccount | None,
-    *,
-    personal_owner_has: str = "This person already has",
-) -> None:
-    """Raise a readable error when the owner already has another account with this label.
+class _AccountFieldRules:
+    """The account fields' rules (:mod:`orders.accounts.rules`), for the pages' form and the admin's."""
 
-    ``personal_owner_has`` starts the message for a personal account ("You already have" on the pages).
-    """
-    siblings = ExchangeAccount.objects.filter(label=label)
-    if owner_team is not None:
-        siblings = siblings.filter(owner_team=owner_team)
-    else:
-        siblings = siblings.filter(owner_user=owner_user)
-    if account is not None and account.pk is not None:
-        siblings = siblings.exclude(pk=account.pk)
-    if siblings.exists():
-        who = "This team already has" if owner_team is not None else personal_owner_has
-        raise ValidationError(f"{who} an account called “{label}”. Choose another name.", code="duplicate")
+    cleaned_data: dict[str, Any]
 
+    def clean_public_key(self) -> str:
+        return rules.clean_public_key(self.cleaned_data["public_key"])
 
-def _model_field(name: str) -> Any:
-    return ExchangeAccount._meta.get_field(name)
+    def clean_subaccount_id(self) -> str:
+        return rules.clean_subaccount_id(self.cleaned_data["subaccount_id"])
 
 
 # --- "My accounts" page ------------------------------------------------------------------------
 
 
-class AccountForm(forms.Form):
+class AccountForm(_AccountFieldRules, forms.Form):
     """Add or edit an exchange account from the pages.
 
     ``account`` is the account being edited (None when adding); ``owner_user`` / ``owner_team`` say
@@ -169,50 +91,51 @@ class AccountForm(forms.Form):
     """
 
     label = forms.CharField(
-        max_length=_model_field("label").max_length,
+        max_length=rules.LABEL_MAX_LENGTH,
         help_text="A name you will recognise, for example “Main account”.",
-        error_messages={"required": "Give the account a name."},
+        error_messages=rules.FIELD_MESSAGES["label"],
     )
     public_key = forms.CharField(
         label="Public API key",
-        max_length=_model_field("public_key").max_length,
-        validators=[validate_public_key],
+        max_length=rules.PUBLIC_KEY_MAX_LENGTH,
         help_text="The public part of the API key pair, as QFEX shows it.",
-        error_messages={"required": "Enter the public API key."},
+        error_messages=rules.FIELD_MESSAGES["public_key"],
     )
     secret = forms.CharField(
         label="Secret API key",
-        max_length=SECRET_MAX_LENGTH,
+        max_length=rules.SECRET_MAX_LENGTH,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="Shown once by QFEX when you made the key. It is stored encrypted and never shown again.",
-        error_messages={"required": "Enter the secret API key."},
+        error_messages=rules.FIELD_MESSAGES["secret"],
     )
     endpoint = forms.ChoiceField(
         label="Exchange",
         choices=ExchangeAccount.Endpoint.choices,
         initial=ExchangeAccount.Endpoint.PRODUCTION,
+        error_messages=rules.FIELD_MESSAGES["endpoint"],
     )
     custom_url = forms.CharField(
         label="Custom address",
         required=False,
-        max_length=_model_field("custom_url").max_length,
+        max_length=rules.CUSTOM_URL_MAX_LENGTH,
         help_text="Only for “Custom URL”: a ws:// or wss:// address, such as a simulator's.",
+        error_messages=rules.FIELD_MESSAGES["custom_url"],
     )
     subaccount_id = forms.CharField(
         label="Subaccount id",
         required=False,
-        max_length=_model_field("subaccount_id").max_length,
-        validators=[validate_subaccount_id],
+        max_length=rules.SUBACCOUNT_ID_MAX_LENGTH,
         help_text="Optional: a QFEX subaccount to view instead of the main account.",
+        error_messages=rules.FIELD_MESSAGES["subaccount_id"],
     )
 
     def __init__(
         self,
         *args: Any,
         account: ExchangeAccount | None = None,
-        owner_user: Any = None,
-        owner_team: Any = None,
-        user: Any = None,
+        owner_user: User | None = None,
+        owner_team: Team | None = None,
+        user: Visitor | None = None,
         **kwargs: Any,
     ) -> None:
         self.account = account
@@ -238,10 +161,9 @@ class AccountForm(forms.Form):
             self.fields["custom_url"].help_text = "Only a superuser can enter or change a custom address."
 
     def clean_label(self) -> str:
-        label = self.cleaned_data["label"].strip()
-        if not label:
-            raise ValidationError("Give the account a name.", code="required")
-        check_label_free(label, self.owner_user, self.owner_team, self.account, personal_owner_has="You already have")
+        label = rules.clean_label(self.cleaned_data["label"])
+        exclude_pk = self.account.pk if self.account is not None else None
+        rules.check_label_free(label, owner_user=self.owner_user, owner_team=self.owner_team, exclude_pk=exclude_pk)
         return label
 
     def clean(self) -> dict[str, Any]:
@@ -272,21 +194,22 @@ def add_service_errors(form: forms.Form, error: ValidationError) -> None:
 # --- admin -------------------------------------------------------------------------------------
 
 
-class ExchangeAccountAdminForm(forms.ModelForm):
+class ExchangeAccountAdminForm(_AccountFieldRules, forms.ModelForm):
     """The admin's account form: the secret is a write-only field that is never rendered back.
 
     ``acting_user`` is set by the admin (``ExchangeAccountAdmin.get_form``) to the signed-in user: only a
     superuser may enter or change a custom address, and pointing the key anywhere else needs its secret.
     """
 
-    acting_user: Any = None
+    acting_user: Visitor | None = None
 
     secret = forms.CharField(
         label="Secret API key",
         required=False,
-        max_length=SECRET_MAX_LENGTH,
+        max_length=rules.SECRET_MAX_LENGTH,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        error_messages=rules.FIELD_MESSAGES["secret"],
     )
 
     class Meta:
@@ -302,6 +225,7 @@ class ExchangeAccountAdminForm(forms.ModelForm):
             "subaccount_id",
             "enabled",
         ]
+        error_messages = rules.FIELD_MESSAGES
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -317,10 +241,6 @@ class ExchangeAccountAdminForm(forms.ModelForm):
                 "key, endpoint, custom URL or subaccount needs the secret typed again.",
                 self.instance.masked_secret,
             )
-        if "public_key" in self.fields:
-            self.fields["public_key"].validators.append(validate_public_key)
-        if "subaccount_id" in self.fields:
-            self.fields["subaccount_id"].validators.append(validate_subaccount_id)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -356,7 +276,7 @@ class ExchangeAccountAdminForm(forms.ModelForm):
             if (owner_user is None) == (owner_team is None):
                 return  # the owner error is already shown
         try:
-            check_label_free(label, owner_user, owner_team, self.instance)
+            rules.check_label_free(label, owner_user=owner_user, owner_team=owner_team, exclude_pk=self.instance.pk)
         except ValidationError as exc:
             self.add_error("label", exc)
 
@@ -365,15 +285,10 @@ class TeamAdminForm(forms.ModelForm):
     class Meta:
         model = Team
         fields = ["name"]
+        error_messages = rules.FIELD_MESSAGES
 
     def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        if not name:
-            raise ValidationError("Give the team a name.", code="required")
-        # Names differing only in case would be confused with each other (the service refuses them too).
-        if Team.objects.filter(name__iexact=name).exclude(pk=self.instance.pk).exists():
-            raise ValidationError(f"A team called “{name}” already exists.", code="duplicate")
-        return name
+        return rules.clean_team_name(self.cleaned_data["name"], exclude_pk=self.instance.pk)
 
 
 class MembershipInlineForm(forms.ModelForm):
@@ -387,6 +302,7 @@ class MembershipInlineForm(forms.ModelForm):
             "role": "Admin: manages the team's members and accounts and reads its audit trail. "
             "Trader and Viewer: see the team's accounts live (qfexdash never trades).",
         }
+        error_messages = rules.FIELD_MESSAGES
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -395,9 +311,9 @@ class MembershipInlineForm(forms.ModelForm):
             self.add_error("user", f"{user.get_username()}'s sign-in is deactivated; they can't be added.")
             return cleaned
         # The formset checks duplicates among its own rows; this catches a member already stored.
-        team_id = self.instance.team_id
-        if user is not None and team_id is not None:
-            others = Membership.objects.filter(team_id=team_id, user=user).exclude(pk=self.instance.pk)
-            if others.exists():
-                self.add_error("user", f"{user.get_username()} is already a member of this team.")
+        if user is not None and self.instance.team_id is not None:
+            try:
+                rules.check_not_member(self.instance.team, user, exclude_pk=self.instance.pk)
+            except ValidationError as exc:
+                self.add_error("user", exc)
         return cleaned

@@ -1,7 +1,7 @@
 """Teams, memberships, exchange accounts with encrypted secrets, and the audit trail.
 
-Business rules live in ``orders.accounts.services`` (writes) and ``orders.accounts.access`` (who may see what); the
-models hold data, constraints and small derived values only.
+Business rules live in the services of ``orders.accounts`` (writes, one module per entity) and
+``orders.accounts.access`` (who may see what); the models hold data, constraints and small derived values only.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ urlpatterns = [
     path("my/accounts/<int:pk>/enable/", views.my_account_set_enabled, {"enabled": True}, name="my_account_enable"),
     path("my/accounts/<int:pk>/delete/", views.my_account_delete, name="my_account_delete"),
     path("audit/", views.audit_trail, name="audit_trail"),
-    path("account/two-step/", two_factor.verify, name="two_factor_verify"),
-    path("account/two-step/setup/", two_factor.setup, name="two_factor_setup"),
+    path("signin/two-step/", two_factor.verify, name="two_factor_verify"),
+    path("signin/two-step/setup/", two_factor.setup, name="two_factor_setup"),
     path("preferences/display/", views.preferences_display, name="preferences_display"),
     path("preferences/columns/", views.preferences_columns, name="preferences_columns"),
 ]

@@ -1,7 +1,8 @@
-"""Server-rendered pages: sign-in, the accounts list, "My accounts" and the audit trail.
+"""Server-rendered pages: the accounts list, the live pages, "My accounts" and the audit trail (sign-in is
+:mod:`orders.signin`).
 
 Views stay thin: who may see or change what is answered by ``orders.accounts.access`` and every write goes
-through ``orders.accounts.services``. Outsiders get 404 (the same page as for an id that does not exist); a
+through the services of ``orders.accounts``. Outsiders get 404 (the same page as for an id that does not exist); a
 team member whose role may not act gets a plain 403 page.
 """
 
@@ -16,7 +17,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -27,10 +27,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from orders.accounts import access, preferences, services
+from orders.accounts import access, display, exchange_accounts, preferences, verify
 from orders.accounts.audit_filters import AuditFilterForm
 from orders.accounts.audit_text import describe
-from orders.forms import AccountForm, SignInForm, add_service_errors
+from orders.forms import AccountForm, add_service_errors
 from orders.live.feed import AccountOverview, account_overviews
 from orders.models import ExchangeAccount
 
@@ -46,16 +46,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def can_view_audit(user: Any) -> bool:
-    """Whether the audit trail is open to this user (superusers and team admins)."""
-    return bool(user.is_authenticated and (user.is_superuser or access.teams_managed_by(user).exists()))
-
-
 def render_page(
     request: HttpRequest, template: str, context: dict[str, Any] | None = None, *, status: int = 200
 ) -> HttpResponse:
     """Render a page with what ``base.html`` needs for its navigation."""
-    page_context = {"can_view_audit": can_view_audit(request.user), **(context or {})}
+    page_context = {"can_view_audit": access.may_read_audit(request.user), **(context or {})}
     return render(request, template, page_context, status=status)
 
 
@@ -103,7 +98,7 @@ def _live_state(overview: AccountOverview | None) -> LiveState:
 @dataclass(frozen=True)
 class AccountRow:
     account: ExchangeAccount
-    state: services.AccountState
+    state: display.KeyStatus
     can_manage: bool
     live: LiveState
 
@@ -112,7 +107,10 @@ def _rows(request: HttpRequest, accounts: Any) -> list[AccountRow]:
     managed = set(access.accounts_managed_by(request.user).values_list("pk", flat=True))
     overviews = account_overviews()
     return [
-        AccountRow(a, services.account_state(a), a.pk in managed, _live_state(overviews.get(a.pk))) for a in accounts
+        AccountRow(
+            account, display.account_key_status(account), account.pk in managed, _live_state(overviews.get(account.pk))
+        )
+        for account in accounts
     ]
 
 
@@ -123,45 +121,34 @@ def _after_change_url(request: HttpRequest, account: ExchangeAccount) -> str:
 
 def _verify_and_report(request: HttpRequest, account: ExchangeAccount, saved: str) -> None:
     """Authenticate against QFEX once and tell the user, in words, whether the key works."""
-    result = services.account_verify(actor=request.user, account=account)
+    result = verify.account_verify(actor=request.user, account=account)
     _report(request, result, saved)
 
 
-def _report(request: HttpRequest, result: services.VerifyResult, saved: str) -> None:
+def _report(request: HttpRequest, result: verify.VerifyResult, saved: str) -> None:
     if result.ok:
         messages.success(request, f"{saved} QFEX accepted the API key.")
     else:
         messages.warning(request, f"{saved} But the key could not be verified: {result.message}")
 
 
-def _check_typed_key(form: AccountForm, data: dict[str, Any]) -> services.KeyCheck | None:
+def _check_typed_key(form: AccountForm, data: dict[str, Any]) -> verify.KeyCheck | None:
     """Sign in once with the key as typed; None (and an error on the form) when QFEX rejected it.
 
     A rejected key is not saved: the form is shown again with QFEX's reason and an empty secret field.
     When QFEX cannot be reached the account is saved as "not verified" (docs/deployment.md says why).
     """
-    check = services.key_check(
+    check = verify.key_check(
         public_key=data["public_key"],
         secret=data["secret"],
         endpoint=data["endpoint"],
         custom_url=data["custom_url"],
         subaccount_id=data["subaccount_id"],
     )
-    if check.outcome == services.REJECTED:
+    if check.outcome == verify.REJECTED:
         form.add_error("secret", f"QFEX did not accept this key, so nothing was saved: {check.message}")
         return None
     return check
-
-
-# --- sign-in -----------------------------------------------------------------------------------
-
-
-class SignInView(LoginView):
-    """Django's login view; django-axes answers a locked-out attempt with 429 (orders.signin.throttle)."""
-
-    form_class = SignInForm
-    template_name = "registration/login.html"
-    redirect_authenticated_user = True
 
 
 # --- accounts ----------------------------------------------------------------------------------
@@ -265,7 +252,7 @@ def my_account_add(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid() and (check := _check_typed_key(form, form.cleaned_data)):
         data = form.cleaned_data
         try:
-            account = services.account_create(
+            account = exchange_accounts.account_create(
                 actor=request.user,
                 owner_user=request.user,
                 label=data["label"],
@@ -278,7 +265,7 @@ def my_account_add(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            result = services.account_record_check(actor=request.user, account=account, check=check)
+            result = verify.account_record_check(actor=request.user, account=account, check=check)
             _report(request, result, f"Added “{account.label}”.")
             return redirect("my_accounts")
     return render_page(request, "orders/account_form.html", {"form": form, "account": None, "nav": "my_accounts"})
@@ -298,7 +285,7 @@ def my_account_edit(request: HttpRequest, pk: int) -> HttpResponse:
         if check is not None or not new_secret:
             try:
                 with transaction.atomic():
-                    account = services.account_update(
+                    account = exchange_accounts.account_update(
                         actor=request.user, account=account, secret=new_secret or None, **changes
                     )
             except ValidationError as exc:
@@ -308,7 +295,7 @@ def my_account_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 saved = f"Saved “{account.label}”."
                 if check is not None:
                     _report(
-                        request, services.account_record_check(actor=request.user, account=account, check=check), saved
+                        request, verify.account_record_check(actor=request.user, account=account, check=check), saved
                     )
                 elif changes:
                     _verify_and_report(request, account, saved)
@@ -326,7 +313,7 @@ def my_account_set_enabled(request: HttpRequest, pk: int, enabled: bool) -> Http
     """Disable or enable an account (POST only); a disabled account is kept but not connected to."""
     account = access.get_managed_account(request.user, pk)
     if account.enabled != enabled:
-        account = services.account_update(actor=request.user, account=account, enabled=enabled)
+        account = exchange_accounts.account_update(actor=request.user, account=account, enabled=enabled)
     verb = "Enabled" if enabled else "Disabled"
     messages.success(request, f"{verb} “{account.label}”.")
     return redirect(_after_change_url(request, account))
@@ -341,7 +328,7 @@ def my_account_delete(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         label = account.label
         back = _after_change_url(request, account)
-        services.account_delete(actor=request.user, account=account)
+        exchange_accounts.account_delete(actor=request.user, account=account)
         messages.success(request, f"Removed “{label}” and its stored API key.")
         return redirect(back)
     return render_page(request, "orders/account_confirm_delete.html", {"account": account, "nav": "my_accounts"})
@@ -360,7 +347,7 @@ class AuditRow:
 @require_GET
 def audit_trail(request: HttpRequest) -> HttpResponse:
     """Read-only list of changes to accounts and memberships, for team admins and superusers; filterable."""
-    if not can_view_audit(request.user):
+    if not access.may_read_audit(request.user):
         return forbidden(request, "The audit trail is open to team admins only.")
     events = access.audit_events_visible_to(request.user)
     form = AuditFilterForm(request.GET or None, events)

@@ -90,10 +90,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Two-factor sign-in (S30): which device verified this session, then no page until it is done.
     "django_otp.middleware.OTPMiddleware",
-    "orders.signin.two_factor.TwoFactorMiddleware",
+    "orders.middleware.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # The person's time zone for every page (and the admin); their theme and columns for the templates.
-    "orders.accounts.preferences.PreferenceMiddleware",
+    "orders.middleware.PreferenceMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Content-Security-Policy (S28); the next one adds the page's WebSocket origin and no-store.
     "csp.middleware.CSPMiddleware",
@@ -220,9 +220,9 @@ AXES_VERBOSE = False
 QFEXDASH_REQUIRE_2FA = env_bool("QFEXDASH_REQUIRE_2FA", not DEBUG)
 OTP_TOTP_ISSUER = env_str("QFEXDASH_2FA_ISSUER", "qfexdash")
 
-LOGIN_URL = "login"
+LOGIN_URL = "signin"
 LOGIN_REDIRECT_URL = "/"
-LOGOUT_REDIRECT_URL = "login"
+LOGOUT_REDIRECT_URL = "signin"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")

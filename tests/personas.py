@@ -25,7 +25,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 
-from orders.accounts import services
+from orders.accounts import exchange_accounts, teams
 from orders.models import ExchangeAccount, Membership, Team
 
 __all__ = [
@@ -92,7 +92,7 @@ def persona_encryption_key(settings: Any) -> str:
 
 def _account(label: str, *, actor: Any, owner_user: Any = None, owner_team: Team | None = None) -> ExchangeAccount:
     public_key, secret = KEYS[label]
-    return services.account_create(
+    return exchange_accounts.account_create(
         actor=actor,
         label=label,
         public_key=public_key,
@@ -110,7 +110,7 @@ def point_at(account: ExchangeAccount, url: str, secret: str | None = None) -> E
     The secret is bound to where it goes (S21), so it is typed again: ``secret``, or the persona's own.
     """
     secret = secret if secret is not None else KEYS[account.label][1]
-    return services.account_update(
+    return exchange_accounts.account_update(
         actor=None, account=account, endpoint=ExchangeAccount.Endpoint.CUSTOM, custom_url=url, secret=secret
     )
 
@@ -132,12 +132,12 @@ def owner_account(owner: Any, persona_encryption_key: str) -> ExchangeAccount:
 
 @pytest.fixture
 def team(db: None) -> Team:
-    return services.team_create(actor=None, name="Desk A")
+    return teams.team_create(actor=None, name="Desk A")
 
 
 def _member(username: str, team: Team, role: str, **extra: Any) -> Any:
     user = _user(username, **extra)
-    services.membership_add(actor=None, team=team, user=user, role=role)
+    teams.membership_add(actor=None, team=team, user=user, role=role)
     return user
 
 
@@ -168,7 +168,7 @@ def team_account(team: Team, team_admin: Any, persona_encryption_key: str) -> Ex
 
 @pytest.fixture
 def other_team(db: None) -> Team:
-    return services.team_create(actor=None, name="Desk B")
+    return teams.team_create(actor=None, name="Desk B")
 
 
 @pytest.fixture

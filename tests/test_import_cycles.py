@@ -1,6 +1,10 @@
 """No import cycle among the project's own modules, counting every import statement: at the top, under
 ``TYPE_CHECKING`` and inside functions (a lazy import is still a dependency).
 
+The layer contract (``make lint``, import-linter) forbids imports that run up the layers of ``orders``; this
+test stays beside it because it sees what the contract does not: cycles inside one layer (two modules of
+``orders.live.feed`` importing each other) and in ``qfexdash``, ``bench`` and ``tests``.
+
 A package's ``__init__`` is a module like the others: ``from orders.live.feed import Feed`` depends on
 ``orders.live.feed``; importing a submodule does not count as importing its package's ``__init__`` (Python
 runs it first, but it cannot close a cycle that way unless the ``__init__`` imports back, which this

@@ -77,3 +77,18 @@ def test_env_example_lists_every_variable_the_settings_read() -> None:
     listed = set(re.findall(r"^([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), flags=re.MULTILINE))
     assert read, "the pattern found no variables; the test would prove nothing"
     assert read - listed == set()
+
+
+# --- one default per setting (the source rule itself: tests/test_source_rules.py) --------------------------
+
+
+def test_every_setting_the_app_reads_is_defined_in_the_settings_module() -> None:
+    from django.conf import settings
+
+    read = {
+        name
+        for path in (ROOT / "orders").rglob("*.py")
+        for name in re.findall(r"\bsettings\.([A-Z][A-Z0-9_]+)\b", path.read_text())
+    }
+    assert "QFEXDASH_REQUIRE_2FA" in read, "the pattern found nothing; the test would prove nothing"
+    assert sorted(name for name in read if not hasattr(settings, name)) == []

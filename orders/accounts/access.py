@@ -4,7 +4,11 @@ Views, commands, the admin and the WebSocket consumer all go through these funct
 
 - a user sees their own personal accounts and the accounts of every team they belong to (any role);
 - a user manages their own personal accounts and the accounts of teams where they are an admin;
-- superusers see and manage everything; anonymous and inactive users see nothing.
+- superusers see and manage everything; anonymous and inactive users see nothing;
+- a team admin is a person with the admin role in at least one team (:func:`is_team_admin`); superusers and
+  team admins read the audit trail (:func:`may_read_audit`) and must sign in with a second factor when
+  ``QFEXDASH_REQUIRE_2FA`` is on (:func:`requires_2fa`, :func:`second_factor_done`: pages and live sockets
+  alike ask here, so a session with the password alone opens neither).
 
 Outsiders get ``Http404`` exactly as for an id that does not exist, so they learn nothing; a team
 member whose role may not act gets ``PermissionDenied``.
@@ -14,11 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import django_otp
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
+from orders.accounts.people import Visitor
 from orders.models import AuditEvent, ExchangeAccount, Membership, Team
 
 __all__ = [
@@ -29,16 +36,20 @@ __all__ = [
     "can_view_account",
     "get_managed_account",
     "get_visible_account",
+    "is_team_admin",
+    "may_read_audit",
+    "requires_2fa",
+    "second_factor_done",
     "teams_managed_by",
     "teams_visible_to",
 ]
 
 
-def _is_active(user: Any) -> bool:
+def _is_active(user: Visitor | None) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active)
 
 
-def _team_ids(user: Any, *, admin_only: bool) -> QuerySet[Membership]:
+def _team_ids(user: Visitor | None, *, admin_only: bool) -> QuerySet[Membership]:
     memberships = Membership.objects.filter(user=user)
     if admin_only:
         memberships = memberships.filter(role=Membership.Role.ADMIN)
@@ -49,7 +60,7 @@ def _accounts() -> QuerySet[ExchangeAccount]:
     return ExchangeAccount.objects.select_related("owner_user", "owner_team")
 
 
-def accounts_visible_to(user: Any) -> QuerySet[ExchangeAccount]:
+def accounts_visible_to(user: Visitor | None) -> QuerySet[ExchangeAccount]:
     """Own personal accounts + accounts of every team the user is a member of; superusers: all."""
     if not _is_active(user):
         return _accounts().none()
@@ -58,7 +69,7 @@ def accounts_visible_to(user: Any) -> QuerySet[ExchangeAccount]:
     return _accounts().filter(Q(owner_user=user) | Q(owner_team__in=_team_ids(user, admin_only=False)))
 
 
-def accounts_managed_by(user: Any) -> QuerySet[ExchangeAccount]:
+def accounts_managed_by(user: Visitor | None) -> QuerySet[ExchangeAccount]:
     """Own personal accounts + accounts of teams where the user is an admin; superusers: all."""
     if not _is_active(user):
         return _accounts().none()
@@ -78,7 +89,7 @@ def _as_pk(pk: Any) -> int:
     return value
 
 
-def get_visible_account(user: Any, pk: Any) -> ExchangeAccount:
+def get_visible_account(user: Visitor | None, pk: Any) -> ExchangeAccount:
     """The account if the user may see it; ``Http404`` otherwise (the same as for a missing id)."""
     account = accounts_visible_to(user).filter(pk=_as_pk(pk)).first()
     if account is None:
@@ -86,7 +97,7 @@ def get_visible_account(user: Any, pk: Any) -> ExchangeAccount:
     return account
 
 
-def get_managed_account(user: Any, pk: Any) -> ExchangeAccount:
+def get_managed_account(user: Visitor | None, pk: Any) -> ExchangeAccount:
     """The account if the user may manage it; ``Http404`` if not visible, ``PermissionDenied`` if read-only."""
     account = get_visible_account(user, pk)
     if not accounts_managed_by(user).filter(pk=account.pk).exists():
@@ -94,7 +105,7 @@ def get_managed_account(user: Any, pk: Any) -> ExchangeAccount:
     return account
 
 
-def can_view_account(user: Any, account_id: int) -> bool:
+def can_view_account(user: Visitor | None, account_id: int) -> bool:
     """Whether ``user`` may see the account right now.
 
     Re-reads the user's ``is_active``/``is_superuser`` from the database because the consumer holds a
@@ -112,7 +123,7 @@ def can_view_account(user: Any, account_id: int) -> bool:
     return accounts_visible_to(fresh).filter(pk=account_pk).exists()
 
 
-def teams_visible_to(user: Any) -> QuerySet[Team]:
+def teams_visible_to(user: Visitor | None) -> QuerySet[Team]:
     """Teams the user belongs to (any role); superusers: all."""
     if not _is_active(user):
         return Team.objects.none()
@@ -121,7 +132,7 @@ def teams_visible_to(user: Any) -> QuerySet[Team]:
     return Team.objects.filter(pk__in=_team_ids(user, admin_only=False))
 
 
-def teams_managed_by(user: Any) -> QuerySet[Team]:
+def teams_managed_by(user: Visitor | None) -> QuerySet[Team]:
     """Teams where the user is an admin; superusers: all."""
     if not _is_active(user):
         return Team.objects.none()
@@ -130,23 +141,48 @@ def teams_managed_by(user: Any) -> QuerySet[Team]:
     return Team.objects.filter(pk__in=_team_ids(user, admin_only=True))
 
 
-def can_manage_team(user: Any, team: Team) -> bool:
+def can_manage_team(user: Visitor | None, team: Team) -> bool:
     return team.pk is not None and teams_managed_by(user).filter(pk=team.pk).exists()
 
 
-def audit_events_visible_to(user: Any) -> QuerySet[AuditEvent]:
+def is_team_admin(user: Visitor | None) -> bool:
+    """Whether ``user`` is an active person with the admin role in at least one team."""
+    return _is_active(user) and Membership.objects.filter(user=user, role=Membership.Role.ADMIN).exists()
+
+
+def may_read_audit(user: Visitor | None) -> bool:
+    """Whether the audit trail is open to ``user``: superusers (all of it) and team admins (their part)."""
+    return _is_active(user) and (user.is_superuser or is_team_admin(user))
+
+
+def audit_events_visible_to(user: Visitor | None) -> QuerySet[AuditEvent]:
     """Superusers: every event. Team admins: events of their teams and of their own personal accounts.
 
     Everyone else: none (the trail is a tool for the people who administer accounts).
     """
     events = AuditEvent.objects.select_related("actor", "team", "account")
-    if not _is_active(user):
+    if not may_read_audit(user):
         return events.none()
     if user.is_superuser:
         return events.all()
     admin_team_ids = _team_ids(user, admin_only=True)
-    if not Membership.objects.filter(user=user, role=Membership.Role.ADMIN).exists():
-        return events.none()
     return events.filter(
         Q(team__in=admin_team_ids) | Q(account__owner_team__in=admin_team_ids) | Q(account__owner_user=user)
     )
+
+
+# --- the second factor (S30) -----------------------------------------------------------------------
+
+
+def requires_2fa(user: Visitor | None) -> bool:
+    """Whether ``user`` must sign in with a second factor: superusers and team admins, the people who can add,
+    move or remove keys that can trade, whenever ``QFEXDASH_REQUIRE_2FA`` is on."""
+    if not settings.QFEXDASH_REQUIRE_2FA or not _is_active(user):
+        return False
+    return bool(user.is_superuser) or is_team_admin(user)
+
+
+def second_factor_done(session: Any, user: Visitor | None) -> bool:
+    """True when ``user`` needs no second factor, or this session passed it (django-otp marks the session
+    with the device that verified it)."""
+    return not requires_2fa(user) or bool(session.get(django_otp.DEVICE_ID_SESSION_KEY))

@@ -1,6 +1,6 @@
 """The audit trail in words: an event's ``detail`` as lines a person reads ("Custom URL: ws://a → ws://b").
 
-``AuditEvent.detail`` holds what the services recorded (see :mod:`orders.accounts.services`): for a change,
+``AuditEvent.detail`` holds what the services recorded (see :mod:`orders.accounts.audit`): for a change,
 ``{"changed": {field: [old, new]}}``; for an added account its settings; for memberships the user and
 role(s). Field names and codes become words here; anything this module does not know is still shown,
 as "Some key: value", never as a Python dict.

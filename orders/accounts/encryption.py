@@ -30,6 +30,7 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,12 @@ GENERATE_KEY_HINT = (
 
 class EncryptionKeyError(ImproperlyConfigured):
     """The encryption keys are missing or malformed. The message never contains key material."""
+
+
+# What a person managing an account reads when the server has no keys (the operator's message is the exception's).
+KEYS_NOT_CONFIGURED_MESSAGE = (
+    "The server's encryption keys are not configured (QFEXDASH_ENCRYPTION_KEYS); ask an administrator."
+)
 
 
 class SecretUnreadable(Exception):
@@ -104,6 +111,11 @@ class Destination:
         fields = [str(canonical), self.public_key, self.endpoint, self.custom_url, self.subaccount_id]
         # A JSON array: no choice of field values can make two different destinations encode the same.
         return _AAD_PREFIX_V2 + json.dumps(fields, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+# The account fields a secret is bound to (S21): changing any of them needs the secret typed again, and the
+# last verification then says nothing about the account. The one list of them, used by services and forms.
+DESTINATION_FIELDS: tuple[str, ...] = tuple(item.name for item in dataclass_fields(Destination))
 
 
 @dataclass(frozen=True)
@@ -165,7 +177,7 @@ def _parse_keys(entries: list[str], source: str) -> list[EncryptionKey]:
 
 
 def _setting_entries() -> list[str]:
-    value = getattr(settings, SETTING_NAME, None) or []
+    value = settings.QFEXDASH_ENCRYPTION_KEYS or []
     if isinstance(value, str):  # tolerate a comma-separated string in the setting itself
         value = value.split(",")
     return [str(entry).strip() for entry in value if str(entry).strip()]

@@ -11,10 +11,9 @@ Only superusers may enter or change a custom URL (pages, admin, command): see :f
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 
+from orders.accounts.people import Visitor
 from orders.qfex.policy import EndpointNotAllowed, EndpointPolicy
 
 __all__ = [
@@ -29,7 +28,7 @@ CUSTOM_URL_SUPERUSERS_ONLY = "Only a superuser can enter or change a custom QFEX
 
 
 def _custom_policy() -> EndpointPolicy:
-    return EndpointPolicy.from_entries(getattr(settings, "QFEXDASH_CUSTOM_ENDPOINTS", []) or [])
+    return EndpointPolicy.from_entries(settings.QFEXDASH_CUSTOM_ENDPOINTS)
 
 
 def endpoint_policy() -> EndpointPolicy:
@@ -55,6 +54,6 @@ def custom_url_problem(url: str) -> str | None:
     return None
 
 
-def may_set_custom_url(user: Any) -> bool:
+def may_set_custom_url(user: Visitor | None) -> bool:
     """Whether ``user`` may enter or change a custom URL (superusers only; None is the operator's shell)."""
     return user is None or bool(getattr(user, "is_superuser", False) and getattr(user, "is_active", False))

@@ -2,7 +2,7 @@
 
 The time rule, everywhere (live pages, audit trail, admin, CSV): times in the person's chosen zone (UTC
 unless they chose their browser's), labelled, ISO-like and 24-hour — ``2026-12-06 21:49:03 UTC``. The
-zone is an IANA name stored in :class:`~orders.models.UserPreference`; :class:`PreferenceMiddleware`
+zone is an IANA name stored in :class:`~orders.models.UserPreference`; :class:`orders.middleware.PreferenceMiddleware`
 activates it for every request, so Django's own formatting (templates, the admin through
 ``qfexdash/formats``) uses it too, and the live pages get it with the zone's abbreviations
 (:func:`zone_labels`) so the browser labels times exactly as the server does.
@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import datetime
 import zoneinfo
-from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.utils import timezone
 
+from orders.accounts.people import User, Visitor
 from orders.models import UserPreference
 
 UTC = "UTC"
@@ -67,7 +67,7 @@ def clean_columns(value: Any) -> dict[str, dict[str, list[str]]]:
     return cleaned
 
 
-def preference_of(user: Any) -> UserPreference:
+def preference_of(user: Visitor | None) -> UserPreference:
     """The person's preferences (defaults, unsaved, when they never chose anything or are signed out)."""
     if user is None or not user.is_authenticated:
         return UserPreference()
@@ -77,7 +77,7 @@ def preference_of(user: Any) -> UserPreference:
         return UserPreference(user=user)
 
 
-def save_preference(user: Any, **fields: Any) -> UserPreference:
+def save_preference(user: User, **fields: Any) -> UserPreference:
     """Store the given, already cleaned fields (time_zone, theme, columns) of the person's preferences."""
     preference, _ = UserPreference.objects.get_or_create(user=user)
     for name, value in fields.items():
@@ -110,25 +110,6 @@ def time_text(value: datetime.datetime) -> str:
     """``2026-12-06 21:49:03 UTC`` in the active zone (the person's, during a request)."""
     local = timezone.localtime(value)
     return local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or "")
-
-
-class PreferenceMiddleware:
-    """Puts the person's preferences on ``request.preference`` and activates their time zone."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        preference = preference_of(getattr(request, "user", None))
-        request.preference = preference  # type: ignore[attr-defined]
-        try:
-            timezone.activate(zoneinfo.ZoneInfo(preference.time_zone))
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            timezone.activate(datetime.UTC)
-        try:
-            return self.get_response(request)
-        finally:
-            timezone.deactivate()
 
 
 def display(request: HttpRequest) -> dict[str, Any]:

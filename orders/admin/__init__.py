@@ -2,9 +2,9 @@
 
 Who sees and changes what is answered by ``orders.accounts.access``, not by Django's model permissions: a
 staff user needs no permission rows; they see the teams they belong to and those teams' accounts,
-and change only what they manage (superusers: everything). Every write goes through
-``orders.accounts.services`` so the audit trail is written. Secrets are write-only: the secret field is
-never rendered back, and only a masked hint is shown.
+and change only what they manage (superusers: everything). Every write goes through the services of
+``orders.accounts`` (one module per entity) so the audit trail is written. Secrets are write-only: the
+secret field is never rendered back, and only a masked hint is shown.
 """
 
 from __future__ import annotations
@@ -20,20 +20,18 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from orders.accounts import access, services
+from orders.accounts import access, audit, display, exchange_accounts, rules, teams, verify
 from orders.admin import member_search as _member_search  # noqa: F401  (registers the user admin's member search)
 from orders.admin.safety import protect_site
-from orders.forms import AdminSignInForm, ExchangeAccountAdminForm, MembershipInlineForm, TeamAdminForm
+from orders.forms import ExchangeAccountAdminForm, MembershipInlineForm, TeamAdminForm
 from orders.models import AuditEvent, ExchangeAccount, Membership, Team
+from orders.signin.forms import AdminSignInForm
 
 # The admin's own sign-in shares the throttle of the main sign-in page.
 admin.site.login_form = AdminSignInForm
 admin.site.site_header = "qfexdash administration"
 admin.site.site_title = "qfexdash admin"
 admin.site.index_title = "Teams, accounts and audit trail"
-
-# Fields an admin may change on an existing account (the owner is fixed once the account exists).
-_ACCOUNT_UPDATABLE = ("label", "public_key", "endpoint", "custom_url", "subaccount_id", "enabled")
 
 
 def _is_staff(request: HttpRequest) -> bool:
@@ -68,10 +66,7 @@ class MembershipFormSet(BaseInlineFormSet):
             if data.get("role") == Membership.Role.ADMIN and user.is_active:
                 admins += 1
         if admins == 0:
-            raise ValidationError(
-                f"{self.instance.name} must keep at least one admin who can sign in. Make someone else an "
-                "admin first, then change or remove the last one (you too, if it is you)."
-            )
+            raise ValidationError(teams.LAST_ADMIN_MESSAGE.format(team=self.instance.name), code="last_admin")
 
 
 class MembershipInline(admin.StackedInline):
@@ -143,7 +138,7 @@ class TeamAdmin(admin.ModelAdmin):
                 (
                     account.label,
                     "enabled" if account.enabled else "disabled",
-                    services.account_state(account).label,
+                    display.account_key_status(account).label,
                     reverse("account_detail", args=[account.pk]),
                     reverse("admin:orders_exchangeaccount_change", args=[account.pk]),
                 )
@@ -179,8 +174,8 @@ class TeamAdmin(admin.ModelAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Team | None = None) -> bool:
         if not _is_staff(request):
             return False
-        teams = access.teams_visible_to(request.user)
-        return teams.exists() if obj is None else teams.filter(pk=obj.pk).exists()
+        visible = access.teams_visible_to(request.user)
+        return visible.exists() if obj is None else visible.filter(pk=obj.pk).exists()
 
     def has_change_permission(self, request: HttpRequest, obj: Team | None = None) -> bool:
         if not _is_staff(request):
@@ -199,7 +194,7 @@ class TeamAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
         else:
-            _adopt(obj, services.team_create(actor=request.user, name=form.cleaned_data["name"]))
+            _adopt(obj, teams.team_create(actor=request.user, name=form.cleaned_data["name"]))
 
     def save_formset(self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet, change: bool) -> None:
         if formset.model is not Membership:
@@ -210,27 +205,27 @@ class TeamAdmin(admin.ModelAdmin):
         # Gains before losses, so "make B admin, demote A" in one save never passes through "no admin" (the
         # services refuse that; the formset's clean() already said so for the end state).
         for membership in formset.new_objects:
-            created = services.membership_add(actor=request.user, team=team, user=membership.user, role=membership.role)
+            created = teams.membership_add(actor=request.user, team=team, user=membership.user, role=membership.role)
             _adopt(membership, created)
         changed_rows = sorted(formset.changed_objects, key=lambda item: item[0].role != Membership.Role.ADMIN)
         for membership, changed in changed_rows:
             # The formset already wrote the new values into its instance; the services need the stored row.
             stored = Membership.objects.select_related("user", "team").get(pk=membership.pk)
             if "user" in changed:
-                services.membership_add(actor=request.user, team=team, user=membership.user, role=membership.role)
-                services.membership_remove(actor=request.user, membership=stored)
+                teams.membership_add(actor=request.user, team=team, user=membership.user, role=membership.role)
+                teams.membership_remove(actor=request.user, membership=stored)
             elif "role" in changed:
-                services.membership_change_role(actor=request.user, membership=stored, role=membership.role)
+                teams.membership_change_role(actor=request.user, membership=stored, role=membership.role)
         for membership in formset.deleted_objects:
-            services.membership_remove(actor=request.user, membership=Membership.objects.get(pk=membership.pk))
+            teams.membership_remove(actor=request.user, membership=Membership.objects.get(pk=membership.pk))
 
     def delete_model(self, request: HttpRequest, obj: Team) -> None:
         """Remove the team's accounts and memberships one by one (each audited), then the team."""
         for account in obj.exchange_accounts.select_related("owner_team", "owner_user"):
-            services.account_delete(actor=request.user, account=account)
+            exchange_accounts.account_delete(actor=request.user, account=account)
         for membership in obj.memberships.select_related("user", "team"):
-            services.membership_remove(actor=request.user, membership=membership, team_deleted=True)
-        services.audit_record(actor=request.user, action=AuditEvent.Action.TEAM_REMOVED, target=f"team {obj.name}")
+            teams.membership_remove(actor=request.user, membership=membership, team_deleted=True)
+        audit.audit_record(actor=request.user, action=AuditEvent.Action.TEAM_REMOVED, target=f"team {obj.name}")
         obj.delete()
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Team]) -> None:
@@ -296,7 +291,7 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status")
     def state(self, obj: ExchangeAccount) -> str:
-        state = services.account_state(obj)
+        state = display.account_key_status(obj)
         if state.code in ("error", "secret_unreadable") and state.detail:
             return f"{state.label}: {state.detail}"
         return state.label
@@ -337,7 +332,7 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: ExchangeAccount, form: ModelForm, change: bool) -> None:
         data = form.cleaned_data
         if not change:
-            created = services.account_create(
+            created = exchange_accounts.account_create(
                 actor=request.user,
                 label=data["label"],
                 public_key=data["public_key"],
@@ -353,23 +348,24 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
             return
         # The form already copied the new values into ``obj``; the service compares with the stored row.
         stored = ExchangeAccount.objects.select_related("owner_user", "owner_team").get(pk=obj.pk)
+        # Every field but the owner may change (the owner is fixed once the account exists).
         changes = {
-            name: data[name] for name in _ACCOUNT_UPDATABLE if name in data and data[name] != getattr(stored, name)
+            name: data[name] for name in rules.ACCOUNT_FIELDS if name in data and data[name] != getattr(stored, name)
         }
         # A changed destination needs the secret typed again (S21): the form refuses it without one, and
         # the service re-encrypts the secret for the new destination.
         if changes or data.get("secret"):
-            stored = services.account_update(
+            stored = exchange_accounts.account_update(
                 actor=request.user, account=stored, secret=data.get("secret") or None, **changes
             )
         _adopt(obj, stored)
 
     def delete_model(self, request: HttpRequest, obj: ExchangeAccount) -> None:
-        services.account_delete(actor=request.user, account=obj)
+        exchange_accounts.account_delete(actor=request.user, account=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ExchangeAccount]) -> None:
         for account in queryset.filter(pk__in=access.accounts_managed_by(request.user).values("pk")):
-            services.account_delete(actor=request.user, account=account)
+            exchange_accounts.account_delete(actor=request.user, account=account)
 
     @admin.action(description="Verify credentials with QFEX", permissions=["change"])
     def verify_credentials(self, request: HttpRequest, queryset: QuerySet[ExchangeAccount]) -> None:
@@ -377,7 +373,7 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
         managed = queryset.filter(pk__in=access.accounts_managed_by(request.user).values("pk"))
         skipped = queryset.count() - managed.count()
         for account in managed:
-            result = services.account_verify(actor=request.user, account=account)
+            result = verify.account_verify(actor=request.user, account=account)
             if result.ok:
                 self.message_user(request, f"“{account.label}”: {result.message}", messages.SUCCESS)
             else:
@@ -391,7 +387,7 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    """Read-only: the trail is written by ``orders.accounts.services`` and never edited."""
+    """Read-only: the trail is written by ``orders.accounts.audit`` and never edited."""
 
     list_display = ["created_at", "actor_name", "action", "target", "team", "account"]
     list_filter = ["action", ("team", admin.RelatedOnlyFieldListFilter)]
@@ -404,8 +400,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         return access.audit_events_visible_to(request.user)
 
     def _may_read(self, request: HttpRequest) -> bool:
-        user = request.user
-        return _is_staff(request) and (user.is_superuser or access.teams_managed_by(user).exists())
+        return _is_staff(request) and access.may_read_audit(request.user)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self._may_read(request)

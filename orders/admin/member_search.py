@@ -9,8 +9,6 @@ superuser-only, as before.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -18,6 +16,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from orders.accounts import access
+from orders.accounts.people import User
 
 MIN_SEARCH = 2
 MAX_RESULTS = 20
@@ -38,17 +37,11 @@ def _member_search(request: HttpRequest) -> bool:
 class MemberSearchUserAdmin(UserAdmin):
     search_fields = ["username"]
 
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_view_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
         if super().has_view_permission(request, obj):
             return True
         user = request.user
-        return (
-            obj is None
-            and _member_search(request)
-            and user.is_active
-            and user.is_staff
-            and access.teams_managed_by(user).exists()
-        )
+        return obj is None and _member_search(request) and user.is_staff and access.is_team_admin(user)
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
         if not _member_search(request) or request.user.is_superuser:
@@ -60,7 +53,7 @@ class MemberSearchUserAdmin(UserAdmin):
         return queryset.filter(pk__in=matches.values("pk")[:MAX_RESULTS]), False
 
 
-User = get_user_model()
-if admin.site.is_registered(User):
-    admin.site.unregister(User)
-admin.site.register(User, MemberSearchUserAdmin)
+user_model = get_user_model()
+if admin.site.is_registered(user_model):
+    admin.site.unregister(user_model)
+admin.site.register(user_model, MemberSearchUserAdmin)

@@ -27,8 +27,11 @@ from django.db.models import Exists
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from orders.accounts.access import accounts_visible_to, second_factor_done
+from orders.accounts.people import User, Visitor
 
-def session_hash_matches(session_hash: str | None, user: Any) -> bool:
+
+def session_hash_matches(session_hash: str | None, user: User) -> bool:
     """Whether the session's auth hash matches the user's password, with ``SECRET_KEY`` or a fallback.
 
     Like Django's ``get_user`` but read-only: a socket never flushes or re-keys the HTTP session
@@ -42,7 +45,7 @@ def session_hash_matches(session_hash: str | None, user: Any) -> bool:
     return bool(fallbacks) and any(constant_time_compare(session_hash, value) for value in fallbacks())
 
 
-def session_user(session: Any) -> Any:
+def session_user(session: Any) -> Visitor:
     """The user a session belongs to, or ``AnonymousUser`` (inactive users and stale hashes included)."""
     try:
         user_id = session[SESSION_KEY]
@@ -59,9 +62,7 @@ def session_user(session: Any) -> Any:
     user = load_backend(backend_path).get_user(pk)
     if user is None or not session_hash_matches(session.get(HASH_SESSION_KEY), user):
         return AnonymousUser()
-    from orders.signin.two_factor import second_factor_done  # S30: the password alone opens no stream
-
-    if not second_factor_done(session, user):
+    if not second_factor_done(session, user):  # S30: the password alone opens no stream
         return AnonymousUser()
     return user
 
@@ -93,7 +94,7 @@ def _session_alive(session_key: str) -> bool:
     return bool(import_module(engine).SessionStore().exists(session_key))
 
 
-def access_verdict(user: Any, session_key: str, session_hash: str | None, account: int | None) -> Verdict:
+def access_verdict(user: User, session_key: str, session_hash: str | None, account: int | None) -> Verdict:
     """Is this session still valid, and may its user see ``account`` (None: which accounts may it see)?
 
     For one account this is a single query: the user row (active, password hash) with two EXISTS
@@ -102,8 +103,6 @@ def access_verdict(user: Any, session_key: str, session_hash: str | None, accoun
     the rules are applied again to the fresh row (a second query). The all-accounts stream needs the
     list of visible ids, which is always a second query.
     """
-    from orders.accounts.access import accounts_visible_to
-
     annotations: dict[str, Any] = {}
     session_model = _session_model()
     if session_model is not None:
@@ -155,7 +154,7 @@ _verdicts = _VerdictCache()
 class AccessWatch:
     """The access verdicts of one socket: fresh at connect, shared with the session's other sockets after."""
 
-    def __init__(self, user: Any, session: Any, single: int | None) -> None:
+    def __init__(self, user: User, session: Any, single: int | None) -> None:
         self.user = user
         self.session_key = session.session_key
         self.session_hash = session.get(HASH_SESSION_KEY)
@@ -173,4 +172,4 @@ class AccessWatch:
 
 
 def recheck_seconds() -> float:
-    return float(getattr(settings, "QFEXDASH_ACCESS_RECHECK_SECONDS", 2.0))
+    return float(settings.QFEXDASH_ACCESS_RECHECK_SECONDS)

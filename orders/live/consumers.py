@@ -34,10 +34,6 @@ from orders.live.limits import BACKLOG_SCOPE_KEY, FrameGate, ResyncLimiter, Sock
 logger = logging.getLogger(__name__)
 
 
-def _setting(name: str, default: Any) -> Any:
-    return getattr(settings, name, default)
-
-
 # Channel-layer group memberships expire (settings.CHANNEL_LAYER_GROUP_EXPIRY, one hour): a socket
 # renews its own this often, so a page left open for days keeps receiving, while the memberships of a
 # process that died vanish within the hour instead of a day.
@@ -68,8 +64,8 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         self.resyncs = ResyncLimiter()
         self.resyncs_due: set[int] = set()  # accounts whose resync is answered when its window ends
         self.counted: Any = None  # the user id this socket counts against, once accepted
-        self.max_backlog = int(_setting("QFEXDASH_WS_MAX_BACKLOG_BYTES", 8 * 1024 * 1024))
-        self.gate = FrameGate(int(_setting("QFEXDASH_WS_MAX_FRAME_BYTES", 4096)), int(_setting("QFEXDASH_WS_RATE", 20)))
+        self.max_backlog = settings.QFEXDASH_WS_MAX_BACKLOG_BYTES
+        self.gate = FrameGate(settings.QFEXDASH_WS_MAX_FRAME_BYTES, settings.QFEXDASH_WS_RATE)
         route = self.scope.get("url_route", {}).get("kwargs", {})
         self.single: int | None = route.get("account_id")
 
@@ -86,7 +82,7 @@ class AccountStreamConsumer(AsyncWebsocketConsumer):
         if self.single is not None and self.single not in verdict.visible:
             await self._refuse(lp.CLOSE_NO_SUCH_ACCOUNT)
             return
-        if not _open_sockets.try_open(user.pk, int(_setting("QFEXDASH_WS_MAX_SOCKETS_PER_USER", 20))):
+        if not _open_sockets.try_open(user.pk, settings.QFEXDASH_WS_MAX_SOCKETS_PER_USER):
             await self._refuse(lp.CLOSE_TOO_MANY_SOCKETS)
             return
         self.counted = user.pk

@@ -96,7 +96,7 @@ def origin_allowed(scope: dict[str, Any]) -> bool:
         return False
     if origin == request_origin(scope):
         return True
-    trusted = {parse_origin(value) for value in getattr(settings, "CSRF_TRUSTED_ORIGINS", [])}
+    trusted = {parse_origin(value) for value in settings.CSRF_TRUSTED_ORIGINS}
     return origin in trusted
 
 

@@ -10,10 +10,10 @@ import uuid
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from orders.accounts import services
+from orders.accounts import exchange_accounts, teams
+from orders.accounts.people import User
 from orders.models import ExchangeAccount, Membership, Team
 from orders.simulator import SimAccount
 
@@ -81,7 +81,7 @@ def simulator_accounts() -> list[SimAccount]:
     ]
 
 
-def _user(username: str, password: str, **extra: object) -> AbstractBaseUser:
+def _user(username: str, password: str, **extra: object) -> User:
     user, _ = get_user_model().objects.get_or_create(username=username, defaults=extra)
     user.set_password(password)
     user.is_active = True
@@ -90,21 +90,21 @@ def _user(username: str, password: str, **extra: object) -> AbstractBaseUser:
 
 
 @transaction.atomic
-def build_demo_world(*, simulator_url: str, password: str) -> dict[str, AbstractBaseUser]:
+def build_demo_world(*, simulator_url: str, password: str) -> dict[str, User]:
     """Create (or refresh) the demo users, team and accounts; idempotent across runs."""
     demo = _user(DEMO_USERNAME, password, first_name="Demo", is_staff=True)
     teammate = _user(TEAMMATE_USERNAME, password, first_name="Teammate")
-    team = Team.objects.filter(name=DEMO_TEAM).first() or services.team_create(actor=None, name=DEMO_TEAM)
+    team = Team.objects.filter(name=DEMO_TEAM).first() or teams.team_create(actor=None, name=DEMO_TEAM)
     for user, role in ((demo, Membership.Role.ADMIN), (teammate, Membership.Role.VIEWER)):
         membership = Membership.objects.filter(team=team, user=user).first()
         if membership is None:
-            services.membership_add(actor=None, team=team, user=user, role=role)
+            teams.membership_add(actor=None, team=team, user=user, role=role)
     owners = {"demo": {"owner_user": demo}, "teammate": {"owner_user": teammate}, "team": {"owner_team": team}}
     for spec in DEMO_ACCOUNTS:
         owner = owners[spec.owner]
         account = ExchangeAccount.objects.filter(label=spec.label, **owner).first()
         if account is None:
-            services.account_create(
+            exchange_accounts.account_create(
                 actor=None,
                 label=spec.label,
                 public_key=spec.public_key,
@@ -116,7 +116,7 @@ def build_demo_world(*, simulator_url: str, password: str) -> dict[str, Abstract
         else:
             # The simulator may listen on another port this time: a new destination, so the secret is given
             # again (S21) and stored bound to it.
-            services.account_update(
+            exchange_accounts.account_update(
                 actor=None,
                 account=account,
                 custom_url=simulator_url,

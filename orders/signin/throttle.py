@@ -28,7 +28,7 @@ def client_address(request: HttpRequest | None) -> str | None:
     """The address a request came from, counting ``QFEXDASH_TRUSTED_PROXIES`` proxies (0: ``REMOTE_ADDR``)."""
     if request is None:
         return None
-    proxies = int(getattr(settings, "QFEXDASH_TRUSTED_PROXIES", 0))
+    proxies = settings.QFEXDASH_TRUSTED_PROXIES
     remote = str(request.META.get("REMOTE_ADDR") or "") or None
     if proxies <= 0:
         return remote
@@ -66,7 +66,7 @@ def lockout_response(request: HttpRequest, original_response: Any = None, creden
     from django.forms.utils import ErrorDict
     from django.shortcuts import render
 
-    from orders.forms import SignInForm
+    from orders.signin.forms import SignInForm
 
     username = str(request.POST.get(settings.AXES_USERNAME_FORM_FIELD) or "")[:150]
     form = SignInForm(request, data={"username": username})

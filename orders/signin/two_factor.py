@@ -5,14 +5,17 @@ add, move or remove keys that can trade — whenever ``QFEXDASH_REQUIRE_2FA`` is
 DEBUG is off; the demo switches it off).
 
 The flow: the password is checked first (the sign-in page, throttled by django-axes); then
-:class:`TwoFactorMiddleware` sends such a user, before anything else (the admin included), either to
-enrolment (no confirmed device yet) or to the token step. Enrolment shows an ``otpauth://`` URI and the
-base32 secret once, asks for a first code to confirm, then shows ten recovery codes once. The token step
-accepts a TOTP code or an unused recovery code; django-otp's own throttling refuses further tries for a
-growing delay after each wrong code (1 s, 2 s, 4 s, …), answered 429 with the wait in words.
+:class:`orders.middleware.TwoFactorMiddleware` sends such a user, before anything else (the admin
+included), either to enrolment (no confirmed device yet) or to the token step. Enrolment shows an
+``otpauth://`` URI and the base32 secret once, asks for a first code to confirm, then shows ten recovery
+codes once. The token step accepts a TOTP code or an unused recovery code; django-otp's own throttling
+refuses further tries for a growing delay after each wrong code (1 s, 2 s, 4 s, …), answered 429 with the
+wait in words.
 
-Live sockets: :func:`second_factor_done` is checked by ``orders.live.access.session_user`` so a session that
-has the password but not the second factor cannot open a live stream either.
+Who owes the second factor, and whether a session has given it, is answered by
+:func:`orders.accounts.access.requires_2fa` and :func:`~orders.accounts.access.second_factor_done`: the
+pages (through that middleware) and the live sockets (``orders.live.access.session_user``) ask the same
+question there, so a session that has the password but not the second factor opens neither.
 """
 
 from __future__ import annotations
@@ -20,65 +23,30 @@ from __future__ import annotations
 import base64
 import math
 from typing import Any
-from urllib.parse import urlencode
 
 import django_otp
 from django import forms
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from orders.models import Membership
+from orders.accounts.access import requires_2fa
+from orders.accounts.people import User
 
 RECOVERY_CODES = 10
 _TOTP_NAME = "Authenticator app"
 _RECOVERY_NAME = "Recovery codes"
 
 
-def requires_2fa(user: Any) -> bool:
-    """Whether ``user`` must sign in with a second factor (superusers and team admins, when switched on)."""
-    if not getattr(settings, "QFEXDASH_REQUIRE_2FA", False):
-        return False
-    if user is None or not getattr(user, "is_authenticated", False):
-        return False
-    if user.is_superuser:
-        return True
-    return Membership.objects.filter(user=user, role=Membership.Role.ADMIN).exists()
-
-
-def second_factor_done(session: Any, user: Any) -> bool:
-    """True when ``user`` needs no second factor, or this session passed it."""
-    return not requires_2fa(user) or bool(session.get(django_otp.DEVICE_ID_SESSION_KEY))
-
-
-def _enrolled(user: Any) -> bool:
+def enrolled(user: User) -> bool:
+    """Whether ``user`` has a confirmed authenticator app (else the second step starts with enrolment)."""
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
-
-
-class TwoFactorMiddleware:
-    """After ``django_otp.middleware.OTPMiddleware``: no page for a user who still owes the second factor."""
-
-    _OPEN_PATHS = ("two_factor_setup", "two_factor_verify", "logout", "login", "healthz")
-
-    def __init__(self, get_response: Any) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and not user.is_verified() and requires_2fa(user):
-            open_paths = {reverse(name) for name in self._OPEN_PATHS} | {reverse("admin:logout")}
-            if request.path not in open_paths and not request.path.startswith(settings.STATIC_URL):
-                target = "two_factor_verify" if _enrolled(user) else "two_factor_setup"
-                return redirect(f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}")
-        return self.get_response(request)
 
 
 class TokenForm(forms.Form):
@@ -101,7 +69,7 @@ def _next_url(request: HttpRequest) -> str:
     return target
 
 
-def _devices_for(user: Any, token: str) -> list[Any]:
+def _devices_for(user: User, token: str) -> list[Any]:
     """The devices a token is meant for: digits → the authenticator app; anything else → recovery codes.
 
     Keeping them apart means a recovery code typed in does not count as a wrong app code (each device has
@@ -134,7 +102,7 @@ def verify(request: HttpRequest) -> HttpResponse:
     user = request.user
     if user.is_verified() or not requires_2fa(user):
         return redirect(_next_url(request))
-    if not _enrolled(user):
+    if not enrolled(user):
         return redirect("two_factor_setup")
     form = TokenForm(request.POST or None)
     wait = 0
@@ -159,7 +127,7 @@ def verify(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _pending_device(user: Any, *, fresh: bool) -> TOTPDevice:
+def _pending_device(user: User, *, fresh: bool) -> TOTPDevice:
     devices = TOTPDevice.objects.filter(user=user, confirmed=False)
     if fresh:
         devices.delete()  # the secret is shown once: a new visit gets a new one
@@ -172,7 +140,7 @@ def _pending_device(user: Any, *, fresh: bool) -> TOTPDevice:
 def setup(request: HttpRequest) -> HttpResponse:
     """Enrolment: the secret (once), a first code to confirm it, then the recovery codes (once)."""
     user = request.user
-    if _enrolled(user):
+    if enrolled(user):
         return redirect("two_factor_verify" if not user.is_verified() else _next_url(request))
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -190,7 +158,7 @@ def setup(request: HttpRequest) -> HttpResponse:
 
 
 @transaction.atomic
-def _confirm(user: Any, device: TOTPDevice) -> list[str]:
+def _confirm(user: User, device: TOTPDevice) -> list[str]:
     device.confirmed = True
     device.save(update_fields=["confirmed"])
     StaticDevice.objects.filter(user=user).delete()

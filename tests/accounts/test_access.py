@@ -9,7 +9,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from orders.accounts import access, services
+from orders.accounts import access, exchange_accounts, teams
 from orders.models import AuditEvent, ExchangeAccount, Membership
 
 ACCOUNTS = ("owner_account", "team_account", "other_team_account")
@@ -94,7 +94,7 @@ def test_can_view_account_rereads_the_user(personas) -> None:
 
 def test_removal_from_the_team_ends_access(personas) -> None:
     membership = Membership.objects.get(user=personas.trader, team=personas.team)
-    services.membership_remove(actor=personas.team_admin, membership=membership)
+    teams.membership_remove(actor=personas.team_admin, membership=membership)
     assert access.can_view_account(personas.trader, personas.team_account.pk) is False
     with pytest.raises(Http404):
         access.get_visible_account(personas.trader, personas.team_account.pk)
@@ -102,9 +102,9 @@ def test_removal_from_the_team_ends_access(personas) -> None:
 
 def test_demotion_removes_management(personas) -> None:
     trader = Membership.objects.get(user=personas.trader, team=personas.team)
-    services.membership_change_role(actor=personas.superuser, membership=trader, role=Membership.Role.ADMIN)
+    teams.membership_change_role(actor=personas.superuser, membership=trader, role=Membership.Role.ADMIN)
     membership = Membership.objects.get(user=personas.team_admin, team=personas.team)
-    services.membership_change_role(actor=personas.superuser, membership=membership, role=Membership.Role.VIEWER)
+    teams.membership_change_role(actor=personas.superuser, membership=membership, role=Membership.Role.VIEWER)
     assert access.get_visible_account(personas.team_admin, personas.team_account.pk)
     with pytest.raises(PermissionDenied):
         access.get_managed_account(personas.team_admin, personas.team_account.pk)
@@ -133,14 +133,14 @@ def _targets(user) -> set[str]:
 
 def test_audit_events_visible_to(personas) -> None:
     admin = personas.team_admin
-    own = services.account_create(
+    own = exchange_accounts.account_create(
         actor=admin,
         label="Adam personal",
         public_key="qfex_pub_adam",
         secret="qfex_secret_adam_0123456789",
         owner_user=admin,
     )
-    services.account_update(actor=admin, account=own, enabled=False)
+    exchange_accounts.account_update(actor=admin, account=own, enabled=False)
     all_targets = set(AuditEvent.objects.values_list("target", flat=True))
 
     assert _targets(personas.superuser) == all_targets
@@ -159,3 +159,29 @@ def test_audit_events_visible_to(personas) -> None:
     for name in ("owner", "trader", "viewer", "inactive_user"):
         assert _targets(getattr(personas, name)) == set(), name
     assert _targets(AnonymousUser()) == set()
+
+
+# persona → (a team admin, may read the audit trail); the second factor is owed by the second group too.
+ADMIN_MATRIX = {
+    "owner": (False, False),
+    "team_admin": (True, True),
+    "trader": (False, False),
+    "viewer": (False, False),
+    "outsider": (True, True),  # the admin of Desk B
+    "anonymous": (False, False),
+    "inactive_user": (False, False),  # an admin of Desk A whose sign-in is deactivated
+    "superuser": (False, True),
+}
+
+
+@pytest.mark.parametrize("persona", ADMIN_MATRIX)
+def test_one_answer_to_who_is_a_team_admin_and_reads_the_audit_trail(personas, persona, settings) -> None:
+    user = _user(personas, persona)
+    team_admin, reads_audit = ADMIN_MATRIX[persona]
+    assert access.is_team_admin(user) is team_admin
+    assert access.may_read_audit(user) is reads_audit
+    assert access.audit_events_visible_to(user).exists() is reads_audit  # every persona here has events
+    settings.QFEXDASH_REQUIRE_2FA = True
+    assert access.requires_2fa(user) is reads_audit
+    settings.QFEXDASH_REQUIRE_2FA = False
+    assert access.requires_2fa(user) is False

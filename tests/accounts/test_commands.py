@@ -102,8 +102,11 @@ def test_secret_is_never_accepted_as_an_argument(owner, secret_in_env) -> None:
         (["--owner", "nobody"], "No user named 'nobody'."),
         (["--team", "Nowhere"], "No team named 'Nowhere'."),
         (["--owner", "olivia_owner", "--endpoint", "https://x"], "--endpoint must be prod, uat or a ws://"),
-        (["--owner", "olivia_owner", "--account-id", "nope"], "subaccount id must be a QFEX account UUID"),
-        (["--owner", "olivia_owner", "--label", "Owner personal"], "already an account called 'Owner personal'"),
+        (["--owner", "olivia_owner", "--account-id", "nope"], "Enter the subaccount id exactly as QFEX shows it"),
+        (
+            ["--owner", "olivia_owner", "--label", "Owner personal"],
+            "olivia_owner already has an account called “Owner personal”",
+        ),
     ],
 )
 def test_add_failures_are_one_line(personas, secret_in_env, args, expected) -> None:

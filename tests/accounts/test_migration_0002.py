@@ -55,27 +55,27 @@ def test_v1_rows_are_re_encrypted_bound_to_their_destination() -> None:
     finally:
         _migrate_to_latest()
 
-    from orders.accounts import services
+    from orders.accounts import display, exchange_accounts
     from orders.models import ExchangeAccount
 
     account = ExchangeAccount.objects.get(pk=readable.pk)
     assert account.secret_ciphertext.startswith("v2.")
-    assert services.account_credentials(account).secret == SECRET  # still works after migrating
+    assert exchange_accounts.account_credentials(account).secret == SECRET  # still works after migrating
     ExchangeAccount.objects.filter(pk=account.pk).update(custom_url="ws://127.0.0.1:10")
     account.refresh_from_db()
     with pytest.raises(SecretUnreadable):  # and is now bound to where it goes
-        services.account_credentials(account)
+        exchange_accounts.account_credentials(account)
     lost = ExchangeAccount.objects.get(pk=unreadable.pk)
     assert lost.secret_ciphertext == unreadable_token  # left alone: it already said "re-enter it"
-    assert services.account_state(lost).code == "secret_unreadable"
+    assert display.account_key_status(lost).code == "secret_unreadable"
 
 
 def test_reversing_the_migration_restores_v1_tokens() -> None:
-    from orders.accounts import services
+    from orders.accounts import exchange_accounts, teams
     from orders.models import ExchangeAccount, Team
 
-    team = services.team_create(actor=None, name="Reversible")
-    account = services.account_create(
+    team = teams.team_create(actor=None, name="Reversible")
+    account = exchange_accounts.account_create(
         actor=None, label="R", public_key="qfex_pub_r", secret=SECRET, owner_team=team, endpoint="prod"
     )
     try:

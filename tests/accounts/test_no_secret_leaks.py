@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from orders.accounts import services
+from orders.accounts import display, exchange_accounts
 from orders.models import AuditEvent, ExchangeAccount
 from orders.simulator import SimAccount, Simulator
 from tests.accounts.conftest import KEY_NEW, KEY_OLD
@@ -98,7 +98,7 @@ def test_a_full_account_lifecycle_leaks_no_secret(personas, simulator, use_keys,
     run("qfex_account", "verify", "CLI")
     run("qfex_account", "verify", "Wrong")  # rejected by the simulator
     run("qfex_account", "verify", "Desk A main")
-    services.account_set_secret(
+    exchange_accounts.account_set_secret(
         actor=personas.owner, account=ExchangeAccount.objects.get(label="Owner personal"), secret=REPLACED_SECRET
     )
     use_keys(KEY_NEW, KEY_OLD)
@@ -108,7 +108,7 @@ def test_a_full_account_lifecycle_leaks_no_secret(personas, simulator, use_keys,
     run("qfex_account", "verify", "Owner personal")  # fails: the simulator knows the old secret
     run("qfex_account", "list")
     run("qfex_account", "list", "--format", "json")
-    states = [repr(services.account_state(account)) for account in ExchangeAccount.objects.all()]
+    states = [repr(display.account_key_status(account)) for account in ExchangeAccount.objects.all()]
 
     assert ExchangeAccount.objects.get(label="CLI").last_verified_at is not None  # the flow really ran
     assert ExchangeAccount.objects.get(label="Wrong").last_error

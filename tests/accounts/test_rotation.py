@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from orders.accounts import services
+from orders.accounts import display, rotation
 from orders.accounts.encryption import Destination, decrypt_secret, token_key_id
 from orders.models import AuditEvent, ExchangeAccount
 from tests.accounts.conftest import KEY_NEW, KEY_OLD, KEY_OTHER
@@ -36,7 +36,7 @@ def _all_readable() -> None:
             decrypt_secret(account.secret_ciphertext, account.binding, Destination.of(account))
             == KEYS[account.label][1]
         )
-        assert services.account_state(account).code != "secret_unreadable"
+        assert display.account_key_status(account).code != "secret_unreadable"
 
 
 def test_rotation_keeps_every_row_readable_at_every_step(personas, use_keys) -> None:
@@ -115,7 +115,7 @@ def test_one_unreadable_row_blocks_the_whole_rotation(personas, use_keys) -> Non
     with pytest.raises(CommandError, match=rf"account ids {personas.team_account.pk}\b"):
         _rotate()
     assert _tokens() == before
-    report = services.secrets_rotate(dry_run=True)
+    report = rotation.secrets_rotate(dry_run=True)
     assert not report.ok
     assert [row.account_id for row in report.unreadable] == [personas.team_account.pk]
 
@@ -129,7 +129,7 @@ def test_rotation_with_no_rows_and_missing_keys(use_keys, db) -> None:
 
 def test_rotation_report_marks_rows_of_unlisted_keys(personas, use_keys) -> None:
     use_keys(KEY_OTHER, KEY_NEW, KEY_OLD)
-    report = services.secrets_rotate(dry_run=True)
+    report = rotation.secrets_rotate(dry_run=True)
     assert report.ok
     assert report.total == 3
     assert report.re_encrypted == 3

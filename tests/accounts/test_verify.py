@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from orders.accounts import services
+from orders.accounts import display, exchange_accounts, verify
 from orders.models import AuditEvent, ExchangeAccount
 from orders.qfex import AuthenticationRejected, Credentials, QfexSession
 from orders.simulator import SimAccount, Simulator
@@ -61,8 +61,8 @@ def closed_port_url() -> str:
     return f"ws://127.0.0.1:{port}"
 
 
-def _verify(account: ExchangeAccount, actor=None, timeout: float = 5.0) -> services.VerifyResult:
-    result = services.account_verify(actor=actor, account=account, timeout=timeout)
+def _verify(account: ExchangeAccount, actor=None, timeout: float = 5.0) -> verify.VerifyResult:
+    result = verify.account_verify(actor=actor, account=account, timeout=timeout)
     account.refresh_from_db()
     return result
 
@@ -70,10 +70,10 @@ def _verify(account: ExchangeAccount, actor=None, timeout: float = 5.0) -> servi
 def test_good_key_is_verified(personas, simulator) -> None:
     account = point_at(personas.owner_account, simulator.url)
     result = _verify(account, actor=personas.owner)
-    assert result == services.VerifyResult(ok=True, message="QFEX accepted the API key.")
+    assert result == verify.VerifyResult(ok=True, message="QFEX accepted the API key.")
     assert account.last_verified_at is not None
     assert account.last_error == ""
-    assert services.account_state(account).code == "verified"
+    assert display.account_key_status(account).code == "verified"
     event = AuditEvent.objects.filter(account=account).order_by("pk").last()
     assert (event.action, event.actor, event.detail) == ("account_verified", personas.owner, {})
     assert simulator.request_count("auth") == 1
@@ -83,10 +83,10 @@ def test_good_key_is_verified(personas, simulator) -> None:
 def test_subaccount_is_sent_and_accepted(personas, simulator) -> None:
     account = point_at(personas.team_account, simulator.url)
     secret = KEYS[account.label][1]  # a new subaccount is a new destination: the secret is typed again (S21)
-    services.account_update(actor=None, account=account, subaccount_id=SUBACCOUNT, secret=secret)
+    exchange_accounts.account_update(actor=None, account=account, subaccount_id=SUBACCOUNT, secret=secret)
     assert _verify(account).ok
     # The simulator refuses a subaccount the key does not own, so the id really travelled in the auth.
-    services.account_update(
+    exchange_accounts.account_update(
         actor=None, account=account, subaccount_id="00000000-0000-4000-8000-000000000000", secret=secret
     )
     assert not _verify(account).ok
@@ -94,7 +94,7 @@ def test_subaccount_is_sent_and_accepted(personas, simulator) -> None:
 
 def test_rejected_key_gives_the_clients_message(personas, simulator) -> None:
     account = point_at(personas.owner_account, simulator.url)
-    services.account_set_secret(actor=personas.owner, account=account, secret="qfex_secret_wrong_000000000000")
+    exchange_accounts.account_set_secret(actor=personas.owner, account=account, secret="qfex_secret_wrong_000000000000")
     # What the protocol client itself says for this rejection.
     bad_credentials = Credentials(account.public_key, "qfex_secret_wrong_000000000000")
     with pytest.raises(AuthenticationRejected) as direct, QfexSession(simulator.url, bad_credentials, timeout=5):
@@ -105,7 +105,7 @@ def test_rejected_key_gives_the_clients_message(personas, simulator) -> None:
     assert result.message == direct.value.user_message
     assert account.last_error == direct.value.user_message
     assert account.last_verified_at is None
-    state = services.account_state(account)
+    state = display.account_key_status(account)
     assert (state.code, state.detail) == ("error", direct.value.user_message)
     event = AuditEvent.objects.filter(account=account).order_by("pk").last()
     assert (event.action, event.detail) == ("account_verify_failed", {"reason": direct.value.user_message})
@@ -118,7 +118,7 @@ def test_revoked_key_fails_and_a_later_success_clears_the_error(personas, simula
     result = _verify(account)
     assert not result.ok
     assert account.last_error == result.message
-    assert services.account_state(account).code == "error"
+    assert display.account_key_status(account).code == "error"
 
 
 def test_unreachable_endpoint_gives_a_clear_message(personas, closed_port_url) -> None:
@@ -142,8 +142,8 @@ def test_wrong_encryption_key_never_reaches_the_exchange(personas, simulator, us
     account = point_at(personas.owner_account, simulator.url)
     use_keys(KEY_OTHER)
     result = _verify(account)
-    assert result == services.VerifyResult(ok=False, message=UNREADABLE)
-    assert services.account_state(account).code == "secret_unreadable"
+    assert result == verify.VerifyResult(ok=False, message=UNREADABLE)
+    assert display.account_key_status(account).code == "secret_unreadable"
     assert simulator.request_count("auth") == 0
 
 
@@ -155,14 +155,14 @@ def test_ciphertext_copied_from_another_row_fails(personas, simulator) -> None:
     )
     team_account.refresh_from_db()
     result = _verify(team_account)
-    assert result == services.VerifyResult(ok=False, message=UNREADABLE)
-    state = services.account_state(team_account)
+    assert result == verify.VerifyResult(ok=False, message=UNREADABLE)
+    state = display.account_key_status(team_account)
     assert (state.code, state.detail) == ("secret_unreadable", UNREADABLE)
     assert simulator.request_count("auth") == 0
 
 
 def test_credentials_never_show_the_secret(personas) -> None:
-    credentials = services.account_credentials(personas.owner_account)
+    credentials = exchange_accounts.account_credentials(personas.owner_account)
     secret = KEYS["Owner personal"][1]
     assert credentials.secret == secret
     assert secret not in repr(credentials)

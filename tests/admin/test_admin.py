@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from orders.accounts import services
+from orders.accounts import exchange_accounts
 from orders.accounts.encryption import Destination, decrypt_secret
 from orders.models import AuditEvent, ExchangeAccount, Membership, Team
 from tests.personas import KEYS
@@ -310,7 +310,7 @@ def test_add_requires_the_secret_and_one_owner(personas: Any, client_for: Any) -
     client = client_for(personas.superuser)
     no_secret = client.post(_url("exchangeaccount_add"), _account_form(owner_team=str(personas.team.pk), secret=""))
     assert no_secret.status_code == 200
-    assert "This field is required." in no_secret.content.decode()
+    assert "Enter the secret API key." in no_secret.content.decode()
     both = client.post(
         _url("exchangeaccount_add"), _account_form(owner_team=str(personas.team.pk), owner_user=str(personas.owner.pk))
     )
@@ -482,12 +482,12 @@ def test_admin_account_errors_are_form_errors(personas: Any, client_for: Any) ->
 def test_admin_rename_to_a_taken_label_is_a_form_error(personas: Any, client_for: Any) -> None:
     client = client_for(personas.superuser)
     second = personas.team_account
-    services.account_create(
+    exchange_accounts.account_create(
         actor=None, label="Desk A spare", public_key="k2", secret="s" * 20, owner_team=personas.team
     )
     response = client.post(_url("exchangeaccount_change", second.pk), _change_form(second, label="Desk A spare"))
     assert response.status_code == 200
-    assert "This team already has an account called “Desk A spare”." in response.content.decode()
+    assert "Team Desk A already has an account called “Desk A spare”." in response.content.decode()
     second.refresh_from_db()
     assert second.label == "Desk A main"
 

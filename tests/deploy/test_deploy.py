@@ -90,7 +90,7 @@ def _phase(settings: Any, key: str, fallbacks: list[str]) -> None:
 
 def _signed_in(client: Client) -> bool:
     response = client.get("/")
-    return response.status_code == 200 and "/accounts/login/" not in response.get("Location", "")
+    return response.status_code == 200 and "/signin/" not in response.get("Location", "")
 
 
 def _socket_user(session_key: str) -> Any:

@@ -31,7 +31,7 @@ SETUP_SCRIPT = """
 import json, os
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.db import SessionStore
-from orders.accounts import services
+from orders.accounts import exchange_accounts
 spec = json.loads(os.environ["FUZZ_SPEC"])
 result = {}
 for username, labels in (("fuzz_alice", ["Fuzz A one", "Fuzz A two"]), ("fuzz_bob", ["Fuzz B"])):
@@ -39,7 +39,7 @@ for username, labels in (("fuzz_alice", ["Fuzz A one", "Fuzz A two"]), ("fuzz_bo
     ids = []
     for label in labels:
         public_key, secret = spec["accounts"][label]
-        account = services.account_create(
+        account = exchange_accounts.account_create(
             actor=user, label=label, public_key=public_key, secret=secret, owner_user=user,
             endpoint="custom", custom_url=spec["sim_url"],
         )

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from orders.accounts import services
+from orders.accounts import teams
 from orders.live.protocol import CLOSE_POLICY, CLOSE_TOO_LARGE
 from orders.models import ExchangeAccount, Membership
 from orders.simulator import Simulator
@@ -42,7 +42,7 @@ def world(
     other_team_account: ExchangeAccount,
     sim: Simulator,
 ) -> SimpleNamespace:
-    services.membership_add(actor=None, team=team, user=owner, role=Membership.Role.VIEWER)
+    teams.membership_add(actor=None, team=team, user=owner, role=Membership.Role.VIEWER)
     accounts = [point_at(account, sim.url) for account in (owner_account, team_account, other_team_account)]
     return SimpleNamespace(
         user=owner,

@@ -36,7 +36,7 @@ def _directives(response: Any) -> dict[str, list[str]]:
 def test_every_page_has_a_strict_policy(personas: Any, client_for: Any) -> None:
     signed_in = client_for(personas.superuser)
     pages = [
-        Client().get(reverse("login")),
+        Client().get(reverse("signin")),
         signed_in.get(reverse("account_list")),
         signed_in.get(reverse("account_detail", args=[personas.team_account.pk])),
         signed_in.get(reverse("my_account_add")),
@@ -100,7 +100,7 @@ def test_a_request_after_the_idle_limit_signs_out(
     _at(monkeypatch, start + 3 * idle)  # idle for longer than the limit
     response = client.get(reverse("account_list"))
     assert response.status_code == 302
-    assert response["Location"].startswith(reverse("login"))
+    assert response["Location"].startswith(reverse("signin"))
 
 
 async def test_an_idle_expired_session_closes_its_live_sockets(

@@ -23,7 +23,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from orders.accounts import services
+from orders.accounts import display, exchange_accounts, teams, verify
 from orders.accounts.encryption import SecretUnreadable
 from orders.live import protocol as lp
 from orders.live.feed import get_feed
@@ -158,7 +158,7 @@ async def test_s5_signing_out_on_the_site_ends_the_stream(
     browser = Browser(application, f"/ws/accounts/{live_team_account.pk}/", key)
     assert (await browser.connect())[0]
     await browser.until(shows_truth(browser, sim, live_team_account))
-    response = await sync_to_async(signed_in_trader.post)(reverse("logout"))  # the real sign-out view
+    response = await sync_to_async(signed_in_trader.post)(reverse("signout"))  # the real sign-out view
     assert response.status_code == 302
     assert await browser.close_code() == lp.CLOSE_NOT_AUTHENTICATED
 
@@ -203,7 +203,7 @@ def test_s10_rotation_keeps_every_row_readable_and_the_old_key_goes_at_zero_rows
 
     def all_readable() -> bool:
         return all(
-            services.account_credentials(account).secret == KEYS[account.label][1]
+            exchange_accounts.account_credentials(account).secret == KEYS[account.label][1]
             for account in ExchangeAccount.objects.all()
         )
 
@@ -231,11 +231,11 @@ def test_s11_a_ciphertext_copied_to_another_row_does_not_decrypt(personas: Any, 
     ExchangeAccount.objects.filter(pk=target.pk).update(secret_ciphertext=source.secret_ciphertext)
     target.refresh_from_db()
     with pytest.raises(SecretUnreadable):
-        services.account_credentials(target)
-    assert not services.account_verify(actor=None, account=target).ok
-    assert services.account_state(target).code == "secret_unreadable"
+        exchange_accounts.account_credentials(target)
+    assert not verify.account_verify(actor=None, account=target).ok
+    assert display.account_key_status(target).code == "secret_unreadable"
     assert sim.request_count("auth") == 0  # nothing was signed with it
-    assert services.account_credentials(source).secret == KEYS[source.label][1]
+    assert exchange_accounts.account_credentials(source).secret == KEYS[source.label][1]
 
 
 # --- S12 ---------------------------------------------------------------------------------------------
@@ -284,7 +284,7 @@ def test_s14_a_typed_secret_never_comes_back(owner: Any, superuser: Any, client_
     for response in pages:
         assert response.status_code == 200
         assert secret not in response.content.decode()
-    assert services.account_credentials(account).secret == secret  # it was stored, just never shown
+    assert exchange_accounts.account_credentials(account).secret == secret  # it was stored, just never shown
 
 
 # --- S15 ---------------------------------------------------------------------------------------------
@@ -331,7 +331,7 @@ def clickers(team: Any) -> list[str]:
     keys = []
     for n in range(5):
         user = get_user_model().objects.create_user(username=f"s18_clicker{n}", password=PASSWORD)
-        services.membership_add(actor=None, team=team, user=user, role=Membership.Role.VIEWER)
+        teams.membership_add(actor=None, team=team, user=user, role=Membership.Role.VIEWER)
         keys.append(session_cookie(user))
     return keys
 
@@ -371,10 +371,10 @@ async def test_s18_a_refresh_flood_stays_within_the_upstream_policy(
 def test_s19_sign_in_brute_force_is_throttled(owner: Any) -> None:
     client = Client()
     for _ in range(4):
-        response = client.post(reverse("login"), {"username": owner.username, "password": "guess"})
+        response = client.post(reverse("signin"), {"username": owner.username, "password": "guess"})
         assert response.status_code == 200
-    assert client.post(reverse("login"), {"username": owner.username, "password": "guess"}).status_code == 429
-    response = client.post(reverse("login"), {"username": owner.username, "password": PASSWORD})
+    assert client.post(reverse("signin"), {"username": owner.username, "password": "guess"}).status_code == 429
+    response = client.post(reverse("signin"), {"username": owner.username, "password": PASSWORD})
     assert response.status_code == 429
     assert "_auth_user_id" not in client.session
 
@@ -396,7 +396,7 @@ def test_s20_forms_refuse_non_admins_csrf_less_posts_and_extra_fields(personas: 
     client_for(personas.owner).post(reverse("my_account_add"), data)
     added = ExchangeAccount.objects.get(label="S20")
     assert (added.owner_user, added.owner_team) == (personas.owner, None)
-    assert services.account_credentials(added).secret == "s20-secret-value-123"
+    assert exchange_accounts.account_credentials(added).secret == "s20-secret-value-123"
     account.refresh_from_db()
     assert account.label == "Desk A main"
 
@@ -416,7 +416,7 @@ def test_s21_a_stored_key_goes_nowhere_new_without_its_secret(personas: Any, cli
     ExchangeAccount.objects.filter(pk=account.pk).update(custom_url="ws://127.0.0.1:9")  # under the secret
     account.refresh_from_db()
     with pytest.raises(SecretUnreadable):
-        services.account_credentials(account)
+        exchange_accounts.account_credentials(account)
 
 
 def test_s22_custom_endpoints_follow_the_policy_on_the_resolved_address(
@@ -468,14 +468,14 @@ def test_s24_a_hostile_record_is_refused_and_the_rest_of_the_book_shows() -> Non
 def test_s25_spoofed_forwarding_buys_nothing_and_the_victim_still_signs_in(owner: Any) -> None:
     attacker = Client()
     for n in range(6):
-        attacker.post(reverse("login"), {"username": owner.username, "password": "guess"},
+        attacker.post(reverse("signin"), {"username": owner.username, "password": "guess"},
                       REMOTE_ADDR="203.0.113.5", HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")  # fmt: skip
-    locked = attacker.post(reverse("login"), {"username": owner.username, "password": PASSWORD},
+    locked = attacker.post(reverse("signin"), {"username": owner.username, "password": PASSWORD},
                            REMOTE_ADDR="203.0.113.5", HTTP_X_FORWARDED_FOR="192.0.2.99")  # fmt: skip
     assert locked.status_code == 429
     victim = Client()
     signed = victim.post(
-        reverse("login"), {"username": owner.username, "password": PASSWORD}, REMOTE_ADDR="198.51.100.2"
+        reverse("signin"), {"username": owner.username, "password": PASSWORD}, REMOTE_ADDR="198.51.100.2"
     )
     assert signed.status_code == 302
 
@@ -534,12 +534,12 @@ def test_s30_superusers_and_team_admins_need_a_second_factor(personas: Any, sett
     settings.QFEXDASH_REQUIRE_2FA = True
     for user in (personas.superuser, personas.team_admin):
         client = Client()
-        client.post(reverse("login"), {"username": user.username, "password": PASSWORD})
+        client.post(reverse("signin"), {"username": user.username, "password": PASSWORD})
         response = client.get(reverse("admin:index"))
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("two_factor_setup"))
     trader = Client()
-    trader.post(reverse("login"), {"username": personas.trader.username, "password": PASSWORD})
+    trader.post(reverse("signin"), {"username": personas.trader.username, "password": PASSWORD})
     assert trader.get(reverse("account_list")).status_code == 200
 
 
@@ -602,8 +602,8 @@ def test_s31_a_team_always_keeps_an_admin(personas: Any) -> None:
     # The team's one admin who can sign in (another admin is deactivated: she cannot manage it).
     admin = Membership.objects.select_related("user", "team").get(team=personas.team, user=personas.team_admin)
     with pytest.raises(ValidationError, match="must keep at least one admin"):
-        services.membership_change_role(actor=admin.user, membership=admin, role=Membership.Role.VIEWER)
+        teams.membership_change_role(actor=admin.user, membership=admin, role=Membership.Role.VIEWER)
     with pytest.raises(ValidationError, match="must keep at least one admin"):
-        services.membership_remove(actor=admin.user, membership=admin)
+        teams.membership_remove(actor=admin.user, membership=admin)
     admin.refresh_from_db()
     assert admin.role == Membership.Role.ADMIN

@@ -28,7 +28,7 @@ def _sign_in(
     client: Client, username: str, password: str, address: str = "10.0.0.1", url: str = "", **meta: str
 ) -> Any:
     data = {"username": username, "password": password}
-    return client.post(url or reverse("login"), data, REMOTE_ADDR=address, **meta)
+    return client.post(url or reverse("signin"), data, REMOTE_ADDR=address, **meta)
 
 
 def _signed_in(client: Client) -> bool:
@@ -47,7 +47,7 @@ def _fail(client: Client, username: str, times: int, address: str = "10.0.0.1", 
 
 
 def test_login_page_renders(client: Client) -> None:
-    response = client.get(reverse("login"))
+    response = client.get(reverse("signin"))
     assert response.status_code == 200
     body = response.content.decode()
     assert '<label for="id_username">' in body
@@ -59,9 +59,9 @@ def test_good_password_signs_in_and_logout_needs_post(owner: Any, client: Client
     assert response.status_code == 302
     assert response["Location"] == "/"
     assert _signed_in(client)
-    assert client.get(reverse("logout")).status_code == 405
+    assert client.get(reverse("signout")).status_code == 405
     assert _signed_in(client)
-    assert client.post(reverse("logout")).status_code == 302
+    assert client.post(reverse("signout")).status_code == 302
     assert not _signed_in(client)
 
 
@@ -148,7 +148,7 @@ def test_unknown_usernames_are_throttled_the_same_way(owner: Any, client: Client
 def test_success_resets_the_counter(owner: Any, client: Client) -> None:
     _fail(client, owner.username, 4)
     assert _sign_in(client, owner.username, PASSWORD).status_code == 302
-    client.post(reverse("logout"))
+    client.post(reverse("signout"))
     _fail(client, owner.username, 4)
     assert _sign_in(client, owner.username, PASSWORD).status_code == 302  # 4 + 4, reset in between
 

@@ -116,8 +116,8 @@ def test_add_with_unreachable_endpoint_is_saved_with_a_message(owner: Any, clien
         ({"endpoint": "custom", "custom_url": "ws://127.0.0.1:9"}, "custom_url", "Only a superuser"),
         ({"subaccount_id": "not-a-uuid"}, "subaccount_id", "exactly as QFEX shows it"),
         ({"public_key": "has spaces in it"}, "public_key", "must not contain spaces"),
-        ({"endpoint": "mainnet"}, "endpoint", "Select a valid choice"),
-        ({"label": "Owner personal"}, "label", "You already have an account called"),
+        ({"endpoint": "mainnet"}, "endpoint", "Choose QFEX production, QFEX UAT or a custom URL."),
+        ({"label": "Owner personal"}, "label", "olivia_owner already has an account called “Owner personal”"),
     ],
 )
 def test_validation_errors_are_shown_by_the_field_and_keep_input(
@@ -311,16 +311,16 @@ def test_a_destination_changed_under_the_secret_does_not_decrypt(
     personas: Any, team_account_on_sim: ExchangeAccount, sim: Simulator
 ) -> None:
     """Even a direct database edit (no form) cannot point the stored secret somewhere else."""
-    from orders.accounts import services
+    from orders.accounts import exchange_accounts, verify
     from orders.accounts.encryption import SecretUnreadable
 
     account = team_account_on_sim
     ExchangeAccount.objects.filter(pk=account.pk).update(custom_url="ws://127.0.0.1:9")
     account.refresh_from_db()
     with pytest.raises(SecretUnreadable):
-        services.account_credentials(account)
+        exchange_accounts.account_credentials(account)
     handshakes = sim.handshake_count
-    assert not services.account_verify(actor=None, account=account).ok
+    assert not verify.account_verify(actor=None, account=account).ok
     assert sim.handshake_count == handshakes
 
 
@@ -382,7 +382,7 @@ def test_posts_without_csrf_token_are_refused(owner_account: Any, owner: Any) ->
         reverse("my_account_disable", args=[pk]),
         reverse("my_account_enable", args=[pk]),
         reverse("my_account_delete", args=[pk]),
-        reverse("logout"),
+        reverse("signout"),
     ]:
         response = client.post(url, _form(label="CSRF"))
         assert response.status_code == 403, url
@@ -397,7 +397,7 @@ def test_sign_in_without_csrf_token_is_refused(owner: Any) -> None:
     from tests.personas import PASSWORD
 
     client = Client(enforce_csrf_checks=True)
-    response = client.post(reverse("login"), {"username": owner.username, "password": PASSWORD})
+    response = client.post(reverse("signin"), {"username": owner.username, "password": PASSWORD})
     assert response.status_code == 403
     assert "_auth_user_id" not in client.session
 

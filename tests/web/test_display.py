@@ -12,7 +12,7 @@ from django.template import loader
 from django.urls import reverse
 from django.utils import timezone
 
-from orders.accounts import preferences, services
+from orders.accounts import audit, exchange_accounts, preferences, teams
 from orders.models import AuditEvent, UserPreference
 from tests.personas import KEYS
 
@@ -124,11 +124,15 @@ def test_verified_accounts_say_when(personas: Any, client_for: Any) -> None:
 def test_audit_details_are_words_not_dicts(personas: Any, client_for: Any) -> None:
     account = personas.team_account
     secret = KEYS[account.label][1]  # a new destination needs the secret typed again (S21)
-    services.account_update(actor=personas.team_admin, account=account, custom_url="ws://127.0.0.1:9/a", secret=secret)
-    services.account_update(actor=personas.team_admin, account=account, custom_url="ws://127.0.0.1:9/b", secret=secret)
-    services.account_update(actor=personas.team_admin, account=account, endpoint="uat", secret=secret)
+    exchange_accounts.account_update(
+        actor=personas.team_admin, account=account, custom_url="ws://127.0.0.1:9/a", secret=secret
+    )
+    exchange_accounts.account_update(
+        actor=personas.team_admin, account=account, custom_url="ws://127.0.0.1:9/b", secret=secret
+    )
+    exchange_accounts.account_update(actor=personas.team_admin, account=account, endpoint="uat", secret=secret)
     membership = personas.team.memberships.get(user=personas.viewer)
-    services.membership_change_role(actor=personas.team_admin, membership=membership, role="trader")
+    teams.membership_change_role(actor=personas.team_admin, membership=membership, role="trader")
     body = client_for(personas.team_admin).get(reverse("audit_trail")).content.decode()
     assert "{" not in body.split("<tbody>")[1].split("</tbody>")[0]
     assert (
@@ -141,11 +145,11 @@ def test_audit_details_are_words_not_dicts(personas: Any, client_for: Any) -> No
 def test_audit_filters_by_account_actor_action_and_date_and_pages_keep_them(personas: Any, client_for: Any) -> None:
     account = personas.team_account
     for n in range(55):
-        services.audit_record(
+        audit.audit_record(
             actor=personas.team_admin, action=Action.ACCOUNT_CHANGED, target=f"change {n}", account=account
         )
-    services.audit_record(actor=None, action=Action.ACCOUNT_VERIFIED, target="t-verified", account=account)
-    old = services.audit_record(
+    audit.audit_record(actor=None, action=Action.ACCOUNT_VERIFIED, target="t-verified", account=account)
+    old = audit.audit_record(
         actor=personas.team_admin, action=Action.ACCOUNT_DISABLED, target="t-long-ago", account=account
     )
     AuditEvent.objects.filter(pk=old.pk).update(created_at=timezone.now() - datetime.timedelta(days=40))

@@ -16,7 +16,7 @@ ALL_LABELS = ("Owner personal", "Desk A main", "Desk B main")
 
 
 def _login_redirect(url: str) -> str:
-    return f"{reverse('login')}?next={url}"
+    return f"{reverse('signin')}?next={url}"
 
 
 # --- anonymous ---------------------------------------------------------------------------------
@@ -304,10 +304,10 @@ def test_audit_link_shown_only_to_those_who_may_read_it(personas: Any, client_fo
 
 
 def test_audit_trail_pages(personas: Any, client_for: Any) -> None:
-    from orders.accounts import services
+    from orders.accounts import audit
 
     for n in range(60):
-        services.audit_record(actor=personas.superuser, action=AuditEvent.Action.ACCOUNT_CHANGED, target=f"t{n}")
+        audit.audit_record(actor=personas.superuser, action=AuditEvent.Action.ACCOUNT_CHANGED, target=f"t{n}")
     client = client_for(personas.superuser)
     first = client.get(reverse("audit_trail")).content.decode()
     assert "t59" in first

@@ -115,7 +115,7 @@ def test_no_page_or_admin_page_shows_a_secret(personas: Any, client_for: Any) ->
             _assert_no_secret(client.get(url), url)
     viewer = client_for(personas.viewer)
     _assert_no_secret(viewer.get(reverse("account_detail", args=[admin_typed.pk])), "viewer detail")
-    _assert_no_secret(Client().get(reverse("login")), "login page")
+    _assert_no_secret(Client().get(reverse("signin")), "login page")
 
     # The admin's history keeps field names only.
     for entry in LogEntry.objects.all():

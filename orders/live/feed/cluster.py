@@ -346,7 +346,7 @@ def cluster_state_from_settings() -> ClusterState | None:
     """The shared Redis state when ``REDIS_URL`` is set (several server processes), else None."""
     from django.conf import settings
 
-    url = getattr(settings, "REDIS_URL", "")
+    url = settings.REDIS_URL
     if not url:
         return None
-    return ClusterState(url, getattr(settings, "QFEXDASH_REDIS_PREFIX", "qfexdash"))
+    return ClusterState(url, settings.QFEXDASH_REDIS_PREFIX)

@@ -93,17 +93,17 @@ class FeedConfig:
     @classmethod
     def from_settings(cls, **overrides: Any) -> FeedConfig:
         values: dict[str, Any] = {
-            "reconcile_seconds": float(getattr(settings, "QFEXDASH_RECONCILE_SECONDS", 5.0)),
-            "threads": int(getattr(settings, "QFEXDASH_FEED_THREADS", 16)),
-            "rate_budget_share": float(getattr(settings, "QFEXDASH_RATE_BUDGET_SHARE", 0.10)),
-            "refresh_coalesce_seconds": float(getattr(settings, "QFEXDASH_REFRESH_COALESCE_SECONDS", 0.5)),
-            "timeout_seconds": float(getattr(settings, "QFEX_TIMEOUT_SECONDS", 10.0)),
-            "backoff_base_seconds": float(getattr(settings, "QFEXDASH_BACKOFF_BASE_SECONDS", 1.0)),
-            "backoff_cap_seconds": float(getattr(settings, "QFEXDASH_BACKOFF_CAP_SECONDS", 30.0)),
-            "auth_retry_seconds": float(getattr(settings, "QFEXDASH_AUTH_RETRY_SECONDS", 300.0)),
-            "error_after_failures": int(getattr(settings, "QFEXDASH_ERROR_AFTER_FAILURES", 5)),
-            "rows_per_message": max(1, int(getattr(settings, "QFEXDASH_WS_ROWS_PER_MESSAGE", 500))),
-            "lease_seconds": float(getattr(settings, "QFEXDASH_LEASE_SECONDS", 6.0)),
+            "reconcile_seconds": float(settings.QFEXDASH_RECONCILE_SECONDS),
+            "threads": int(settings.QFEXDASH_FEED_THREADS),
+            "rate_budget_share": float(settings.QFEXDASH_RATE_BUDGET_SHARE),
+            "refresh_coalesce_seconds": float(settings.QFEXDASH_REFRESH_COALESCE_SECONDS),
+            "timeout_seconds": float(settings.QFEX_TIMEOUT_SECONDS),
+            "backoff_base_seconds": float(settings.QFEXDASH_BACKOFF_BASE_SECONDS),
+            "backoff_cap_seconds": float(settings.QFEXDASH_BACKOFF_CAP_SECONDS),
+            "auth_retry_seconds": float(settings.QFEXDASH_AUTH_RETRY_SECONDS),
+            "error_after_failures": int(settings.QFEXDASH_ERROR_AFTER_FAILURES),
+            "rows_per_message": max(1, int(settings.QFEXDASH_WS_ROWS_PER_MESSAGE)),
+            "lease_seconds": float(settings.QFEXDASH_LEASE_SECONDS),
         }
         known = {field.name for field in fields(cls)}
         unknown = set(overrides) - known

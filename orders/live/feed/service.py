@@ -367,11 +367,11 @@ def account_overviews() -> dict[int, AccountOverview]:
 
     feed = _feed
     local = {} if feed is None else feed.overviews()
-    url = getattr(settings, "REDIS_URL", "")
+    url = settings.REDIS_URL
     if not url:
         return local
     try:
-        shared = read_overviews(url, getattr(settings, "QFEXDASH_REDIS_PREFIX", "qfexdash"))
+        shared = read_overviews(url, settings.QFEXDASH_REDIS_PREFIX)
     except Exception:
         logger.warning("could not read account statuses from Redis; showing this process's view", exc_info=True)
         return local

@@ -75,7 +75,7 @@ def load_account(account_id: int) -> tuple[AccountInfo, Credentials]:
 
     Raises ``AccountUnavailable`` or ``orders.accounts.encryption.SecretUnreadable``.
     """
-    from orders.accounts.services import account_credentials
+    from orders.accounts.exchange_accounts import account_credentials
     from orders.models import ExchangeAccount
 
     try:

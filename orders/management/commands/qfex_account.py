@@ -24,18 +24,11 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from orders.accounts import rules
+from orders.accounts.display import account_key_status
 from orders.accounts.encryption import EncryptionKeyError
-from orders.accounts.endpoints import custom_url_problem
-from orders.accounts.services import (
-    REJECTED,
-    account_create,
-    account_record_check,
-    account_state,
-    account_update,
-    account_verify,
-    destination_changes,
-    key_check,
-)
+from orders.accounts.exchange_accounts import account_create, account_update, destination_changes
+from orders.accounts.verify import REJECTED, KeyCheck, account_record_check, account_verify, key_check
 from orders.management.account_lookup import find_account
 from orders.models import ExchangeAccount, Team
 
@@ -134,9 +127,11 @@ class Command(BaseCommand):
 
     def _handle_add(self, options: dict[str, Any]) -> None:
         endpoint, custom_url = _endpoint_choice(options["endpoint"])
-        problem = custom_url_problem(custom_url) if custom_url else None
-        if problem:
-            raise CommandError(problem)  # before the secret is read or anything is sent
+        if custom_url:
+            try:
+                rules.clean_custom_url(custom_url)  # before the secret is read or anything is sent
+            except ValidationError as exc:
+                raise CommandError(_one_line(exc)) from None
         owner_user = owner_team = None
         if options["owner"]:
             owner_user = get_user_model().objects.filter(username=options["owner"]).first()
@@ -147,18 +142,8 @@ class Command(BaseCommand):
             if owner_team is None:
                 raise CommandError(f"No team named {options['team']!r}.")
         secret = _read_secret()
-        check = None
-        if not options.get("no_verify"):
-            check = key_check(
-                public_key=options["public_key"],
-                secret=secret,
-                endpoint=endpoint,
-                custom_url=custom_url,
-                subaccount_id=options["account_id"],
-            )
-            if check.outcome == REJECTED:
-                raise CommandError(f"QFEX did not accept this key, so nothing was stored: {check.message}")
         try:
+            check = None if options.get("no_verify") else self._check_key(options, secret, endpoint, custom_url)
             account = account_create(
                 actor=None,
                 label=options["label"],
@@ -181,6 +166,20 @@ class Command(BaseCommand):
         else:
             result = account_record_check(actor=None, account=account, check=check)
             self.stdout.write(result.message if result.ok else f"Stored as not verified: {result.message}")
+
+    @staticmethod
+    def _check_key(options: dict[str, Any], secret: str, endpoint: str, custom_url: str) -> KeyCheck:
+        """Sign in once with the key as given; a key QFEX rejects is not stored."""
+        check = key_check(
+            public_key=options["public_key"],
+            secret=secret,
+            endpoint=endpoint,
+            custom_url=custom_url,
+            subaccount_id=options["account_id"],
+        )
+        if check.outcome == REJECTED:
+            raise CommandError(f"QFEX did not accept this key, so nothing was stored: {check.message}")
+        return check
 
     # --- edit -----------------------------------------------------------------------------------------
 
@@ -233,7 +232,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _row(account: ExchangeAccount) -> dict[str, Any]:
-        state = account_state(account)
+        state = account_key_status(account)
         return {
             "id": account.pk,
             "label": account.label,

@@ -109,7 +109,7 @@ class Command(BaseCommand):
     @staticmethod
     def _stored_account(label: str) -> tuple[str, Credentials, str | None]:
         from orders.accounts.encryption import EncryptionKeyError, SecretUnreadable
-        from orders.accounts.services import account_credentials
+        from orders.accounts.exchange_accounts import account_credentials
         from orders.management.account_lookup import find_account
 
         account = find_account(label, None)

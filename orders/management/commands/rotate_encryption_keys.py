@@ -14,7 +14,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orders.accounts.encryption import EncryptionKeyError
-from orders.accounts.services import RotationReport, secrets_rotate
+from orders.accounts.rotation import RotationReport, secrets_rotate
 
 
 def _counts_line(report: RotationReport, counts: dict[str, int]) -> str:

@@ -1,7 +1,7 @@
 """Django's date formats for the site (the admin uses them): ISO-like, 24-hour, the zone labelled.
 
 The same rule as the rest of the site (orders/accounts/preferences.py): ``2026-12-06 21:49:03 UTC`` in the person's
-time zone, which orders.accounts.preferences.PreferenceMiddleware activates for each request.
+time zone, which orders.middleware.PreferenceMiddleware activates for each request.
 """
 
 DATETIME_FORMAT = "Y-m-d H:i:s T"

@@ -43,9 +43,9 @@ SETUP_SCRIPT = """
 import json, os
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.db import SessionStore
-from orders.accounts import services
+from orders.accounts import exchange_accounts
 user = get_user_model().objects.create_user("daphne_user", password="not-used-Passw0rd")
-account = services.account_create(
+account = exchange_accounts.account_create(
     actor=user, label="Live over Daphne", public_key=os.environ["TEST_PUBLIC_KEY"],
     secret=os.environ["TEST_SECRET"], owner_user=user, endpoint="custom", custom_url=os.environ["TEST_SIM_URL"],
 )

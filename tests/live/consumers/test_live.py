@@ -14,7 +14,7 @@ from channels.sessions import SessionMiddlewareStack
 from django.contrib.auth import get_user_model
 from django.urls import path
 
-from orders.accounts import services
+from orders.accounts import exchange_accounts, teams
 from orders.live import protocol as lp
 from orders.live.consumers import AccountStreamConsumer
 from orders.live.feed import get_feed
@@ -138,7 +138,7 @@ async def test_all_accounts_stream_carries_every_visible_account(
     application: Any, team_admin: Any, live_team_account: ExchangeAccount, sim: Simulator
 ) -> None:
     # The team admin also owns a personal account; both must appear, each with its own seq.
-    personal = await sync_to_async(services.account_create)(
+    personal = await sync_to_async(exchange_accounts.account_create)(
         actor=team_admin,
         label="Adam personal",
         public_key="qfex_pub_owner_personal",
@@ -171,7 +171,7 @@ async def test_snapshots_and_changes_bigger_than_a_message_come_in_bounded_piece
 ) -> None:
     """Each account's snapshot in parts (back to back), a big change in consecutive diffs: the page converges."""
     settings.QFEXDASH_WS_ROWS_PER_MESSAGE = 7
-    personal = await sync_to_async(services.account_create)(
+    personal = await sync_to_async(exchange_accounts.account_create)(
         actor=team_admin,
         label="Adam personal",
         public_key="qfex_pub_owner_personal",
@@ -219,7 +219,7 @@ async def test_all_accounts_stream_picks_up_a_newly_shared_account(
 ) -> None:
     browser = Browser(application, "/ws/accounts/all/", await async_session_cookie(outsider))
     assert (await browser.connect())[0]
-    await sync_to_async(services.membership_add)(actor=None, team=team, user=outsider, role=Membership.Role.VIEWER)
+    await sync_to_async(teams.membership_add)(actor=None, team=team, user=outsider, role=Membership.Role.VIEWER)
     await browser.until(shows_truth(browser, sim, live_team_account))
     await browser.disconnect()
 
@@ -275,7 +275,7 @@ async def test_twenty_users_flooding_refresh_stay_within_the_upstream_policy(
     users = []
     for n in range(20):
         user = await sync_to_async(get_user_model().objects.create_user)(username=f"clicker{n}", password=PASSWORD)
-        await sync_to_async(services.membership_add)(actor=None, team=team, user=user, role=Membership.Role.VIEWER)
+        await sync_to_async(teams.membership_add)(actor=None, team=team, user=user, role=Membership.Role.VIEWER)
         users.append(user)
     browsers = []
     for user in users:
@@ -327,7 +327,7 @@ async def test_viewer_count_does_not_change_upstream_traffic(
     others = []
     for n in range(10):
         user = await sync_to_async(get_user_model().objects.create_user)(username=f"watcher{n}", password=PASSWORD)
-        await sync_to_async(services.membership_add)(actor=None, team=team, user=user, role=Membership.Role.VIEWER)
+        await sync_to_async(teams.membership_add)(actor=None, team=team, user=user, role=Membership.Role.VIEWER)
         browser = Browser(application, f"/ws/accounts/{live_team_account.pk}/", await async_session_cookie(user))
         assert (await browser.connect())[0]
         assert (await browser.receive())["type"] == "snapshot"

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 import orders.live.feed.service
-from orders.accounts import services
+from orders.accounts import teams
 from orders.live import protocol as lp
 from orders.live.access import access_verdict
 from orders.models import ExchangeAccount, Membership
@@ -206,7 +206,7 @@ async def test_removal_from_the_team_ends_the_stream(
 ) -> None:
     browser, _ = await _watching(application, trader, live_team_account, sim)
     membership = await sync_to_async(Membership.objects.get)(user=trader)
-    await sync_to_async(services.membership_remove)(actor=None, membership=membership)
+    await sync_to_async(teams.membership_remove)(actor=None, membership=membership)
     assert await browser.close_code() == lp.CLOSE_FORBIDDEN
 
 
@@ -218,7 +218,7 @@ async def test_removal_from_the_team_ends_the_all_accounts_stream(
     assert (await browser.connect())[0]
     await browser.until(shows_truth(browser, sim, live_team_account))
     membership = await sync_to_async(Membership.objects.get)(user=trader)
-    await sync_to_async(services.membership_remove)(actor=None, membership=membership)
+    await sync_to_async(teams.membership_remove)(actor=None, membership=membership)
     assert await browser.close_code() == lp.CLOSE_FORBIDDEN
 
 
@@ -228,7 +228,7 @@ async def test_an_unaffected_user_keeps_streaming(
     leaving, _ = await _watching(application, trader, live_team_account, sim)
     staying, _ = await _watching(application, viewer, live_team_account, sim)
     membership = await sync_to_async(Membership.objects.get)(user=trader)
-    await sync_to_async(services.membership_remove)(actor=None, membership=membership)
+    await sync_to_async(teams.membership_remove)(actor=None, membership=membership)
     assert await leaving.close_code() == lp.CLOSE_FORBIDDEN
     sim.step(10)
     await staying.until(shows_truth(staying, sim, live_team_account))

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
-from orders.accounts import services
+from orders.accounts import exchange_accounts
 from orders.live import protocol as lp
 from orders.live.feed.upstream import REJECTED_KEY_REASON
 from orders.models import ExchangeAccount
@@ -384,7 +384,7 @@ async def test_rejected_key_is_an_error_and_not_hammered(
     assert feed.status(live_account.pk).state == "error"
     # An admin re-enters the key: the next refresh reconnects at once.
     sim.unrevoke(live_account.public_key)
-    await sync_to_async(services.account_set_secret)(
+    await sync_to_async(exchange_accounts.account_set_secret)(
         actor=None, account=live_account, secret=_secret_of(live_account, sim)
     )
     await feed.refresh(live_account.pk)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from orders.accounts import services
+from orders.accounts import exchange_accounts
 from orders.live.feed import Feed
 from orders.live.feed.budget import budget_key
 from orders.live.feed.upstream import REJECTED_KEY_REASON
@@ -67,12 +67,12 @@ async def test_disabling_a_watched_account_ends_its_session_and_says_so(
     await feed.watch(live_account.pk, "viewer")
     await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
     assert sim.connection_count == 1
-    await sync_to_async(services.account_update)(actor=None, account=live_account, enabled=False)
+    await sync_to_async(exchange_accounts.account_update)(actor=None, account=live_account, enabled=False)
     snapshot = await feed.wait_for(live_account.pk, in_state("error", "disabled"), PATIENCE)
     assert snapshot.orders  # the last rows stay, marked
     await wait_until(lambda: sim.connection_count == 0, what="the upstream session to end")
     polls = sim.request_count("get_user_orders")
-    await sync_to_async(services.account_update)(actor=None, account=live_account, enabled=True)
+    await sync_to_async(exchange_accounts.account_update)(actor=None, account=live_account, enabled=True)
     await feed.wait_for(live_account.pk, matches_truth(sim, live_account), PATIENCE)
     assert sim.request_count("get_user_orders") > polls
 
@@ -97,7 +97,7 @@ async def test_a_deleted_account_stops_talking_to_qfex(
     account_id = live_account.pk
     await feed.watch(account_id, "viewer")
     await feed.wait_for(account_id, matches_truth(sim, live_account), PATIENCE)
-    await sync_to_async(services.account_delete)(actor=None, account=live_account)
+    await sync_to_async(exchange_accounts.account_delete)(actor=None, account=live_account)
     await feed.wait_for(account_id, in_state("error", "no longer exists"), PATIENCE)
     await wait_until(lambda: sim.connection_count == 0, what="the upstream session to end")
 
@@ -129,7 +129,7 @@ async def test_a_hostile_endpoint_cannot_freeze_an_account_with_the_same_key(
     with Simulator(accounts=shared, seed=3) as real, Simulator(accounts=shared, seed=4) as hostile:
         # The attacker's account uses the victim's public key at its own endpoint, which says "wait 1e9 s".
         victim = await sync_to_async(point_at)(owner_account, real.url)
-        attacker = await sync_to_async(services.account_update)(
+        attacker = await sync_to_async(exchange_accounts.account_update)(
             actor=None,
             account=team_account,
             public_key=public_key,

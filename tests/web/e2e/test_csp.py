@@ -61,7 +61,7 @@ def test_every_page_under_the_policy(browsing: Browsing, site: Site, sim: Simula
     signed_out = browsing.context(signed_in=False)
     console = _watched(signed_out)
     page = signed_out.new_page()
-    page.goto(site.page_url("/accounts/login/"))
+    page.goto(site.page_url("/signin/"))
     _check(page, console, "sign-in page")
     page.goto(site.page_url("/admin/login/"))
     _check(page, console, "admin sign-in page")

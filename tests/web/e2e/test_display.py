@@ -60,7 +60,7 @@ def test_every_page_fits_and_passes_axe(browsing: Browsing, site: Site, viewport
         if viewport == PHONE and not _fits(page):
             problems.append(f"{what} scrolls sideways at {viewport[0]} px")
         problems += [f"{what}: {v}" for v in serious_axe_violations(page)]
-    signed_out = browsing.page("/accounts/login/", signed_in=False, viewport=viewport, color_scheme=scheme)
+    signed_out = browsing.page("/signin/", signed_in=False, viewport=viewport, color_scheme=scheme)
     if viewport == PHONE and not _fits(signed_out):
         problems.append("sign-in page scrolls sideways")
     problems += [f"sign-in page: {v}" for v in serious_axe_violations(signed_out)]

@@ -21,13 +21,13 @@ def account_row(page: Page, label: str) -> Locator:
 
 def test_sign_in_through_the_form_then_the_accounts_list(browsing: Browsing, site: Site, sim: Simulator) -> None:
     page = browsing.page("/", signed_in=False)
-    expect(page).to_have_url(f"{site.url}/accounts/login/?next=/")
+    expect(page).to_have_url(f"{site.url}/signin/?next=/")
 
     page.get_by_label("Username").fill("demo")
     page.get_by_label("Password").fill("not-the-password")
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator(".form-errors")).to_be_visible()
-    expect(page).to_have_url(f"{site.url}/accounts/login/")
+    expect(page).to_have_url(f"{site.url}/signin/")
 
     page.get_by_label("Username").fill("demo")
     page.get_by_label("Password").fill(PASSWORD)
@@ -87,14 +87,14 @@ def assert_accessible(page: Page, what: str) -> None:
 
 def test_axe_audit_reports_a_serious_problem(browsing: Browsing) -> None:
     """The audit is not vacuous: a form field without a label, put on a clean page, is reported."""
-    page = browsing.page("/accounts/login/", signed_in=False)
+    page = browsing.page("/signin/", signed_in=False)
     page.evaluate("() => document.querySelector('main').insertAdjacentHTML('beforeend', '<input type=text>')")
     violations = serious_axe_violations(page)
     assert any(v.startswith("label (critical)") for v in violations), violations
 
 
 def test_axe_login_and_signed_out_pages(browsing: Browsing, site: Site) -> None:
-    page = browsing.page("/accounts/login/", signed_in=False)
+    page = browsing.page("/signin/", signed_in=False)
     assert_accessible(page, "sign-in page")
 
     page.get_by_label("Username").fill("demo")
