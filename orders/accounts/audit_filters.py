@@ -14,6 +14,7 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from orders.accounts.audit_text import isolated
 from orders.models import AuditEvent
 
 
@@ -45,9 +46,9 @@ class AuditFilterForm(forms.Form):
             .values_list("account_id", "account__label")
             .distinct()
         )
-        self.fields["account"].choices = [("", "Any account"), *((str(pk), label) for pk, label in accounts)]
+        self.fields["account"].choices = [("", "Any account"), *((str(pk), isolated(label)) for pk, label in accounts)]
         actors = events.order_by("actor_name").values_list("actor_name", flat=True).distinct()
-        self.fields["actor"].choices = [("", "Anyone"), *((name or "-", name or "system") for name in actors)]
+        self.fields["actor"].choices = [("", "Anyone"), *((name or "-", isolated(name or "system")) for name in actors)]
         self.fields["action"].choices = [("", "Any change"), *AuditEvent.Action.choices]
 
     def filter(self, events: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 
 from orders.accounts import rules
 from orders.accounts.audit import Action, audit_record
+from orders.accounts.audit_text import isolated
 from orders.accounts.exchange_accounts import account_delete
 from orders.accounts.people import User
 from orders.models import Membership, Team
@@ -22,7 +23,7 @@ def team_create(*, actor: User | None, name: str) -> Team:
     try:
         with transaction.atomic():
             team = Team.objects.create(name=name)
-            audit_record(actor=actor, action=Action.TEAM_ADDED, target=f"team {team.name}", team=team)
+            audit_record(actor=actor, action=Action.TEAM_ADDED, target=f"team {isolated(team.name)}", team=team)
     except IntegrityError:  # a concurrent create took the name between the check and the insert
         raise ValidationError({"name": rules.team_name_taken(name)}) from None
     return team
@@ -35,7 +36,7 @@ def team_delete(*, actor: User | None, team: Team) -> None:
             account_delete(actor=actor, account=account)
         for membership in list(team.memberships.select_related("user")):
             membership_remove(actor=actor, membership=membership, team_deleted=True)
-        audit_record(actor=actor, action=Action.TEAM_REMOVED, target=f"team {team.name}", team=team)
+        audit_record(actor=actor, action=Action.TEAM_REMOVED, target=f"team {isolated(team.name)}", team=team)
         team.delete()
 
 
@@ -62,7 +63,7 @@ def _refuse_losing_last_admin(membership: Membership) -> None:
 
 
 def _member_target(user: User, team: Team) -> str:
-    return f"{user.get_username()} in team {team.name}"
+    return f"{isolated(user.get_username())} in team {isolated(team.name)}"
 
 
 def membership_add(*, actor: User | None, team: Team, user: User, role: str) -> Membership:

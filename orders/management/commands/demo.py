@@ -7,12 +7,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+
+from orders.management.terminal import TerminalSafeCommand
 
 DEFAULT_PASSWORD = "qfexdash-demo"  # noqa: S105 - a local demo login, printed on start
 
 
-class Command(BaseCommand):
+class Command(TerminalSafeCommand):
     help = "Run the local demo: QFEX simulator + qfexdash on Daphne with demo users and accounts."
     requires_system_checks: list[str] = []  # the encryption key file is created below, before checks matter
 
