@@ -88,9 +88,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # Two-factor sign-in (S30): which device verified this session, then no page until it is done.
+    # Two-factor sign-in (S30, S35): a session whose device was removed is signed out; which device verified
+    # this session; then no page until it is done. Each signed-in session is noted for "Your sessions".
+    "orders.middleware.SecondFactorGoneMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "orders.middleware.TwoFactorMiddleware",
+    "orders.middleware.BrowserSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # The person's time zone for every page (and the admin); their theme and columns for the templates.
     "orders.middleware.PreferenceMiddleware",

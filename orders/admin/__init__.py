@@ -23,6 +23,7 @@ from django.utils.html import format_html, format_html_join
 from orders.accounts import access, audit, display, exchange_accounts, rules, teams, verify
 from orders.accounts.audit_text import isolated
 from orders.admin import member_search as _member_search  # noqa: F401  (registers the user admin's member search)
+from orders.admin.people import end_sessions_on_device_delete
 from orders.admin.safety import protect_site
 from orders.forms import ExchangeAccountAdminForm, MembershipInlineForm, TeamAdminForm
 from orders.models import AuditEvent, ExchangeAccount, Membership, Team
@@ -446,3 +447,5 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 # S26: no admin list may be filtered or searched by a secret-bearing field, and bad filters are a 400.
 protect_site(admin.site)
+# S35: deleting a person's second-factor device signs them out everywhere.
+end_sessions_on_device_delete(admin.site)
