@@ -144,6 +144,10 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         _private_file(Path(_database["NAME"]))
     _database["CONN_MAX_AGE"] = 0
     _database.setdefault("OPTIONS", {})["timeout"] = 20
+    # SQLite ignores select_for_update: a transaction that checks, then writes (the last admin of a team, a
+    # one-time code) must hold the write lock from its first read, or two processes both pass the check.
+    # IMMEDIATE makes every transaction wait for the one before it (item 7 of issue 20, tests/cluster/test_races.py).
+    _database["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -49,16 +49,19 @@ LAST_ADMIN_MESSAGE = (
 def _refuse_losing_last_admin(membership: Membership) -> None:
     """Refuse to demote or remove the team's last active admin: the team would be left unmanageable.
 
-    The other admins' rows are locked (on databases that lock) so two admins cannot demote each other at once.
+    Every admin row of the team is locked, in one order (its own included), so two admins demoting each other
+    at once queue up instead of deadlocking: the second sees the first's change and is refused. PostgreSQL locks
+    the rows; SQLite takes its write lock when the transaction begins (``transaction_mode`` in settings).
     """
     if membership.role != Membership.Role.ADMIN:
         return
-    others = (
-        Membership.objects.select_for_update()
-        .filter(team_id=membership.team_id, role=Membership.Role.ADMIN, user__is_active=True)
-        .exclude(pk=membership.pk)
+    admins = (
+        Membership.objects.select_for_update(of=("self",))
+        .filter(team_id=membership.team_id, role=Membership.Role.ADMIN)
+        .order_by("pk")
+        .values_list("pk", "user__is_active")
     )
-    if not others.exists():
+    if not any(pk != membership.pk and active for pk, active in admins):
         raise ValidationError({"role": LAST_ADMIN_MESSAGE.format(team=membership.team.name)}, code="last_admin")
 
 
