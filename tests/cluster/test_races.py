@@ -74,6 +74,11 @@ def _result(out: str) -> dict[str, Any]:
     return json.loads(line.removeprefix("RESULT "))
 
 
+def _start(env: dict[str, str], command: list[str]) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "tests.cluster.race_worker", *command]
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def _race(env: dict[str, str], *commands: list[str]) -> list[dict[str, Any]]:
     """Start every racer, wait until each is ready, then let them all go at once."""
     racers = [
