@@ -81,17 +81,7 @@ def _start(env: dict[str, str], command: list[str]) -> subprocess.Popen[str]:
 
 def _race(env: dict[str, str], *commands: list[str]) -> list[dict[str, Any]]:
     """Start every racer, wait until each is ready, then let them all go at once."""
-    racers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.cluster.race_worker", *command],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for command in commands
-    ]
+    racers = [_start(env, command) for command in commands]
     try:
         for racer in racers:
             assert racer.stdout is not None
