@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
+
+from .faults import Faults
 
 # Keys whose values are never echoed back or recorded, wherever they appear in a received message.
 _SENSITIVE_KEYS = frozenset({"signature", "secret", "secret_key", "api_secret", "jwt", "hmac", "password"})
@@ -33,8 +36,16 @@ def incoming_echo(message: Any) -> dict[str, Any] | None:
     return echo
 
 
+def error_reply(faults: Faults, code: str, message: str | None, request: Any = None, **extra: Any) -> bytes:
+    """The error frame answering `request` (None: a frame that was no request), in the shapes `faults` ask for."""
+    echo: dict[str, Any] | str | None = incoming_echo(request)
+    if echo is not None and faults.incoming_message_as_string:
+        echo = json.dumps(echo)
+    return error_frame(faults.error_shape, code, message, echo, **extra)
+
+
 def error_frame(
-    shape: str, code: str, message: str | None, incoming: dict[str, Any] | None = None, **extra: Any
+    shape: str, code: str, message: str | None, incoming: dict[str, Any] | str | None = None, **extra: Any
 ) -> bytes:
     """`{"err": {...}}` (current) or the older flat `{"type": "error", ...}` (docs/qfex-protocol.md §3.6)."""
     body: dict[str, Any] = {"error_code": code, "message": message}
