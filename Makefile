@@ -37,9 +37,11 @@ test-js: nodejs
 demo: install
 	$(BIN)/python manage.py demo $(ARGS)
 
+# ruff, then mypy (its settings, strict for orders.qfex, orders.simulator and orders.live.feed, in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: install chromium lint test-js
 	$(BIN)/pytest $(ARGS)

@@ -93,7 +93,7 @@ _LIVE_LABELS = {"live": "Live", "stale": "Stale", "error": "Error", "connecting"
 
 def _live_state(overview: AccountOverview | None) -> LiveState:
     status = overview.status if overview is not None else None
-    if status is None or status.state not in _LIVE_LABELS:
+    if overview is None or status is None or status.state not in _LIVE_LABELS:
         return LiveState("idle", "Idle", "Nobody has this account open; it is read when someone does.", None)
     as_of = datetime.datetime.fromtimestamp(status.as_of, tz=datetime.UTC) if status.as_of is not None else None
     detail = " ".join(part for part in (status.reason, status.action) if part)
@@ -254,7 +254,8 @@ def preferences_columns(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def my_accounts(request: HttpRequest) -> HttpResponse:
-    accounts = access.accounts_visible_to(request.user).filter(owner_user=request.user).order_by("label", "pk")
+    mine = access.accounts_visible_to(request.user).filter(owner_user=request.user)  # type: ignore[misc]  # signed in
+    accounts = mine.order_by("label", "pk")
     return render_page(request, "orders/my_accounts.html", {"rows": _rows(request, accounts), "nav": "my_accounts"})
 
 

@@ -38,7 +38,7 @@ def _is_active(user: Any) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active)
 
 
-def _team_ids(user: Any, *, admin_only: bool) -> QuerySet[Membership]:
+def _team_ids(user: Any, *, admin_only: bool) -> QuerySet[Membership, Any]:
     memberships = Membership.objects.filter(user=user)
     if admin_only:
         memberships = memberships.filter(role=Membership.Role.ADMIN)

@@ -87,7 +87,7 @@ class MembershipInline(admin.StackedInline):
     verbose_name_plural = "Members: type part of a username to find someone"
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        field: Any = super().formfield_for_foreignkey(db_field, request, **kwargs)  # a choice field for "user"
         if db_field.name == "user":
             field.error_messages["invalid_choice"] = "There is no such user; pick one from the search."
             # The search box's words, which also name it for screen readers while nobody is picked.
@@ -104,7 +104,8 @@ class MembershipInline(admin.StackedInline):
     def has_view_permission(self, request: HttpRequest, obj: Team | None = None) -> bool:
         return _is_staff(request) and (obj is None or access.teams_visible_to(request.user).filter(pk=obj.pk).exists())
 
-    def has_add_permission(self, request: HttpRequest, obj: Team | None) -> bool:
+    # An inline's takes the parent object; django-stubs' InlineModelAdmin overrides it the same way.
+    def has_add_permission(self, request: HttpRequest, obj: Team | None) -> bool:  # type: ignore[override]
         return _is_staff(request) and self._may_manage(request, obj)
 
     def has_change_permission(self, request: HttpRequest, obj: Team | None = None) -> bool:
@@ -123,7 +124,8 @@ class TeamAdmin(admin.ModelAdmin):
     # Explains the roles above the form (templates/admin/orders/team/change_form.html).
     change_form_template = "admin/orders/team/change_form.html"
 
-    def get_fieldsets(self, request: HttpRequest, obj: Team | None = None) -> list[tuple[Any, dict]]:
+    # (title, options) pairs, as the stubs' private _FieldsetSpec describes them.
+    def get_fieldsets(self, request: HttpRequest, obj: Team | None = None) -> list[tuple[Any, dict]]:  # type: ignore[override]
         fieldsets: list[tuple[Any, dict]] = [(None, {"fields": ["name"]})]
         if obj is not None:
             # Shown, not a form: the team's members and its accounts are on one page without another formset.
@@ -253,12 +255,17 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[ExchangeAccount]:
         return access.accounts_visible_to(request.user)
 
-    def get_form(self, request: HttpRequest, obj: ExchangeAccount | None = None, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: ExchangeAccount | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
         # The form needs the signed-in user: only a superuser may enter or change a custom URL (S22).
-        form = super().get_form(request, obj, **kwargs)
+        form = super().get_form(request, obj, change, **kwargs)
         return type(form.__name__, (form,), {"acting_user": request.user})
 
-    def get_fieldsets(self, request: HttpRequest, obj: ExchangeAccount | None = None) -> list[tuple[Any, dict]]:
+    # (title, options) pairs, as the stubs' private _FieldsetSpec describes them.
+    def get_fieldsets(  # type: ignore[override]
+        self, request: HttpRequest, obj: ExchangeAccount | None = None
+    ) -> list[tuple[Any, dict]]:
         key_fields = ["public_key", "secret"] if obj is None else ["public_key", "stored_secret", "secret"]
         fieldsets: list[tuple[Any, dict]] = [
             (None, {"fields": ["label", "owner_user", "owner_team", "enabled"]}),
@@ -281,7 +288,8 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
             kwargs["queryset"] = access.teams_managed_by(request.user)
         elif db_field.name == "owner_user":
             users = get_user_model().objects.filter(is_active=True)
-            kwargs["queryset"] = users if request.user.is_superuser else users.filter(pk=request.user.pk)
+            mine = users.filter(pk=request.user.pk)  # type: ignore[misc]  # the admin's user is signed in
+            kwargs["queryset"] = users if request.user.is_superuser else mine
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="Owner")
@@ -398,7 +406,7 @@ class AuditEventAdmin(admin.ModelAdmin):
     search_fields = ["target", "actor_name"]
     date_hierarchy = "created_at"
     fields = ["created_at", "actor_name", "action", "target", "team", "account", "detail"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # plain field names only
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEvent]:
         return access.audit_events_visible_to(request.user)

@@ -131,7 +131,7 @@ def _wait_words(seconds: int) -> str:
 @require_http_methods(["GET", "POST"])
 def verify(request: HttpRequest) -> HttpResponse:
     """The token step after the password, throttled by django-otp per device (429 while it must wait)."""
-    user = request.user
+    user: Any = request.user  # django-otp's middleware gives it is_verified()
     if user.is_verified() or not requires_2fa(user):
         return redirect(_next_url(request))
     if not _enrolled(user):
@@ -171,7 +171,7 @@ def _pending_device(user: Any, *, fresh: bool) -> TOTPDevice:
 @require_http_methods(["GET", "POST"])
 def setup(request: HttpRequest) -> HttpResponse:
     """Enrolment: the secret (once), a first code to confirm it, then the recovery codes (once)."""
-    user = request.user
+    user: Any = request.user  # django-otp's middleware gives it is_verified()
     if _enrolled(user):
         return redirect("two_factor_verify" if not user.is_verified() else _next_url(request))
     form = TokenForm(request.POST or None)

@@ -51,8 +51,8 @@ class NonceMemory:
             for old, when in list(seen.items()):
                 if now - when >= self._window:
                     del seen[old]
-        when = seen.get(nonce)
-        if when is not None and now - when < self._window:
+        last = seen.get(nonce)
+        if last is not None and now - last < self._window:
             return False
         seen[nonce] = now
         return True

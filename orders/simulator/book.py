@@ -146,7 +146,7 @@ class Book:
 
     def select(
         self, limit: int, offset: int, symbol: str | None, page_order: str = "insertion"
-    ) -> tuple[list[dict], list[dict]]:
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         listed = self.ordered(page_order)
         orders = listed if symbol is None else [o for o in listed if o.get("symbol") == symbol]
         twaps = self.twaps if symbol is None else [t for t in self.twaps if t.get("symbol") == symbol]
@@ -173,7 +173,7 @@ def _sort_time(order: Mapping[str, Any]) -> float:
     return float(value)
 
 
-def page_reply(shape: str, orders: Sequence[dict], twaps: Sequence[dict]) -> dict[str, Any]:
+def page_reply(shape: str, orders: Sequence[dict[str, Any]], twaps: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """A get_user_orders reply in one of the shapes QFEX has used (docs/qfex-protocol.md §3.2)."""
     if shape == "legacy":
         legacy = [{k: o[k] for k in LEGACY_ORDER_FIELDS if k in o} for o in orders]
@@ -278,7 +278,7 @@ class Market:
         done = self.rng.randint(0, slices - 1) if history else 0
         created = self._stamp(done * interval + self.rng.uniform(0, interval) if history else 0.0)
         client_id = self.rng.choice((None, "", f"rebalance-{spec.symbol.split('-')[0].lower()}-{slices:03d}"))
-        twap = {
+        twap: dict[str, Any] = {
             "twap_id": self._uuid(),
             "client_twap_id": client_id,
             "user_id": book.book_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 from websockets.asyncio.server import ServerConnection
 
@@ -88,7 +88,7 @@ class Simulator(BookControls):
 
     # ----- life cycle -----
 
-    def start(self) -> Simulator:
+    def start(self) -> Self:
         """Start serving in a background daemon thread; returns once the listener accepts connections."""
         self._server.start()
         return self
@@ -102,7 +102,7 @@ class Simulator(BookControls):
         self.stop()
         self.start()
 
-    def __enter__(self) -> Simulator:
+    def __enter__(self) -> Self:
         if not self._server.running:
             self.start()
         return self

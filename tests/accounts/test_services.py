@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -122,10 +124,13 @@ def test_update_changes_fields_clears_verification_and_records_events(personas) 
     actions = list(AuditEvent.objects.order_by("pk").values_list("action", flat=True))[before:]
     assert actions == ["account_changed", "account_secret_changed", "account_changed", "account_disabled"]
     changed = AuditEvent.objects.filter(action="account_changed").order_by("pk").last()
+    assert changed is not None
     assert changed.detail == {"changed": {"public_key": ["qfex_pub_owner_personal", "qfex_pub_new"]}}
 
     services.account_update(actor=personas.owner, account=account, enabled=True)
-    assert AuditEvent.objects.order_by("pk").last().action == "account_enabled"
+    latest = AuditEvent.objects.order_by("pk").last()
+    assert latest is not None
+    assert latest.action == "account_enabled"
     # Nothing changed → no event.
     count = AuditEvent.objects.count()
     services.account_update(actor=personas.owner, account=account, label="Renamed")
@@ -168,6 +173,7 @@ def test_set_secret_re_encrypts_and_clears_state(personas) -> None:
     assert account.secret_hint == "7890"
     assert services.account_state(account).code == "unverified"
     event = AuditEvent.objects.order_by("pk").last()
+    assert event is not None
     assert event.action == "account_secret_changed"
     assert event.detail == {}
 
@@ -200,9 +206,10 @@ def test_audit_trail_is_append_only(personas) -> None:
     assert len(after) == len(snapshot) + 5
     # Earlier events are untouched, except the account link the database clears when an account goes.
     for old, new in zip(snapshot, after, strict=False):
+        expected: dict[str, Any] = dict(old)
         if old["account_id"] == account_pk:
-            old = {**old, "account_id": None}
-        assert new == old
+            expected["account_id"] = None
+        assert new == expected
 
 
 def test_audit_record_refuses_secret_entries_and_unknown_actions(owner) -> None:

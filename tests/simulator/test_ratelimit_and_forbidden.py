@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from orders.simulator import ALLOWED_TYPES, Simulator
@@ -90,7 +92,7 @@ def test_flat_error_shape_for_rate_limits(sim: Simulator):
     assert reply["retry_after"] > 0
 
 
-TRADING = [
+TRADING: list[dict[str, Any]] = [
     {"type": "add_order", "params": {"symbol": "AAPL-USD", "side": "BUY", "quantity": 1, "price": 100}},
     {"type": "add_twap", "params": {"symbol": "AAPL-USD", "side": "BUY", "total_quantity": 10, "num_orders": 2}},
     {"type": "cancel_order", "params": {"order_id": "x", "symbol": "AAPL-USD", "cancel_order_id_type": "order_id"}},
