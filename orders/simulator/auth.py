@@ -13,7 +13,6 @@ import hmac
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from .accounts import SimAccount
 
@@ -59,7 +58,7 @@ class NonceMemory:
 
 
 def authenticate(
-    params: Any,
+    params: object,
     *,
     find_account: Callable[[str], SimAccount | None],
     nonces: NonceMemory,

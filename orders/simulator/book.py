@@ -84,7 +84,7 @@ def _number(value: Decimal) -> float:
     return float(value)
 
 
-def _decimal(value: Any) -> Decimal:
+def _decimal(value: object) -> Decimal:
     """A wire number as an exact Decimal; anything unusable (a test may inject odd values) counts as 0."""
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         return Decimal(0)
@@ -95,7 +95,7 @@ def _decimal(value: Any) -> Decimal:
     return result if result.is_finite() else Decimal(0)
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     """Make a caller-supplied field serialisable as a JSON number when it is a Decimal."""
     return float(value) if isinstance(value, Decimal) else value
 
@@ -118,7 +118,7 @@ class Book:
         self.twap_slices_done: dict[str, int] = {}
         self.recently_removed: deque[dict[str, Any]] = deque(maxlen=20)
         self.version = 0
-        self._pages: dict[tuple[Any, ...], bytes] = {}
+        self._pages: dict[tuple[str, int, int, str | None, str], bytes] = {}  # (shape, limit, offset, symbol, order)
         self._by_update: list[dict[str, Any]] | None = None
 
     def changed(self) -> None:
@@ -166,7 +166,7 @@ class Book:
         return cached
 
 
-def _sort_time(order: Mapping[str, Any]) -> float:
+def _sort_time(order: Mapping[str, object]) -> float:
     value = order.get("update_time")
     if isinstance(value, bool) or not isinstance(value, int | float):
         return float("-inf")  # a test may inject odd values: such orders list last
@@ -225,7 +225,7 @@ class Market:
     def _stamp(self, seconds_ago: float = 0.0) -> float:
         return round(self.now - seconds_ago, 6)
 
-    def _spec(self, symbol: Any) -> SymbolSpec:
+    def _spec(self, symbol: object) -> SymbolSpec:
         return _SPECS.get(symbol, _FALLBACK_SPEC) if isinstance(symbol, str) else _FALLBACK_SPEC
 
     def _price(self, spec: SymbolSpec, spread_pct: float = 3.0) -> Decimal:
@@ -386,7 +386,7 @@ class Market:
 
     # ----- direct manipulation (tests, F12) -----
 
-    def add_orders(self, book_id: str, count: int, fields: Mapping[str, Any]) -> list[Push]:
+    def add_orders(self, book_id: str, count: int, fields: Mapping[str, object]) -> list[Push]:
         book = self.books[book_id]
         pushes = []
         for _ in range(count):
@@ -407,7 +407,7 @@ class Market:
         book.changed()
         return Push(book.book_id, dict(order))
 
-    def fill_order(self, book_id: str, order_id: str, quantity: Any) -> Push | None:
+    def fill_order(self, book_id: str, order_id: str, quantity: object) -> Push | None:
         """Fill part of an open order (it stays open; a fill of all that remains is refused)."""
         book = self.books[book_id]
         index = book.index_of(order_id)
@@ -418,7 +418,7 @@ class Market:
             raise ValueError("a partial fill must be more than 0 and less than what remains")
         return self._fill(book, index, amount)
 
-    def _modify(self, book: Book, index: int, fields: Mapping[str, Any]) -> Push:
+    def _modify(self, book: Book, index: int, fields: Mapping[str, object]) -> Push:
         order = book.orders[index]
         modified = {**order, **{key: _plain(value) for key, value in fields.items()}}
         modified.update(order_id=self._uuid(), status="MODIFIED", update_time=self._stamp(), trade_id=None)
@@ -426,7 +426,7 @@ class Market:
         book.changed()
         return Push(book.book_id, dict(modified))
 
-    def modify_order(self, book_id: str, order_id: str, fields: Mapping[str, Any]) -> Push | None:
+    def modify_order(self, book_id: str, order_id: str, fields: Mapping[str, object]) -> Push | None:
         """Modify an open order as QFEX does: same place in the book, a new id, status MODIFIED."""
         book = self.books[book_id]
         index = book.index_of(order_id)
@@ -444,7 +444,7 @@ class Market:
         self.event_log.record([push])
         return push
 
-    def add_twaps(self, book_id: str, count: int, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def add_twaps(self, book_id: str, count: int, fields: Mapping[str, object]) -> list[dict[str, Any]]:
         book = self.books[book_id]
         added = []
         for _ in range(count):

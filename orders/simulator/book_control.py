@@ -41,19 +41,19 @@ class BookControls:
         with self._state.lock:
             return [dict(twap) for twap in self._state.market.books[self._state.book_id(account_key)].twaps]
 
-    def add_orders(self, account_key: str, count: int = 1, **fields: Any) -> list[dict[str, Any]]:
+    def add_orders(self, account_key: str, count: int = 1, **fields: object) -> list[dict[str, Any]]:
         """Add `count` random orders, with `fields` overriding any field (or adding extra ones); pushes ACKs."""
         with self._state.lock:
             pushes = self._state.market.add_orders(self._state.book_id(account_key), count, fields)
         return self._changed(pushes)
 
-    def fill_order(self, account_key: str, order_id: str, quantity: Any) -> dict[str, Any] | None:
+    def fill_order(self, account_key: str, order_id: str, quantity: object) -> dict[str, Any] | None:
         """Fill part of an open order (pushes FILLED with what remains); None if it is not open."""
         with self._state.lock:
             push = self._state.market.fill_order(self._state.book_id(account_key), order_id, quantity)
         return None if push is None else self._changed([push])[0]
 
-    def modify_order(self, account_key: str, order_id: str, **fields: Any) -> dict[str, Any] | None:
+    def modify_order(self, account_key: str, order_id: str, **fields: object) -> dict[str, Any] | None:
         """Modify an open order (new id, status MODIFIED, pushed); returns it, or None if it is not open."""
         with self._state.lock:
             push = self._state.market.modify_order(self._state.book_id(account_key), order_id, fields)
@@ -65,7 +65,7 @@ class BookControls:
             push = self._state.market.remove_order(self._state.book_id(account_key), order_id)
         return None if push is None else self._changed([push])[0]
 
-    def add_twaps(self, account_key: str, count: int = 1, **fields: Any) -> list[dict[str, Any]]:
+    def add_twaps(self, account_key: str, count: int = 1, **fields: object) -> list[dict[str, Any]]:
         """Start `count` random TWAPs, with `fields` overriding any field (no push: QFEX has no TWAP channel)."""
         with self._state.lock:
             return self._state.market.add_twaps(self._state.book_id(account_key), count, fields)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Self
 
 from websockets.asyncio.server import ServerConnection
 
@@ -203,7 +203,7 @@ class Simulator(BookControls):
         return self._state.event_log.since(since_ns, book_id)
 
     @property
-    def forbidden_received(self) -> list[dict[str, Any]]:
+    def forbidden_received(self) -> list[dict[str, object]]:
         """Every message received outside the read-only allow-list (trading, unknown, invalid JSON, binary),
         as received but with credential-like fields redacted. A copy."""
         return self._state.traffic.forbidden()

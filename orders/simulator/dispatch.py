@@ -10,7 +10,6 @@ as forbidden, whether or not the session had logged in.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from . import frames
 from .connection import Session
@@ -38,21 +37,21 @@ class Dispatcher:
         self._state = state
         self._reads = ReadHandlers(state, subscriptions)
 
-    def _error(self, code: str, text: str, request: Any = None, **extra: Any) -> bytes:
+    def _error(self, code: str, text: str, request: object = None, **extra: object) -> bytes:
         return frames.error_reply(self._state.faults, code, text, request, **extra)
 
     async def on_message(self, session: Session, raw: str | bytes) -> None:
-        message = self._decode(session, raw)
-        if message is None:
+        decoded = self._decode(session, raw)
+        if decoded is None:
             return
-        msg_type = message["type"]
+        msg_type, message = decoded
         if msg_type == "auth":
             log_in(self._state, session, message)
             return
         traffic = self._state.traffic
         traffic.note(session.public_key, msg_type)
         if msg_type not in ALLOWED_TYPES:
-            traffic.note_forbidden(frames.scrub(message))
+            traffic.note_forbidden(frames.scrub_object(message))
         if session.account is None:
             session.enqueue(self._error("PermissionDenied", "authenticate first", message))
             return
@@ -62,7 +61,7 @@ class Dispatcher:
             text = f"Rate limit exceeded, retry after {retry_after} s"
             session.enqueue(self._error("RateLimited", text, message, retry_after=retry_after))
             return
-        if await self._reads.handle(session, message):
+        if await self._reads.handle(session, msg_type, message):
             return
         if msg_type in TRADING_TYPES:
             text = f"{msg_type} refused: this simulator never executes trading messages"
@@ -70,8 +69,9 @@ class Dispatcher:
         else:
             session.enqueue(self._error("InvalidParameter", f"unknown message type {msg_type!r}", message))
 
-    def _decode(self, session: Session, raw: str | bytes) -> dict[str, Any] | None:
-        """The message as an object with a string `type`; None (refused and recorded) for anything else."""
+    def _decode(self, session: Session, raw: str | bytes) -> tuple[str, dict[str, object]] | None:
+        """The message's type and the message, an object with a string `type`; None (refused and recorded)
+        for anything else."""
         traffic = self._state.traffic
         if isinstance(raw, bytes):
             traffic.note(session.public_key, "<binary>")
@@ -85,12 +85,13 @@ class Dispatcher:
             traffic.note_forbidden({"invalid_json": raw[:RAW_RECORD_CHARS]})
             session.enqueue(self._error("InvalidJSONFormat", "the message is not valid JSON"))
             return None
-        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        msg_type = message.get("type") if isinstance(message, dict) else None
+        if not isinstance(message, dict) or not isinstance(msg_type, str):
             traffic.note(session.public_key, "<no-type>")
-            traffic.note_forbidden(frames.scrub(message) if isinstance(message, dict) else {"invalid": message})
+            traffic.note_forbidden(frames.scrub_object(message) if isinstance(message, dict) else {"invalid": message})
             incoming = message if isinstance(message, dict) else None
             session.enqueue(
                 self._error("InvalidJSONFormat", "a message must be an object with a string type", incoming)
             )
             return None
-        return message
+        return msg_type, message

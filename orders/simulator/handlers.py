@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import orjson
 
@@ -21,7 +20,7 @@ from .connection import PartialThenReset, Session
 from .state import ExchangeState
 from .subscriptions import CHANNELS, Subscriptions
 
-Handler = Callable[["ReadHandlers", Session, dict[str, Any]], Awaitable[None]]
+Handler = Callable[["ReadHandlers", Session, dict[str, object]], Awaitable[None]]
 ROUTES: dict[str, Handler] = {}
 
 
@@ -43,15 +42,15 @@ class ReadHandlers:
         self._state = state
         self._subscriptions = subscriptions
 
-    async def handle(self, session: Session, message: dict[str, Any]) -> bool:
+    async def handle(self, session: Session, msg_type: str, message: dict[str, object]) -> bool:
         """Answer a routed message; False when its type has no handler here."""
-        handler = ROUTES.get(message["type"])
+        handler = ROUTES.get(msg_type)
         if handler is None:
             return False
         await handler(self, session, message)
         return True
 
-    def _error(self, code: str, text: str, message: dict[str, Any]) -> bytes:
+    def _error(self, code: str, text: str, message: dict[str, object]) -> bytes:
         return frames.error_reply(self._state.faults, code, text, message)
 
     def _send_unrelated_frames(self, session: Session) -> None:
@@ -67,7 +66,7 @@ class ReadHandlers:
             session.enqueue(frame)
 
     @handles("subscribe", "unsubscribe")
-    async def subscribe(self, session: Session, message: dict[str, Any]) -> None:
+    async def subscribe(self, session: Session, message: dict[str, object]) -> None:
         assert session.book_id is not None
         params = message.get("params")
         channels = params.get("channels") if isinstance(params, dict) else None
@@ -90,7 +89,7 @@ class ReadHandlers:
             session.enqueue(orjson.dumps({"subscribed" if subscribing else "unsubscribed": channel}))
 
     @handles("get_user_orders")
-    async def get_user_orders(self, session: Session, message: dict[str, Any]) -> None:
+    async def get_user_orders(self, session: Session, message: dict[str, object]) -> None:
         assert session.book_id is not None
         params = message.get("params")
         params = {} if params is None else params

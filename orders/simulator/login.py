@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import orjson
 
@@ -20,7 +19,7 @@ from .state import ExchangeState
 logger = logging.getLogger("orders.simulator")
 
 
-def log_in(state: ExchangeState, session: Session, message: dict[str, Any]) -> None:
+def log_in(state: ExchangeState, session: Session, message: dict[str, object]) -> None:
     params = message.get("params")
     hmac_block = params.get("hmac") if isinstance(params, dict) else None
     claimed = hmac_block.get("public_key") if isinstance(hmac_block, dict) else None

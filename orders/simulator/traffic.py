@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
-from typing import Any
 
 RECEIVED_LOG_SIZE = 100_000
 
@@ -20,7 +19,7 @@ class Traffic:
     def __init__(self, lock: threading.RLock) -> None:
         self._lock = lock
         self._requests: Counter[str] = Counter()
-        self._forbidden: list[dict[str, Any]] = []
+        self._forbidden: list[dict[str, object]] = []
         self._received: deque[tuple[str | None, str]] = deque(maxlen=RECEIVED_LOG_SIZE)
         self._handshakes = 0
 
@@ -30,7 +29,7 @@ class Traffic:
             self._requests[msg_type] += 1
             self._received.append((public_key, msg_type))
 
-    def note_forbidden(self, entry: dict[str, Any]) -> None:
+    def note_forbidden(self, entry: dict[str, object]) -> None:
         with self._lock:
             self._forbidden.append(entry)
 
@@ -42,7 +41,7 @@ class Traffic:
         with self._lock:
             return self._requests[msg_type]
 
-    def forbidden(self) -> list[dict[str, Any]]:
+    def forbidden(self) -> list[dict[str, object]]:
         with self._lock:
             return list(self._forbidden)
 
