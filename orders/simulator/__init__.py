@@ -17,7 +17,9 @@ Where things live (start with `control.py`):
 - `dispatch.py` — `Dispatcher`: decode, record, refuse, rate-limit and route every message
 - `handlers.py` — `ReadHandlers`: one `@handles(...)` method per read-only message (subscribe, get_user_orders)
 - `login.py` — the `auth` message; `auth.py` the HMAC check it uses
-- `book.py` — `Market` and `Book`: the deterministic books, their activity and their pages
+- `market.py` — `Market`: every account's books, their seeded activity and the changes tests make
+- `maker.py` — `OrderMaker`: what a new order or TWAP looks like (symbols, prices, sizes, ids)
+- `book.py` — `Book`: one account's orders and TWAPs as `get_user_orders` pages through them
 - `accounts.py`, `faults.py`, `frames.py`, `events.py`, `ratelimit.py` — key pairs, fault switches, the
   frames sent besides pages, the push log with timestamps, the per-user token bucket
 """

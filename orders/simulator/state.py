@@ -15,9 +15,10 @@ from collections.abc import Mapping, Sequence
 
 from .accounts import SimAccount
 from .auth import NonceMemory
-from .book import PAGE_ORDERS, Market
+from .book import PAGE_ORDERS
 from .events import EventLog
 from .faults import Faults
+from .market import Market
 from .ratelimit import DEFAULT_WEIGHT, DEFAULT_WEIGHTS, RateLimiter
 from .traffic import Traffic
 
