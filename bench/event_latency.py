@@ -58,7 +58,7 @@ from bench.live import (
 )
 from bench.stats import p95, summary_ms, verdict
 from orders.simulator import OrderEvent
-from orders.simulator.book import ORDER_EVENT_SHARE
+from orders.simulator.market import ORDER_EVENT_SHARE
 
 P9_PACE = 4.0  # activity events per second (about 3.4 of them change an order)
 PAGE_LATENCY = 0.020  # seconds before each get_user_orders reply

@@ -45,6 +45,7 @@ import orjson
 from cryptography.fernet import Fernet
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin
 
 from bench.site import base_env, loopback_listener, migrate, run_setup, sqlite_url, start_daphne, stop_daphne
 from bench.stats import goal_p95_ms, summary_ms, verdict
@@ -321,7 +322,7 @@ class Viewer:
     async def open(cls, site: Site, key: str) -> Viewer:
         ws = await connect(
             site.ws_url(key),
-            origin=site.origin,  # type: ignore[arg-type]  (websockets' Origin is a str NewType)
+            origin=Origin(site.origin),
             additional_headers={"Cookie": f"sessionid={site.session}"},
             compression=None,  # as Daphne would answer a browser: it does not negotiate permessage-deflate
             proxy=None,
@@ -858,7 +859,11 @@ async def _p5(site: Site, key: str, reps: int) -> tuple[int, int, dict[str, tupl
                 await asyncio.sleep(SPACING)
                 mark = len(viewer.frames)
                 change()
-                await until([viewer], lambda v, m=mark: v.first_diff_after(m) is not None, "a diff")
+
+                def diffed(v: Viewer, m: int = mark) -> bool:  # this round's mark
+                    return v.first_diff_after(m) is not None
+
+                await until([viewer], diffed, "a diff")
                 # A change bigger than a message's row limit would come as several diffs: count them all.
                 await asyncio.sleep(SPACING)
                 diffs = [f for f in viewer.frames[mark:] if f.kind == "diff"]

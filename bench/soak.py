@@ -371,11 +371,11 @@ class Soak:
         self.say(f"{spec.name}: {spec.title} — on for {cfg.seconds_per_fault:g} s")
         await spec.apply(self)
         await asyncio.sleep(cfg.seconds_per_fault)  # the fault's configured duration (pace on)
-        if spec.effect is not None:
-            took = await self.wait_for(lambda: spec.effect(self), cfg.deadline)
+        if (effect := spec.effect) is not None:
+            took = await self.wait_for(lambda: effect(self), cfg.deadline)
             result.checks.append(Check("fault acted", took is not None, spec.effect_text))
-        if spec.shows is not None:
-            await self.wait_for(lambda: self._all_showed(spec.shows), cfg.deadline)
+        if (shows := spec.shows) is not None:
+            await self.wait_for(lambda: self._all_showed(shows), cfg.deadline)
         result.applied_seconds = self.elapsed()
         self.phase["requests_at_heal"] = self.requests()
         self.phase["auth_at_heal"] = self.requests("auth")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -96,10 +97,15 @@ def build_demo_world(*, simulator_url: str, password: str) -> dict[str, User]:
     teammate = _user(TEAMMATE_USERNAME, password, first_name="Teammate")
     team = Team.objects.filter(name=DEMO_TEAM).first() or teams.team_create(actor=None, name=DEMO_TEAM)
     for user, role in ((demo, Membership.Role.ADMIN), (teammate, Membership.Role.VIEWER)):
-        membership = Membership.objects.filter(team=team, user=user).first()
+        # _user's users are get_user_model()'s, the model a membership points to.
+        membership = Membership.objects.filter(team=team, user=user).first()  # type: ignore[misc]
         if membership is None:
             teams.membership_add(actor=None, team=team, user=user, role=role)
-    owners = {"demo": {"owner_user": demo}, "teammate": {"owner_user": teammate}, "team": {"owner_team": team}}
+    owners: dict[str, dict[str, Any]] = {
+        "demo": {"owner_user": demo},
+        "teammate": {"owner_user": teammate},
+        "team": {"owner_team": team},
+    }
     for spec in DEMO_ACCOUNTS:
         owner = owners[spec.owner]
         account = ExchangeAccount.objects.filter(label=spec.label, **owner).first()

@@ -43,7 +43,7 @@ def client_address(request: HttpRequest | None) -> str | None:
 
 def normalise_username(request: HttpRequest | None, credentials: dict[str, Any] | None) -> str:
     """The username axes counts by, case-folded: varying the case must not buy more guesses."""
-    field = settings.AXES_USERNAME_FORM_FIELD
+    field = settings.AXES_USERNAME_FORM_FIELD  # type: ignore[misc]  # django-axes adds its defaults to settings
     value = (credentials or {}).get(field) if credentials else None
     if value is None and request is not None:
         value = request.POST.get(field)
@@ -68,10 +68,10 @@ def lockout_response(request: HttpRequest, original_response: Any = None, creden
 
     from orders.signin.forms import SignInForm
 
-    username = str(request.POST.get(settings.AXES_USERNAME_FORM_FIELD) or "")[:150]
+    username = str(request.POST.get(settings.AXES_USERNAME_FORM_FIELD) or "")[:150]  # type: ignore[misc]  # axes' default
     form = SignInForm(request, data={"username": username})
     # Marked as validated without validating: cleaning would try the password again.
-    form._errors, form.cleaned_data = ErrorDict(), {}
+    form._errors, form.cleaned_data = ErrorDict(), {}  # type: ignore[attr-defined]  # Django's own, unstubbed
     form.add_error(None, lockout_message())
     template = "registration/login.html"
     response = render(request, template, {"form": form, "lockout": True}, status=429)

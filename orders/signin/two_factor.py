@@ -37,11 +37,16 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from orders.accounts.access import requires_2fa
-from orders.accounts.people import User
+from orders.accounts.people import User, signed_in
 
 RECOVERY_CODES = 10
 _TOTP_NAME = "Authenticator app"
 _RECOVERY_NAME = "Recovery codes"
+
+
+def _verified(user: User) -> bool:
+    """Whether this request's session passed the second factor (django-otp's middleware adds the method)."""
+    return bool(user.is_verified())  # type: ignore[attr-defined]
 
 
 def enrolled(user: User) -> bool:
@@ -99,8 +104,8 @@ def _wait_words(seconds: int) -> str:
 @require_http_methods(["GET", "POST"])
 def verify(request: HttpRequest) -> HttpResponse:
     """The token step after the password, throttled by django-otp per device (429 while it must wait)."""
-    user = request.user
-    if user.is_verified() or not requires_2fa(user):
+    user = signed_in(request)
+    if _verified(user) or not requires_2fa(user):
         return redirect(_next_url(request))
     if not enrolled(user):
         return redirect("two_factor_setup")
@@ -139,9 +144,9 @@ def _pending_device(user: User, *, fresh: bool) -> TOTPDevice:
 @require_http_methods(["GET", "POST"])
 def setup(request: HttpRequest) -> HttpResponse:
     """Enrolment: the secret (once), a first code to confirm it, then the recovery codes (once)."""
-    user = request.user
+    user = signed_in(request)
     if enrolled(user):
-        return redirect("two_factor_verify" if not user.is_verified() else _next_url(request))
+        return redirect("two_factor_verify" if not _verified(user) else _next_url(request))
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         device = TOTPDevice.objects.filter(user=user, confirmed=False).first()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import orjson
 import pytest
@@ -150,7 +151,8 @@ def test_a_row_too_large_for_any_message_is_replaced_by_a_refused_row() -> None:
 
 def test_a_large_change_becomes_consecutive_diffs_that_apply_to_the_same_rows() -> None:
     before = {str(n): {"id": str(n), "v": 0} for n in range(1000)}
-    upserts = [{"id": str(n), "v": 1} for n in range(0, 1000, 2)] + [{"id": f"new{n}"} for n in range(300)]
+    upserts: list[dict[str, Any]] = [{"id": str(n), "v": 1} for n in range(0, 1000, 2)]
+    upserts += [{"id": f"new{n}"} for n in range(300)]
     removes = [str(n) for n in range(1, 1000, 4)]
     twap_upserts = [{"id": "t1"}]
     messages = _decoded(

@@ -120,8 +120,9 @@ def fuzz_against_daphne(
     with tempfile.TemporaryDirectory(prefix="qfexdash-fuzz-") as temporary:
         folder = workdir or Path(temporary)
         with Simulator(accounts=sim_accounts(), seed=seed) as sim, daphne_site(folder, sim, rate=rate) as site:
-            options = {"frames": frames, "seed": seed, "rate": rate, "check_every": check_every, "oversize": oversize}
-            report = asyncio.run(fuzz_site(site, sim, **options))
+            report = asyncio.run(
+                fuzz_site(site, sim, frames=frames, seed=seed, rate=rate, check_every=check_every, oversize=oversize)
+            )
         return report, server_log_problems(site.log.read_text())
 
 

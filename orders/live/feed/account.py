@@ -75,11 +75,13 @@ class FeedServices(Protocol):
 
     config: FeedConfig
     loop: asyncio.AbstractEventLoop
-    pool: Executor
     reader: PushReader
     settings: SettingsWatch
     ownership: Ownership
     link: ClusterLink | None
+
+    @property
+    def pool(self) -> Executor: ...  # read-only here, so the feed's ThreadPoolExecutor fits
 
     def budget_for(self, key: str) -> RateBudget: ...
 

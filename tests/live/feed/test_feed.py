@@ -240,7 +240,7 @@ async def test_a_big_change_is_published_as_consecutive_bounded_diffs(
     sim.add_orders(key, 700, client_order_id="mass")
     assert await asyncio.wait_for(await feed.refresh(live_account.pk, max_age=0), PATIENCE)
 
-    diffs = []
+    diffs: list[dict[str, Any]] = []
     async with asyncio.timeout(PATIENCE):
         while len(diffs) < 2:
             message = await listener.next()

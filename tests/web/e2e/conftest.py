@@ -18,10 +18,9 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, StorageState, expect, sync_playwright
 
 from bench.chromium import CHROMIUM, CHROMIUM_ARGS
 from bench.demo_site import PATIENCE_MS, Site, sign_in, site_env, start_site, stop_site
@@ -71,7 +70,7 @@ def site(sim: Simulator) -> Iterator[Site]:
 
 
 @pytest.fixture(scope="package")
-def demo_state(chromium: Browser, site: Site) -> dict[str, Any]:
+def demo_state(chromium: Browser, site: Site) -> StorageState:
     """Cookies of one signed-in ``demo`` session, shared by the tests that do not sign out.
 
     Signing out deletes the session on the server, so a test that signs out signs in on its own.
@@ -86,7 +85,7 @@ def demo_state(chromium: Browser, site: Site) -> dict[str, Any]:
 
 @pytest.fixture
 def browsing(
-    chromium: Browser, site: Site, demo_state: dict[str, Any], request: pytest.FixtureRequest
+    chromium: Browser, site: Site, demo_state: StorageState, request: pytest.FixtureRequest
 ) -> Iterator[Browsing]:
     session = Browsing(chromium, site, demo_state)
     yield session

@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Error, Page
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Error, Page, StorageState
 
 from bench.demo_site import DESK, PATIENCE_MS, PHONE, Site
 from bench.site import ROOT
@@ -25,7 +25,7 @@ AXE = ROOT / "static" / "vendor" / "axe-core-4.14.1" / "axe.min.js"
 class Browsing:
     """One test's browser contexts and pages, with every page's console kept for the failure report."""
 
-    def __init__(self, browser: Browser, site: Site, demo_state: dict[str, Any]) -> None:
+    def __init__(self, browser: Browser, site: Site, demo_state: StorageState) -> None:
         self.browser = browser
         self.site = site
         self.demo_state = demo_state
