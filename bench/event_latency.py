@@ -45,12 +45,12 @@ from typing import Any
 
 import orjson
 
+from bench.harness.proc import require_open_files
 from bench.live import (
     PAGE_WEIGHT,
     QFEX_WEIGHT_PER_SECOND,
     Site,
     Viewer,
-    _raise_open_files_limit,
     _sim_account,
     close_viewers,
     live_site,
@@ -344,7 +344,7 @@ def p10(samples: int, accounts: int = P10_ACCOUNTS, rate: float = P10_RATE, orde
     keys = [a.public_key for a in sims]
     pace = accounts * rate / ORDER_EVENT_SHARE
     max_seconds = 3 * samples / rate + 30
-    _raise_open_files_limit(4 * accounts + 256)
+    require_open_files(4 * accounts + 256)
     with live_site(sims, page_latency=PAGE_LATENCY, event_log_size=EVENT_LOG) as site:
         # One account first, while no other account's feed runs; the market's activity is the same in both.
         one = asyncio.run(

@@ -6,8 +6,9 @@ Each figure builds its own world (:func:`live_site`):
   ``get_user_orders`` answer has been handed to its socket;
 - a fresh SQLite database is prepared in a subprocess (``migrate``, then a user, a session and one
   qfexdash account per simulated key, pointing at the simulator);
-- Daphne serves qfexdash from a subprocess with the project's default settings (in-memory channel
-  layer, reconcile 5 s, coalescing 0.5 s, 10 % rate budget), on a socket this process owns;
+- Daphne serves qfexdash from a subprocess (:class:`bench.harness.daphne.Daphne`) with the project's
+  default settings (in-memory channel layer, reconcile 5 s, coalescing 0.5 s, 10 % rate budget), on a
+  socket this process owns;
 - "browsers" are asyncio ``websockets`` clients in this process, sending the session cookie and the
   page's Origin, keeping a page's view of the rows (snapshot parts, diffs in seq order, status).
 
@@ -22,31 +23,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.client
 import json
-import os
-import resource
-import secrets
-import socket
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
-from cryptography.fernet import Fernet
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from bench.site import base_env, loopback_listener, migrate, run_setup, sqlite_url, start_daphne, stop_daphne
+from bench.harness.daphne import Daphne
+from bench.harness.env import server_env
+from bench.harness.proc import require_open_files
+from bench.harness.site import Account, Person, SiteSpec, prepare
 from bench.stats import goal_p95_ms, summary_ms, verdict
 from orders.simulator import SimAccount, Simulator
 
@@ -58,6 +55,7 @@ SPACING = 0.6
 QFEX_WEIGHT_PER_SECOND = 12_000 / 60
 PAGE_WEIGHT = 5.0
 SUBSCRIBE_WEIGHT = 0.1
+VIEWER = "bench"
 
 
 def _sim_account(name: str, orders: int, twaps: int = 3) -> SimAccount:
@@ -124,28 +122,6 @@ class TimedSimulator(Simulator):
 
 # --- qfexdash served by Daphne --------------------------------------------------------------------
 
-SETUP_SCRIPT = """
-import json, os, secrets
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.contrib.sessions.backends.db import SessionStore
-from orders.accounts import services
-spec = json.loads(os.environ.pop("BENCH_SPEC"))
-user = get_user_model().objects.create_user("bench", password=secrets.token_urlsafe(24))
-ids = {}
-for item in spec["accounts"]:
-    account = services.account_create(
-        actor=user, label=item["label"], public_key=item["public_key"], secret=item["secret"],
-        owner_user=user, endpoint="custom", custom_url=spec["url"],
-    )
-    ids[item["public_key"]] = account.pk
-session = SessionStore()
-session[SESSION_KEY] = str(user.pk)
-session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-session.create()
-print("SETUP " + json.dumps({"accounts": ids, "session": session.session_key}))
-"""
-
 
 @dataclass
 class Site:
@@ -154,94 +130,30 @@ class Site:
     sim: TimedSimulator
     session: str
     accounts: dict[str, int]  # simulator public key → qfexdash account id
-    env: dict[str, str]
-    listener: socket.socket
-    log: Path
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    daphne: Daphne
 
     @property
     def port(self) -> int:
-        return self.listener.getsockname()[1]
+        return self.daphne.port
 
     @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.daphne.origin
 
     def ws_url(self, key: str) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/accounts/{self.accounts[key]}/"
+        return self.daphne.ws_url(f"/ws/accounts/{self.accounts[key]}/")
 
     def book_size(self, key: str) -> tuple[int, int]:
         """(open orders, active TWAPs) of the key's book right now."""
         return len(self.sim.open_orders(key)), len(self.sim.active_twaps(key))
 
-    def start(self, **settings: str) -> None:
-        """Start Daphne with the default settings plus ``settings`` (environment variables); wait until it answers."""
-        self.process = start_daphne({**self.env, **settings}, self.listener, self.log)
-        deadline = time.monotonic() + 2 * PATIENCE
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Daphne exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                try:
-                    conn.request("GET", "/login/")
-                    conn.getresponse().read()
-                    return
-                finally:
-                    conn.close()
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"Daphne did not answer within {2 * PATIENCE:g} s:\n{self.log_tail()}") from None
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        stop_daphne(process, PATIENCE)
-
     def restart(self, **settings: str) -> None:
-        self.stop()
-        self.start(**settings)
+        """Daphne again, with the default settings plus ``settings`` (environment variables)."""
+        self.daphne.restart(settings)
 
     def rss_kib(self) -> int:
         """Daphne's resident set size (VmRSS), KiB."""
-        assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError("no VmRSS line in /proc/<pid>/status")
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
-
-
-def _server_env(folder: Path) -> dict[str, str]:
-    """The environment of the setup script and Daphne: the project defaults, a throwaway database and keys."""
-    inherited = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("QFEXDASH_", "QFEX_")) and key not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")
-    }
-    return base_env(
-        inherited,
-        database_url=sqlite_url(folder),
-        state_dir=folder / "state",
-        encryption_keys=Fernet.generate_key().decode(),
-        secret_key=secrets.token_urlsafe(50),
-        log_level="WARNING",
-    )
-
-
-def _prepare_database(env: dict[str, str], sim: Simulator, accounts: Sequence[SimAccount]) -> dict[str, Any]:
-    migrate(env, timeout=300)
-    spec = {
-        "url": sim.url,
-        "accounts": [
-            {"label": f"Bench {n}", "public_key": a.public_key, "secret": a.secret} for n, a in enumerate(accounts, 1)
-        ],
-    }
-    return run_setup({**env, "BENCH_SPEC": json.dumps(spec)}, SETUP_SCRIPT, timeout=300)
+        return self.daphne.rss_kib()
 
 
 @contextmanager
@@ -250,34 +162,20 @@ def live_site(accounts: Sequence[SimAccount], *, seed: int = 21, **simulator: An
     Daphne with one qfexdash account per key."""
     with (
         TimedSimulator(list(accounts), seed=seed, **simulator) as sim,
-        tempfile.TemporaryDirectory(prefix="qfexdash-bench-") as folder,
+        tempfile.TemporaryDirectory(prefix="qfexdash-bench-") as name,
     ):
-        env = _server_env(Path(folder))
-        prepared = _prepare_database(env, sim, accounts)
-        listener = loopback_listener(1024)
-        try:
-            site = Site(sim, prepared["session"], prepared["accounts"], env, listener, Path(folder) / "daphne.log")
+        folder = Path(name)
+        env = server_env(folder)
+        entered = tuple(Account.of(f"Bench {n}", a) for n, a in enumerate(accounts, 1))
+        prepared = prepare(env, SiteSpec(sim.url, (Person(VIEWER, entered),)))
+        ids = {a.public_key: prepared.accounts[a.label] for a in entered}
+        with Daphne(env, folder / "daphne.log", patience=2 * PATIENCE) as daphne:
             try:
-                site.start()
-                yield site
+                daphne.start()
+                yield Site(sim, prepared.sessions[VIEWER], ids, daphne)
             except Exception as exc:
-                exc.add_note(f"Daphne's log ends with:\n{site.log_tail()}")
+                exc.add_note(f"Daphne's log ends with:\n{daphne.log_tail(30)}")
                 raise
-            finally:
-                site.stop()
-        finally:
-            listener.close()
-
-
-def _raise_open_files_limit(needed: int) -> None:
-    """Raise this process's soft RLIMIT_NOFILE (Daphne, started later, inherits it)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        raise RuntimeError(f"need {needed} open files, the hard limit allows {soft}")
 
 
 # --- browsers -------------------------------------------------------------------------------------
@@ -659,7 +557,7 @@ def p3(samples: int, viewer_counts: Sequence[int] = (1, 10, 50, 200)) -> list[st
     """Upstream requests per N viewers (must not grow with N), and reply → all N viewers updated."""
     accounts = {n: _sim_account(f"p3_{n}", 1000) for n in viewer_counts}
     changes = max(3, samples // 2)
-    _raise_open_files_limit(2 * max(viewer_counts) + 256)
+    require_open_files(2 * max(viewer_counts) + 256)
     with live_site(list(accounts.values())) as site:
         runs = asyncio.run(_p3(site, accounts, changes))
     return p3_table(
@@ -735,7 +633,7 @@ def p4(samples: int, sockets: int = 1000, settle: float = 2.5) -> list[str]:
     interval, so every socket's periodic work has run at least once)."""
     account = _sim_account("p4", 20, twaps=1)
     key = account.public_key
-    _raise_open_files_limit(2 * sockets + 256)
+    require_open_files(2 * sockets + 256)
     with live_site([account]) as site:
         opened, seconds, before, after, updates, cpu = asyncio.run(
             _p4(site, key, sockets, max(3, samples // 8), settle)

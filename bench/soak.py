@@ -47,18 +47,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.stack import (
-    ROUTINE_CLOSE_CODES,
-    DaphneServer,
-    PageSocket,
-    ProcSample,
-    Site,
-    expected_tables,
-    prepare_site,
-    raise_nofile_limit,
-    reenter_keys,
-    shows,
-)
+from bench.harness.daphne import Daphne
+from bench.harness.proc import ProcSample, raise_open_files_limit
+from bench.harness.site import TeamSite, reenter_keys, team_site
+from bench.stack import ROUTINE_CLOSE_CODES, PageSocket, expected_tables, shows
 from orders.live.feed import FeedConfig
 from orders.simulator import SimAccount, Simulator
 
@@ -185,8 +177,8 @@ class Soak:
     def __init__(self, config: SoakConfig) -> None:
         self.config = config
         self.sim: Simulator
-        self.site: Site
-        self.daphne: DaphneServer
+        self.site: TeamSite
+        self.daphne: Daphne
         self.sockets: list[PageSocket] = []
         self.socket_account: dict[PageSocket, int] = {}
         self.tasks: list[asyncio.Task[None]] = []
@@ -259,7 +251,7 @@ class Soak:
     async def run(self) -> SoakReport:
         cfg = self.config
         started_wall, started = time.time(), time.monotonic()
-        raise_nofile_limit(4096)
+        raise_open_files_limit(4096)
         token = secrets.token_hex(4)
         accounts = [
             SimAccount(
@@ -281,9 +273,9 @@ class Soak:
         try:
             self.say(f"preparing the site in {workdir}")
             self.site = await asyncio.to_thread(
-                prepare_site, workdir, self.sim, accounts, users=cfg.accounts, env_overrides=cfg.server_env()
+                team_site, workdir, self.sim.url, accounts, viewers=cfg.accounts, settings=cfg.server_env()
             )
-            self.daphne = DaphneServer(self.site)
+            self.daphne = Daphne(self.site.env, workdir / "daphne.log", patience=cfg.deadline)
             await asyncio.to_thread(self.daphne.start)
             self._open_sockets()
             sampler = asyncio.ensure_future(self._sample_forever())
@@ -590,10 +582,7 @@ class Soak:
             )
         )
         # Design §3: a secret never appears in a log (Daphne's whole log, every restart included).
-        try:
-            log_text = self.daphne.log_path.read_text(errors="replace")
-        except OSError:
-            log_text = ""
+        log_text = self.daphne.log_text()
         leaked = sum(1 for secret in self.site.secrets.values() if secret in log_text)
         checks.append(
             Check(
