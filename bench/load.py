@@ -47,7 +47,7 @@ from typing import Any
 from bench.harness.daphne import Daphne
 from bench.harness.proc import cpu_seconds, raise_open_files_limit
 from bench.harness.site import SiteAccount, team_site
-from bench.stack import PageSocket, expected_tables, shows
+from bench.pages import PageSocket, expected_tables, shows
 from bench.stats import p95
 from orders.simulator import SimAccount, Simulator
 

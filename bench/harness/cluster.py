@@ -7,7 +7,7 @@ prefix of its own, so parallel runs never meet). Each process keeps its address 
 restart. :class:`Page` is what the page script does with the messages of one account.
 
 Nothing here imports pytest: the services tests (``tests/cluster/``) and the benchmarks
-(``bench/cluster.py``) share it.
+(``bench/live/cluster.py``) share it.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from bench import cluster
+from bench.live import cluster
 
 pytestmark = pytest.mark.services
 

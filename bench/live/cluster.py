@@ -4,10 +4,10 @@ The site is the scale-out setup of docs/deployment.md: a throwaway PostgreSQL da
 server, Redis under a key prefix of its own, two Daphne processes with ``REDIS_URL`` set and otherwise the
 project's default settings (reconcile 5 s, coalescing 0.5 s, lease 6 s), built by
 :class:`bench.harness.cluster.ClusterSite`. The simulator runs in this process and notes when each
-``get_user_orders`` answer left it (:class:`bench.live.TimedSimulator`); viewers are the same asyncio
-browser sockets as ``bench/live.py``, spread evenly over the two processes. Only one process owns the
-account's upstream session; viewers on the other process get the owner's diffs straight from the
-channel layer.
+``get_user_orders`` answer left it (:class:`bench.live.world.TimedSimulator`); viewers are the same
+asyncio browser sockets as the other live figures (:mod:`bench.live.viewers`), spread evenly over the two
+processes. Only one process owns the account's upstream session; viewers on the other process get the
+owner's diffs straight from the channel layer.
 
 Needs PostgreSQL and Redis (``QFEXDASH_TEST_POSTGRES_URL``, ``QFEXDASH_TEST_REDIS_URL``; defaults
 127.0.0.1); without them each figure prints why it was skipped.
@@ -26,22 +26,9 @@ from pathlib import Path
 
 from bench.harness.cluster import ClusterSite, services_problem
 from bench.harness.proc import require_open_files
-from bench.live import (
-    SPACING,
-    Changer,
-    TimedSimulator,
-    Update,
-    Viewer,
-    ViewerRun,
-    _sim_account,
-    changes_window,
-    close_viewers,
-    one_update,
-    open_viewers,
-    p3_table,
-    showing,
-    until,
-)
+from bench.live.many_viewers import ViewerRun, changes_window, p3_table
+from bench.live.viewers import SPACING, Changer, Update, Viewer, close_viewers, one_update, open_viewers, showing, until
+from bench.live.world import TimedSimulator, sim_account
 from bench.stats import summary_ms, verdict
 from orders.simulator import SimAccount
 
@@ -60,7 +47,7 @@ DEFAULT_SETTINGS = {
 
 @dataclass
 class ProcessSite:
-    """One Daphne process of the cluster, as ``bench.live``'s viewers and helpers expect a site."""
+    """One Daphne process of the cluster, as :mod:`bench.live.viewers` expects a site."""
 
     sim: TimedSimulator
     session: str
@@ -137,7 +124,7 @@ def p3(samples: int, viewer_counts: Sequence[int] = (1, 10, 50, 200)) -> list[st
     skipped = _skipped("P3-redis")
     if skipped:
         return skipped
-    accounts = {n: _sim_account(f"p3r_{n}", 1000) for n in viewer_counts}
+    accounts = {n: sim_account(f"p3r_{n}", 1000) for n in viewer_counts}
     changes = max(3, samples // 2)
     require_open_files(2 * max(viewer_counts) + 512)
     with cluster_site(list(accounts.values())) as (_site, views):
@@ -176,7 +163,7 @@ def p4(samples: int, sockets: int = 1000, settle: float = 2.5) -> list[str]:
     skipped = _skipped("P4-redis")
     if skipped:
         return skipped
-    account = _sim_account("p4r", 20, twaps=1)
+    account = sim_account("p4r", 20, twaps=1)
     key = account.public_key
     require_open_files(2 * sockets + 512)
     with cluster_site([account]) as (site, views):

@@ -1,4 +1,4 @@
-"""Browser sockets for whole-stack runs (soak, load): the live page's side of the protocol, keeping tables.
+"""The live page's side of the protocol, for the soak and the load run: browser sockets that keep tables.
 
 - :class:`PageTables` / :class:`PageSocket` — what the page script does (``static/js/live/protocol.js``):
   snapshot parts reassembled per seq, diffs applied in seq order, ``resync`` on a gap or a status that
