@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import websocket
 
-from bench.cluster_site import ClusterSite, Page
+from bench.harness.cluster import ClusterSite, Page
 from orders.simulator import SimAccount, Simulator
 
 pytestmark = pytest.mark.services
