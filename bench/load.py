@@ -45,9 +45,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness.daphne import Daphne
+from bench.harness.pages import PageSocket, expected_tables, shows
 from bench.harness.proc import cpu_seconds, raise_open_files_limit
 from bench.harness.site import SiteAccount, team_site
-from bench.pages import PageSocket, expected_tables, shows
 from bench.stats import p95
 from orders.simulator import SimAccount, Simulator
 

@@ -12,14 +12,10 @@ Nothing here imports pytest: the services tests (``tests/cluster/``) and the ben
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import websocket
@@ -209,89 +205,3 @@ class ClusterSite:
 
     def logs(self) -> str:
         return "\n".join(f"--- {node.log.name}\n{node.log_text()}" for node in self.nodes)
-
-
-class Page:
-    """What the page script does with one account's messages: parts, seq gaps, resync."""
-
-    def __init__(self, ws: websocket.WebSocket) -> None:
-        self.ws = ws
-        self.seq: int | None = None
-        self.orders: dict[str, Any] = {}
-        self.twaps: dict[str, Any] = {}
-        self.state = ""
-        self.snapshots = 0
-        self.diffs = 0
-        self.gaps = 0
-        self.messages = 0
-        self._pending: list[dict[str, Any]] = []
-
-    def receive(self) -> dict[str, Any]:
-        message = json.loads(self.ws.recv())
-        self.apply(message)
-        return message
-
-    def resync(self) -> None:
-        self.seq = None
-        self._pending = []
-        self.ws.send(json.dumps({"type": "resync"}))
-
-    def apply(self, message: dict[str, Any]) -> None:
-        self.messages += 1
-        kind = message["type"]
-        if kind == "snapshot":
-            self._snapshot_part(message)
-        elif kind == "diff" and self.seq is not None:
-            if message["seq"] <= self.seq:
-                return
-            if message["seq"] != self.seq + 1:
-                self.gaps += 1
-                self.resync()
-                return
-            self.seq = message["seq"]
-            self.diffs += 1
-            for name, rows in (("orders", self.orders), ("twaps", self.twaps)):
-                for row in message["upsert"][name]:
-                    rows[row["id"]] = row
-                for row_id in message["remove"][name]:
-                    rows.pop(row_id, None)
-        elif kind == "status":
-            self.state = message["state"]
-            if self.seq is not None and message["seq"] > self.seq:
-                self.gaps += 1  # a heartbeat shows a diff went missing
-                self.resync()
-
-    def _snapshot_part(self, message: dict[str, Any]) -> None:
-        part, parts = message.get("part", 1), message.get("parts", 1)
-        if part == 1:
-            self._pending = [message]
-        elif self._pending and self._pending[0]["seq"] == message["seq"] and len(self._pending) + 1 == part:
-            self._pending.append(message)
-        else:
-            self.gaps += 1
-            self.resync()
-            return
-        if len(self._pending) < parts:
-            return
-        pieces, self._pending = self._pending, []
-        first = pieces[0]
-        self.seq = first["seq"]
-        self.state = first["status"]["state"]
-        self.snapshots += 1
-        self.orders = {}
-        self.twaps = {row["id"]: row for row in first["twaps"]}
-        for piece in pieces:
-            for row in piece["orders"]:
-                self.orders[row["id"]] = row
-
-    def follow_until(self, condition: Callable[[], bool], patience: float, what: str) -> None:
-        deadline = time.monotonic() + patience
-        while not condition():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"timed out waiting until {what}")
-            self.ws.settimeout(remaining)
-            try:
-                self.receive()
-            except websocket.WebSocketTimeoutException:
-                raise AssertionError(f"timed out waiting until {what}") from None

@@ -21,6 +21,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from bench.harness.pages import apply_diff
 from bench.live.world import PATIENCE, Site
 from orders.simulator import Simulator
 
@@ -122,11 +123,7 @@ class Viewer:
             rows = sum(len(upsert[k]) + len(remove[k]) for k in ("orders", "twaps"))
             if self.seq is not None and msg["seq"] == self.seq + 1:
                 self.seq = msg["seq"]
-                for name, book in (("orders", self.orders), ("twaps", self.twaps)):
-                    for row in upsert[name]:
-                        book[row["id"]] = row
-                    for row_id in remove[name]:
-                        book.pop(row_id, None)
+                apply_diff(msg, self.orders, self.twaps)
             elif self.seq is not None and msg["seq"] > self.seq + 1:
                 self._gap()
         elif kind == "status":

@@ -105,10 +105,6 @@ class Site:
     daphne: Daphne
 
     @property
-    def port(self) -> int:
-        return self.daphne.port
-
-    @property
     def origin(self) -> str:
         return self.daphne.origin
 

@@ -9,8 +9,8 @@ import statistics
 import time
 from collections import Counter
 
+from bench.harness.pages import ROUTINE_CLOSE_CODES, PageSocket, shows
 from bench.harness.proc import ProcSample
-from bench.pages import ROUTINE_CLOSE_CODES, PageSocket, shows
 from bench.soak.config import DRIFT_MIN_SECONDS, EXCHANGE_WEIGHT_PER_SECOND, MIB, PAGE_WEIGHT
 from bench.soak.results import Check
 from bench.soak.results import seconds_text as _s

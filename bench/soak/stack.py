@@ -2,7 +2,7 @@
 
 :class:`Stack` starts the simulator in this process, a team site (:func:`bench.harness.site.team_site`)
 served by :class:`~bench.harness.daphne.Daphne`, and ``accounts x sockets-per-account`` browser sockets
-(:class:`bench.pages.PageSocket`) that keep the page's tables. While it runs it samples Daphne's memory
+(:class:`bench.harness.pages.PageSocket`) that keep the page's tables. While it runs it samples Daphne's memory
 once a second and catches ERROR records and unhandled asyncio exceptions of this process. Everything runs
 on one event loop; blocking steps (simulator restarts, Daphne, ``manage.py``) go to threads.
 """
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness.daphne import Daphne
+from bench.harness.pages import AccountView, PageSocket, expected_tables, shows
 from bench.harness.proc import ProcSample, raise_open_files_limit
 from bench.harness.site import TeamSite, team_site
-from bench.pages import AccountView, PageSocket, expected_tables, shows
 from bench.soak.config import SoakConfig
 from bench.soak.results import Check
 from orders.simulator import SimAccount, Simulator

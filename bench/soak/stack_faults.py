@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bench.pages import PageSocket
+from bench.harness.pages import PageSocket
 from bench.soak.results import Check, seconds_text
 from bench.soak.stack import FaultSpec, Stack
 

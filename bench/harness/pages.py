@@ -1,8 +1,12 @@
-"""The live page's side of the protocol, for the soak and the load run: browser sockets that keep tables.
+"""The live page's side of the protocol: browser sockets that keep a page's tables, as the page script
+does (``static/js/live/protocol.js``).
 
-- :class:`PageTables` / :class:`PageSocket` — what the page script does (``static/js/live/protocol.js``):
-  snapshot parts reassembled per seq, diffs applied in seq order, ``resync`` on a gap or a status that
-  announces an unseen seq, reconnects with capped exponential backoff and full jitter;
+- :func:`apply_diff` — a diff's upserts and removals applied to a page's tables, for every reader here
+  and the benchmarks' viewers;
+- :class:`PageTables` / :class:`PageSocket` — for the soak and the load run (asyncio): snapshot parts
+  reassembled per seq, diffs applied in seq order, ``resync`` on a gap or a status that announces an
+  unseen seq, reconnects with capped exponential backoff and full jitter;
+- :class:`Page` — one account's messages on a blocking socket, for the services tests;
 - :func:`expected_tables` / :func:`shows` — the rows a page should show for a simulator book (the same
   conversion the feed applies), to compare tables by id and by every field.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import time
 from collections import Counter
@@ -19,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import websocket
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
@@ -33,6 +39,16 @@ FATAL_CLOSE_CODES = frozenset({4001, 4003, 4004})
 ROUTINE_CLOSE_CODES = frozenset({1000, 1001, 1006, 1012})
 
 # --- the page's view of the live protocol --------------------------------------------------------
+
+
+def apply_diff(message: dict[str, Any], orders: dict[str, Any], twaps: dict[str, Any]) -> None:
+    """A diff's upserted rows replace or join the tables (rows by id); its removed ids leave them."""
+    for name, rows in (("orders", orders), ("twaps", twaps)):
+        for row in message["upsert"][name]:
+            rows[row["id"]] = row
+        for row_id in message["remove"][name]:
+            rows.pop(row_id, None)
+
 
 RESYNC_REPEAT_SECONDS = 5.0  # as the page: an unanswered resync may be asked again after this long
 
@@ -119,11 +135,7 @@ class PageTables:
                 return account if self._ask(view, now) else None
             view.seq = seq
             view.diffs += 1
-            for name, rows in (("orders", view.orders), ("twaps", view.twaps)):
-                for row in message["upsert"][name]:
-                    rows[row["id"]] = row
-                for row_id in message["remove"][name]:
-                    rows.pop(row_id, None)
+            apply_diff(message, view.orders, view.twaps)
             return None
         if kind == "status":
             view.set_state(message["state"], now)
@@ -305,6 +317,92 @@ class PageSocket:
     async def _sleep(self, seconds: float) -> None:
         if not self._stopping:
             await asyncio.sleep(seconds)
+
+
+# --- a page on a blocking socket ----------------------------------------------------------------
+
+
+class Page:
+    """What the page script does with one account's messages, on a blocking socket (websocket-client):
+    snapshot parts, seq gaps, resync. The services tests read the cluster's sockets with it."""
+
+    def __init__(self, ws: websocket.WebSocket) -> None:
+        self.ws = ws
+        self.seq: int | None = None
+        self.orders: dict[str, Any] = {}
+        self.twaps: dict[str, Any] = {}
+        self.state = ""
+        self.snapshots = 0
+        self.diffs = 0
+        self.gaps = 0
+        self.messages = 0
+        self._pending: list[dict[str, Any]] = []
+
+    def receive(self) -> dict[str, Any]:
+        message = json.loads(self.ws.recv())
+        self.apply(message)
+        return message
+
+    def resync(self) -> None:
+        self.seq = None
+        self._pending = []
+        self.ws.send(json.dumps({"type": "resync"}))
+
+    def apply(self, message: dict[str, Any]) -> None:
+        self.messages += 1
+        kind = message["type"]
+        if kind == "snapshot":
+            self._snapshot_part(message)
+        elif kind == "diff" and self.seq is not None:
+            if message["seq"] <= self.seq:
+                return
+            if message["seq"] != self.seq + 1:
+                self.gaps += 1
+                self.resync()
+                return
+            self.seq = message["seq"]
+            self.diffs += 1
+            apply_diff(message, self.orders, self.twaps)
+        elif kind == "status":
+            self.state = message["state"]
+            if self.seq is not None and message["seq"] > self.seq:
+                self.gaps += 1  # a heartbeat shows a diff went missing
+                self.resync()
+
+    def _snapshot_part(self, message: dict[str, Any]) -> None:
+        part, parts = message.get("part", 1), message.get("parts", 1)
+        if part == 1:
+            self._pending = [message]
+        elif self._pending and self._pending[0]["seq"] == message["seq"] and len(self._pending) + 1 == part:
+            self._pending.append(message)
+        else:
+            self.gaps += 1
+            self.resync()
+            return
+        if len(self._pending) < parts:
+            return
+        pieces, self._pending = self._pending, []
+        first = pieces[0]
+        self.seq = first["seq"]
+        self.state = first["status"]["state"]
+        self.snapshots += 1
+        self.orders = {}
+        self.twaps = {row["id"]: row for row in first["twaps"]}
+        for piece in pieces:
+            for row in piece["orders"]:
+                self.orders[row["id"]] = row
+
+    def follow_until(self, condition: Callable[[], bool], patience: float, what: str) -> None:
+        deadline = time.monotonic() + patience
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out waiting until {what}")
+            self.ws.settimeout(remaining)
+            try:
+                self.receive()
+            except websocket.WebSocketTimeoutException:
+                raise AssertionError(f"timed out waiting until {what}") from None
 
 
 # --- the truth -----------------------------------------------------------------------------------
