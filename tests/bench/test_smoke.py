@@ -6,22 +6,15 @@ Daphne subprocess, sockets, or Chromium) and must tear it all down.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from bench import browser
 from bench.live import diff_bytes, event_latency, idle_sockets, many_viewers, rate_budget, reply_latency
+from tests.threads import no_leaked_threads  # noqa: F401  (the fixture, used by name)
 
-
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not leaked, f"threads left running: {leaked}"
-
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 # Each figure with tiny parameters, and words its output must contain (its goal's verdict).
 FIGURES: dict[str, tuple[Callable[[], list[str]], str]] = {
