@@ -20,7 +20,7 @@ from channels.routing import URLRouter
 from channels.sessions import SessionMiddlewareStack
 from django.urls import path
 
-from bench.site import ROOT
+from bench.harness import ROOT
 from orders.live.consumers import AccountStreamConsumer
 from orders.live.feed import get_feed, shutdown_feed
 from orders.live.routing import ExactOriginMiddleware, SessionUserMiddleware

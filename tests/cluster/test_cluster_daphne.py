@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import websocket
 
-from bench.cluster_site import ClusterSite, Page
+from bench.harness.cluster import ClusterSite
+from bench.harness.pages import Page
 from orders.simulator import SimAccount, Simulator
 
 pytestmark = pytest.mark.services

@@ -1,6 +1,7 @@
 """The pieces of the end-to-end stack the fixtures assemble, and the page conditions the tests wait on.
 
-- the site itself (:class:`bench.demo_site.Site`: the demo on a real Daphne) comes from :mod:`bench.demo_site`;
+- the site itself (:class:`bench.harness.demo.Site`: the demo on a real Daphne) comes from
+  :mod:`bench.harness.demo`;
 - :class:`Browsing` — one test's Chromium contexts and pages, keeping every page's console for the report;
 - waits on the live page's test hooks (``document.body.dataset``
   ``socket`` / ``state`` / ``renderedSeq`` and ``window.qfexLive``) — never sleeps.
@@ -12,8 +13,8 @@ from typing import Literal
 
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Error, Page, StorageState
 
-from bench.demo_site import DESK, PATIENCE_MS, PHONE, Site
-from bench.site import ROOT
+from bench.harness import ROOT
+from bench.harness.demo import DESK, PATIENCE_MS, PHONE, Site
 from orders.simulator import Simulator
 
 AXE = ROOT / "static" / "vendor" / "axe-core-4.14.1" / "axe.min.js"

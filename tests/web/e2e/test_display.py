@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from bench.demo_site import DESK, PATIENCE_MS, PHONE, Site, sign_in
-from bench.world import SUPERUSER
+from bench.harness.demo import DESK, PATIENCE_MS, PHONE, SUPERUSER, Site, sign_in
 from orders.simulator import Simulator
 from tests.web.e2e.stack import Browsing, book, serious_axe_violations, wait_live, wait_rows
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from bench.demo_site import PATIENCE_MS, Site
+from bench.harness.demo import PATIENCE_MS, Site
 from orders.simulator import Simulator
 from tests.web.e2e.stack import SHOWN_ORDERS, Browsing, book, wait_book, wait_live, wait_rows
 
