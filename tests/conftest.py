@@ -52,3 +52,18 @@ def _fresh_socket_counts() -> None:
     from orders.live.limits import SocketCounter
 
     consumers._open_sockets = SocketCounter()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix: None, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """On SQLite, the test database is a file of this run (of this xdist worker), not Django's shared-cache
+    memory database. In memory, a write while the feed's pool thread reads the same table fails at once with
+    "database table is locked" (SQLite's table locks ignore the busy timeout); a file waits for the other
+    connection like the site's own SQLite does."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("database") / "test.sqlite3")
