@@ -11,8 +11,9 @@ when nobody watches any more or the ownership is lost. One task per account runs
    the account is watched;
 3. backing off after a failure → wait;
 4. no session → load the account (in the pool), connect + authenticate + subscribe;
-5. a fetch is due (:mod:`orders.live.feed.schedule`) → fetch every page in the pool and merge it into the
-   rows (:meth:`AccountState.apply_fetch`);
+5. a fetch is due (:mod:`orders.live.feed.schedule`) → read every page in the pool and merge the complete
+   read into the rows by the merge rule (:meth:`AccountState.apply_fetch`, docs/qfex-protocol.md §4.4);
+   a read that fails or is cut short is abandoned (an incomplete read removes nothing);
 6. otherwise → sleep until something is due. No thread waits for pushes: the push reader
    (:mod:`orders.live.feed.reader`) reads the idle session and each push reaches the host on the loop.
 
@@ -38,7 +39,7 @@ from orders.live import metrics
 from orders.live import protocol as lp
 from orders.qfex import ConnectionLost, Order, RateLimited
 
-from . import upstream
+from . import corrections, upstream
 from .budget import RateBudget, budget_key
 from .config import EXCHANGE_WEIGHT_PER_MINUTE, GET_USER_ORDERS_WEIGHT, SUBSCRIBE_WEIGHT, FeedConfig
 from .failures import Failures, status_for
@@ -336,7 +337,10 @@ class UpstreamWorker:
         self.schedule.succeeded(start, book.pages)
         self.failures.succeeded()
         session.fetched = True
-        self.host.publish_change(state.apply_fetch(book), book.fetched_at)
+        change = state.apply_fetch(book)
+        corrections.report(self.host.account_id, change.corrections)
+        metrics.complete_read(self.host.account_id)
+        self.host.publish_change(change, book.fetched_at)
         self.host.publish_status(status_for(state.status, lp.LIVE, "", state.data_as_of))  # also the heartbeat
         _resolve(joined, True)
 
