@@ -16,9 +16,16 @@ incoming frame:
 
 Stale replies. Because a duplicated or late reply looks exactly like a fresh one, before sending each
 request the session drains whatever frames are already waiting on the socket, without blocking:
-pushes are kept, everything else is discarded as stale. A ``get_user_orders`` reply that is
-byte-identical to the previous one while the request's parameters differ is also discarded as a
-duplicate (a genuine answer for another offset or symbol cannot be identical unless it is empty).
+pushes are kept, everything else is discarded as stale. The session remembers a digest of every
+``get_user_orders`` reply it took (the last ``_PAGE_REPLY_MEMORY``), with the request it answered:
+
+* a reply byte-identical to an earlier one of a *different* request is a duplicate and is discarded (a
+  genuine answer for another offset or symbol cannot be identical unless it is empty);
+* a reply byte-identical to an earlier one of the *same* request is either the same book again or a late
+  duplicate with the genuine answer behind it (a late copy of the last read's only page must not pass
+  for the next read's first). It is held for a short grace — twice the session's usual reply time, at
+  least ``_MIN_DUPLICATE_GRACE`` — and a reply that follows within it is taken instead.
+
 A request that times out closes the session, so its late answer can never be taken for the next one.
 
 After a :class:`QfexTimeout`, :class:`ConnectionLost` or :class:`ProtocolError` the session is
@@ -30,10 +37,11 @@ logged and no exception quotes it. One session is used by one thread at a time; 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +74,8 @@ _DRAIN_MAX_FRAMES = 1_000
 _CLOSE_GRACE = 1.0
 _KEEP_WAITING = object()
 _ORDER_REPLY_KEYS = ("all_orders_response", "user_orders")
+_PAGE_REPLY_MEMORY = 1_024  # digests of page replies remembered per connection (two reads of a 500-page book)
+_MIN_DUPLICATE_GRACE = 0.05  # seconds a reply identical to an earlier answer of its request is held at least
 
 
 @dataclass
@@ -126,7 +136,8 @@ class QfexSession:
         # Called with each push, in the reading thread, in the order the pushes arrived. It must be quick
         # and must not use the session (e.g. hand the order to an event loop with call_soon_threadsafe).
         self.on_push: Callable[[Order], None] | None = None
-        self._last_page_reply: tuple[dict[str, Any], str] | None = None
+        self._page_replies: OrderedDict[bytes, dict[str, Any]] = OrderedDict()  # reply digest → its request
+        self._reply_seconds = 0.0  # a moving average of fresh page replies' latency
         self.page_limits = PageLimits()
 
     def __repr__(self) -> str:
@@ -149,7 +160,7 @@ class QfexSession:
         )
         self._transport = transport
         self._pushes.clear()
-        self._last_page_reply = None
+        self._page_replies.clear()
         try:
             self._authenticate()
         except BaseException:
@@ -199,16 +210,22 @@ class QfexSession:
         """Like :meth:`get_user_orders`, with the raw item count that paging needs."""
         message = get_user_orders_message(limit=limit, offset=offset, symbol=symbol)
         params = message["params"]
+        sent = time.monotonic()
 
         def on_reply(incoming: Incoming, text: str) -> Any:
             if incoming.key not in _ORDER_REPLY_KEYS:
                 return _KEEP_WAITING
             page = parse_orders_page(incoming.message)
-            previous = self._last_page_reply
-            if page.received and previous is not None and previous[0] != params and previous[1] == text:
-                logger.debug("discarded a duplicate of the previous get_user_orders reply")
-                return _KEEP_WAITING
-            self._last_page_reply = (params, text)
+            digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
+            earlier = self._page_replies.get(digest)
+            if page.received and earlier is not None:
+                if earlier != params:
+                    logger.debug("discarded a duplicate of an earlier get_user_orders reply")
+                    return _KEEP_WAITING
+                grace = min(self.timeout, max(_MIN_DUPLICATE_GRACE, 2 * self._reply_seconds))
+                return _Held(page, time.monotonic() + grace)
+            self._reply_seconds = 0.8 * self._reply_seconds + 0.2 * (time.monotonic() - sent)
+            self._remember_page_reply(digest, params)
             return page
 
         page: Page = self._request(message, on_reply)
@@ -305,11 +322,20 @@ class QfexSession:
 
     def _await(self, request_type: str, on_reply: Callable[[Incoming, str], Any], deadline: float) -> Any:
         transport = self._require_transport()
+        held: _Held | None = None  # an answer that may be a late duplicate: taken if nothing follows it
         while True:
-            text = transport.receive(deadline)
+            try:
+                text = transport.receive(deadline if held is None else min(deadline, held.until))
+            except QfexTimeout:
+                if held is None:
+                    raise
+                return held.result
             incoming = classify(decode_incoming(text))
             if incoming.kind == "reply":
                 result = on_reply(incoming, text)
+                if isinstance(result, _Held):
+                    held = result if held is None else _Held(result.result, held.until)  # the later copy
+                    continue
                 if result is not _KEEP_WAITING:
                     return result
                 logger.debug("reply %s does not complete %s yet; waiting on", incoming.key, request_type)
@@ -328,6 +354,12 @@ class QfexSession:
                 raise error.to_exception(during=request_type)
             else:
                 logger.debug("ignored frame while waiting for %s: %s", request_type, describe(incoming.message))
+
+    def _remember_page_reply(self, digest: bytes, params: dict[str, Any]) -> None:
+        self._page_replies[digest] = params
+        self._page_replies.move_to_end(digest)
+        while len(self._page_replies) > _PAGE_REPLY_MEMORY:
+            self._page_replies.popitem(last=False)
 
     def _drain(self) -> int:
         """Read frames that are already waiting, without blocking: keep pushes, drop stale replies."""
@@ -376,6 +408,14 @@ class QfexSession:
         if transport is not None:
             transport.close(grace=0)
             logger.info("QFEX session dropped after an error: %s", self.url)
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A reply identical to an earlier answer of the same request, held until ``until`` (monotonic)."""
+
+    result: Any
+    until: float
 
 
 class _ChannelAcks:
