@@ -15,9 +15,10 @@ problems follow, and this is how they are handled:
    have. If it does not, the overlap is doubled and the page asked again. This assumes the server
    keeps a stable order (e.g. by creation); duplicates from the overlap are removed by ``order_id``.
 3. **Pages that do not advance.** A full page holding only orders already received brought nothing new:
-   most likely a late duplicate of an earlier page answered this request (replies carry no request id).
-   It is dropped and the same offset asked again; a second such page in a row ends the read with
-   :class:`PagingIncomplete` — an incomplete read, which removes nothing (docs/qfex-protocol.md §4.4).
+   a late duplicate of an earlier page may have answered this request (replies carry no request id), so
+   nothing of it is taken and the same offset is asked again — the genuine answer, if it was behind the
+   duplicate, is used up by that. If the page again brings nothing new, orders were inserted before
+   this position (the list moved under us): paging moves past it, still taking none of its copies.
 
 A read that returns is complete in the merge rule's sense as far as paging goes: every page overlapped
 the one before and advanced, and no request timed out (a timeout raises and closes the session).
@@ -95,12 +96,15 @@ def fetch_open_orders(
             continue
         received = page.received
         full = received >= (page_size if learned.cap is None else min(page_size, learned.cap))
-        if back and full and all(order.order_id in orders for order in page.orders):
+        if back and full and not stepping_back and all(order.order_id in orders for order in page.orders):
             # Nothing new in a full page: a late duplicate of an earlier page, or the list moved under us.
-            if stalled:
-                raise PagingIncomplete(f"get_user_orders pages stopped advancing at offset {offset}")
-            stalled = True
-            logger.debug("page at offset %d brought no new order; asking it again", offset)
+            if not stalled:
+                stalled = True
+                logger.debug("page at offset %d brought no new order; asking it again", offset)
+                continue
+            stalled = False
+            frontier = offset + received
+            logger.debug("page at offset %d again brought no new order; moving past it", offset)
             continue
         stalled = False
         _merge(orders, twaps, page)
