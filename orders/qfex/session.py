@@ -17,14 +17,12 @@ incoming frame:
 Stale replies. Because a duplicated or late reply looks exactly like a fresh one, before sending each
 request the session drains whatever frames are already waiting on the socket, without blocking:
 pushes are kept, everything else is discarded as stale. The session remembers a digest of every
-``get_user_orders`` reply it took (the last ``_PAGE_REPLY_MEMORY``), with the request it answered:
-
-* a reply byte-identical to an earlier one of a *different* request is a duplicate and is discarded (a
-  genuine answer for another offset or symbol cannot be identical unless it is empty);
-* a reply byte-identical to an earlier one of the *same* request is either the same book again or a late
-  duplicate with the genuine answer behind it (a late copy of the last read's only page must not pass
-  for the next read's first). It is held for a short grace — twice the session's usual reply time, at
-  least ``_MIN_DUPLICATE_GRACE`` — and a reply that follows within it is taken instead.
+``get_user_orders`` reply it took (the last ``_PAGE_REPLY_MEMORY``). A non-empty reply byte-identical to
+one of them is either a late duplicate with the genuine answer behind it (a late copy of the last read's
+only page must not pass for the next read's first) or a genuine answer that happens to match — the
+same book read again, or a list that shifted so that another offset now holds what this one held. It is
+held for a short grace (twice the session's usual reply time, at least ``_MIN_DUPLICATE_GRACE``) and a
+reply that follows within it is taken instead; if none does, the held one is the answer.
 
 A request that times out closes the session, so its late answer can never be taken for the next one.
 
@@ -136,7 +134,7 @@ class QfexSession:
         # Called with each push, in the reading thread, in the order the pushes arrived. It must be quick
         # and must not use the session (e.g. hand the order to an event loop with call_soon_threadsafe).
         self.on_push: Callable[[Order], None] | None = None
-        self._page_replies: OrderedDict[bytes, dict[str, Any]] = OrderedDict()  # reply digest → its request
+        self._page_replies: OrderedDict[bytes, None] = OrderedDict()  # digests of the page replies taken
         self._reply_seconds = 0.0  # a moving average of fresh page replies' latency
         self.page_limits = PageLimits()
 
@@ -209,7 +207,6 @@ class QfexSession:
     def get_user_orders_page(self, *, limit: int = 1000, offset: int = 0, symbol: str | None = None) -> Page:
         """Like :meth:`get_user_orders`, with the raw item count that paging needs."""
         message = get_user_orders_message(limit=limit, offset=offset, symbol=symbol)
-        params = message["params"]
         sent = time.monotonic()
 
         def on_reply(incoming: Incoming, text: str) -> Any:
@@ -217,15 +214,12 @@ class QfexSession:
                 return _KEEP_WAITING
             page = parse_orders_page(incoming.message)
             digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
-            earlier = self._page_replies.get(digest)
-            if page.received and earlier is not None:
-                if earlier != params:
-                    logger.debug("discarded a duplicate of an earlier get_user_orders reply")
-                    return _KEEP_WAITING
+            if page.received and digest in self._page_replies:
+                logger.debug("a get_user_orders reply identical to an earlier one: held in case another follows")
                 grace = min(self.timeout, max(_MIN_DUPLICATE_GRACE, 2 * self._reply_seconds))
                 return _Held(page, time.monotonic() + grace)
             self._reply_seconds = 0.8 * self._reply_seconds + 0.2 * (time.monotonic() - sent)
-            self._remember_page_reply(digest, params)
+            self._remember_page_reply(digest)
             return page
 
         page: Page = self._request(message, on_reply)
@@ -355,8 +349,8 @@ class QfexSession:
             else:
                 logger.debug("ignored frame while waiting for %s: %s", request_type, describe(incoming.message))
 
-    def _remember_page_reply(self, digest: bytes, params: dict[str, Any]) -> None:
-        self._page_replies[digest] = params
+    def _remember_page_reply(self, digest: bytes) -> None:
+        self._page_replies[digest] = None
         self._page_replies.move_to_end(digest)
         while len(self._page_replies) > _PAGE_REPLY_MEMORY:
             self._page_replies.popitem(last=False)
@@ -412,7 +406,7 @@ class QfexSession:
 
 @dataclass(frozen=True)
 class _Held:
-    """A reply identical to an earlier answer of the same request, held until ``until`` (monotonic)."""
+    """A reply identical to an earlier page reply, held until ``until`` (monotonic) in case another follows."""
 
     result: Any
     until: float

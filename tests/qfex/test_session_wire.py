@@ -741,7 +741,7 @@ def test_the_same_answer_to_the_same_request_is_taken_when_nothing_follows_it():
         assert not qfex.closed
 
 
-def test_a_late_duplicate_of_an_older_page_of_another_request_is_discarded():
+def test_a_late_duplicate_of_an_older_page_of_another_request_is_not_taken():
     def script(conn: Conn) -> None:
         conn.expect_auth()
         conn.recv_json()
@@ -757,6 +757,26 @@ def test_a_late_duplicate_of_an_older_page_of_another_request_is_discarded():
         assert [o.order_id for o in qfex.get_user_orders(limit=2)[0]] == ["a", "b"]
         assert [o.order_id for o in qfex.get_user_orders(limit=2, offset=2)[0]] == ["c", "d"]
         assert [o.order_id for o in qfex.get_user_orders(limit=2, offset=4)[0]] == ["e"]
+
+
+def test_a_genuine_answer_identical_to_another_offsets_earlier_answer_is_taken():
+    """The first order was cancelled: page 1 now holds what the last read's probe of offset 1 held."""
+
+    def script(conn: Conn) -> None:
+        conn.expect_auth()
+        conn.recv_json()
+        conn.send_json(page("a", "b"))
+        conn.recv_json()
+        conn.send_json(page("b"))
+        conn.recv_json()
+        conn.send_json(page("b"))
+        conn.wait_closed()
+
+    with ScriptedServer(script) as server, session(server) as qfex:
+        assert [o.order_id for o in qfex.get_user_orders()[0]] == ["a", "b"]
+        assert [o.order_id for o in qfex.get_user_orders(offset=1)[0]] == ["b"]
+        assert [o.order_id for o in qfex.get_user_orders()[0]] == ["b"]
+        assert not qfex.closed
 
 
 def _paged(book: list[str], stale_answers: int) -> tuple[list[int], object]:
