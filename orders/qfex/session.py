@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import AuthenticationRejected, ConnectionLost, ProtocolError, QfexTimeout, shorten
+from .errors import AuthenticationRejected, ConnectionLost, ErrorFrame, ProtocolError, QfexTimeout, shorten
 from .messages import (
     LEGACY_AUTH_REPLY,
     Incoming,
@@ -134,8 +134,7 @@ class QfexSession:
         # Called with each push, in the reading thread, in the order the pushes arrived. It must be quick
         # and must not use the session (e.g. hand the order to an event loop with call_soon_threadsafe).
         self.on_push: Callable[[Order], None] | None = None
-        self._page_replies: OrderedDict[bytes, None] = OrderedDict()  # digests of the page replies taken
-        self._reply_seconds = 0.0  # a moving average of fresh page replies' latency
+        self._page_replies = _PageReplies()
         self.page_limits = PageLimits()
 
     def __repr__(self) -> str:
@@ -212,15 +211,7 @@ class QfexSession:
         def on_reply(incoming: Incoming, text: str) -> Any:
             if incoming.key not in _ORDER_REPLY_KEYS:
                 return _KEEP_WAITING
-            page = parse_orders_page(incoming.message)
-            digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
-            if page.received and digest in self._page_replies:
-                logger.debug("a get_user_orders reply identical to an earlier one: held in case another follows")
-                grace = min(self.timeout, max(_MIN_DUPLICATE_GRACE, 2 * self._reply_seconds))
-                return _Held(page, time.monotonic() + grace)
-            self._reply_seconds = 0.8 * self._reply_seconds + 0.2 * (time.monotonic() - sent)
-            self._remember_page_reply(digest)
-            return page
+            return self._page_replies.judge(parse_orders_page(incoming.message), text, sent, self.timeout)
 
         page: Page = self._request(message, on_reply)
         limits = self.page_limits
@@ -336,24 +327,11 @@ class QfexSession:
             elif incoming.kind == "push":
                 self._buffer_push(incoming)
             elif incoming.kind == "error" and incoming.error is not None:
-                error = incoming.error
-                if error.incoming_type is not None and error.incoming_type != request_type:
-                    logger.debug(
-                        "ignored %s error for %s while waiting for %s",
-                        error.error_code,
-                        error.incoming_type,
-                        request_type,
-                    )
+                if _belongs_elsewhere(incoming.error, request_type):
                     continue
-                raise error.to_exception(during=request_type)
+                raise incoming.error.to_exception(during=request_type)
             else:
                 logger.debug("ignored frame while waiting for %s: %s", request_type, describe(incoming.message))
-
-    def _remember_page_reply(self, digest: bytes) -> None:
-        self._page_replies[digest] = None
-        self._page_replies.move_to_end(digest)
-        while len(self._page_replies) > _PAGE_REPLY_MEMORY:
-            self._page_replies.popitem(last=False)
 
     def _drain(self) -> int:
         """Read frames that are already waiting, without blocking: keep pushes, drop stale replies."""
@@ -402,6 +380,39 @@ class QfexSession:
         if transport is not None:
             transport.close(grace=0)
             logger.info("QFEX session dropped after an error: %s", self.url)
+
+
+def _belongs_elsewhere(error: ErrorFrame, request_type: str) -> bool:
+    """An error frame whose ``incoming_message`` names another request is not ours: logged and ignored."""
+    if error.incoming_type is None or error.incoming_type == request_type:
+        return False
+    logger.debug("ignored %s error for %s while waiting for %s", error.error_code, error.incoming_type, request_type)
+    return True
+
+
+class _PageReplies:
+    """The page replies one connection took (digests of the last ``_PAGE_REPLY_MEMORY``) and how long
+    fresh ones usually take: a reply identical to one of them is held (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._digests: OrderedDict[bytes, None] = OrderedDict()
+        self._seconds = 0.0  # a moving average of fresh replies' latency
+
+    def clear(self) -> None:
+        self._digests.clear()
+
+    def judge(self, page: Page, text: str, sent: float, timeout: float) -> Page | _Held:
+        """``page`` to take at once, or held for a grace when its text repeats an earlier reply's."""
+        digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
+        now = time.monotonic()
+        if page.received and digest in self._digests:
+            logger.debug("a get_user_orders reply identical to an earlier one: held in case another follows")
+            return _Held(page, now + min(timeout, max(_MIN_DUPLICATE_GRACE, 2 * self._seconds)))
+        self._seconds = 0.8 * self._seconds + 0.2 * (now - sent)
+        self._digests[digest] = None
+        while len(self._digests) > _PAGE_REPLY_MEMORY:
+            self._digests.popitem(last=False)
+        return page
 
 
 @dataclass(frozen=True)

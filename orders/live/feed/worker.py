@@ -47,7 +47,7 @@ from .reader import PushReader
 from .schedule import FetchSchedule
 from .session import UpstreamSession, run_in_pool
 from .settings_watch import SettingsWatch
-from .state import AccountState, Change
+from .state import AccountState, Change, FetchedBook
 
 logger = logging.getLogger("orders.live.feed")
 
@@ -337,10 +337,7 @@ class UpstreamWorker:
         self.schedule.succeeded(start, book.pages)
         self.failures.succeeded()
         session.fetched = True
-        change = state.apply_fetch(book)
-        corrections.report(self.host.account_id, change.corrections)
-        metrics.complete_read(self.host.account_id)
-        self.host.publish_change(change, book.fetched_at)
+        self.host.publish_change(_merge_read(self.host.account_id, state, book), book.fetched_at)
         self.host.publish_status(status_for(state.status, lp.LIVE, "", state.data_as_of))  # also the heartbeat
         _resolve(joined, True)
 
@@ -384,6 +381,14 @@ class UpstreamWorker:
         self._helpers.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.warning("account %s: a background job failed", self.host.account_id, exc_info=task.exception())
+
+
+def _merge_read(account_id: int, state: AccountState, book: FetchedBook) -> Change:
+    """A complete read merged by the merge rule; its corrections counted and logged, its age reset."""
+    change = state.apply_fetch(book)
+    corrections.report(account_id, change.corrections)
+    metrics.complete_read(account_id)
+    return change
 
 
 def _resolve(futures: list[asyncio.Future[bool]], value: bool) -> None:
