@@ -392,8 +392,8 @@ def diff_messages(
     filed or withdrawn), so any split of it applies, in order, to the same result as the whole. An empty
     change is one empty diff.
     """
-    lists = (upsert_orders, upsert_twaps, remove_orders, remove_twaps, closed, withdraw_closed)
-    named = zip(_DIFF_LISTS, lists, strict=True)
+    values = (upsert_orders, upsert_twaps, remove_orders, remove_twaps, closed, withdraw_closed)
+    named = zip(_DIFF_LISTS, values, strict=True)
     chunks = _pack(_encoded_items(named), rows_per_message, max_bytes) or [[]]
     messages = []
     for offset, chunk in enumerate(chunks):

@@ -280,10 +280,11 @@ class MergeMachine(RuleBasedStateMachine):
         closed = {row["id"] for row in state.closed}
         assert not stable & closed, f"a Closed row for an order open at the exchange: {sorted(stable & closed)}"
         if not pending_at_start and not self.events_in_read and not self.queue:
-            truth = {
-                record["order_id"]: order_row(parse_order(dict(record)), ACCOUNT, LABEL)
-                for record in exchange.book.values()
-            }
+            truth = {}
+            for record in exchange.book.values():
+                row = order_row(parse_order(dict(record)), ACCOUNT, LABEL)
+                assert row is not None
+                truth[row["id"]] = row
             event("a complete read with no pushes pending")
             assert without_placement(state.orders) == without_placement(truth)
             assert not set(truth) & closed

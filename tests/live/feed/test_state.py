@@ -15,8 +15,8 @@ from orders.qfex.records import parse_order
 ACCOUNT = 7
 
 
-def order(order_id: str, status: str = "ACK", *, remaining: float = 10, quantity: float = 10, at: float | None = 100.0,
-          **fields: Any) -> Any:  # fmt: skip
+def order(order_id: str, status: str = "ACK", *, remaining: float | None = 10, quantity: float = 10,
+          at: float | None = 100.0, **fields: Any) -> Any:  # fmt: skip
     base = {
         "order_id": order_id,
         "symbol": "AAPL-USD",
@@ -407,7 +407,7 @@ def test_published_diffs_apply_in_seq_order_and_a_gap_is_reported() -> None:
 
 def test_a_mirror_keeps_one_closed_row_per_order_and_withdraws_them() -> None:
     mirror = AccountState(ACCOUNT, "Desk", seq=5)
-    empty = {"upsert": {"orders": [], "twaps": []}, "remove": {"orders": [], "twaps": [], "closed": []}}
+    empty: dict[str, Any] = {"upsert": {"orders": [], "twaps": []}, "remove": {"orders": [], "twaps": [], "closed": []}}
     mirror.apply_published({**empty, "seq": 6, "closed": [{"id": "x", "reason": "closed"}, {"id": "y"}]})
     mirror.apply_published({**empty, "seq": 7, "closed": [{"id": "x", "reason": "Cancelled"}]})
     assert [(row["id"], row.get("reason")) for row in mirror.closed] == [("x", "Cancelled"), ("y", None)]
