@@ -23,7 +23,7 @@ A, B = order("ord-a"), order("ord-b", quantity=5, quantity_remaining=5)
 
 async def _watch(make_feed: Any, account: ExchangeAccount, exchange: ScriptedExchange, **config: Any) -> Any:
     account = await sync_to_async(point_at)(account, exchange.url)
-    feed = make_feed(reconcile_seconds=60.0, **config)
+    feed = make_feed(reconcile_seconds=60.0, rate_budget_share=1.0, **config)  # prompt reads are not held back
     listener = await GroupListener(feed.channel_layer, account.pk).start()
     await feed.watch(account.pk, "viewer")
     await feed.wait_for(account.pk, lambda s: set(s.orders) == {"ord-a", "ord-b"}, PATIENCE)
