@@ -73,7 +73,7 @@ _CLOSE_GRACE = 1.0
 _KEEP_WAITING = object()
 _ORDER_REPLY_KEYS = ("all_orders_response", "user_orders")
 _PAGE_REPLY_MEMORY = 1_024  # digests of page replies remembered per connection (two reads of a 500-page book)
-_MIN_DUPLICATE_GRACE = 0.05  # seconds a reply identical to an earlier answer of its request is held at least
+_MIN_DUPLICATE_GRACE = 0.05  # seconds a reply identical to an earlier page reply is held, at least
 
 
 @dataclass
