@@ -1,12 +1,37 @@
 """Test-wide fixtures and hooks. The environment itself is set in tests/early_env.py (loaded before Django)."""
 
+import os
 from collections.abc import Generator
+from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from tests.early_env import TEST_ENCRYPTION_KEY
 
 __all__ = ["TEST_ENCRYPTION_KEY"]
+
+# Property tests (hypothesis): the "ci" profile, used unless HYPOTHESIS_PROFILE says otherwise, is the same
+# run everywhere — derandomised, a fixed number of examples and steps, no example database — so `make
+# test-fast` stays within its time and a failure reproduces exactly. Its deadline stops a runaway example
+# (a read that never ends); it is far above an example's normal run (well under a second), because it is
+# not a speed test and this machine is shared. "explore" looks much harder, at random, for a session that
+# hunts bugs: HYPOTHESIS_PROFILE=explore .venv/bin/pytest tests/live/feed/test_merge_properties.py
+hypothesis_settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=100,
+    stateful_step_count=40,
+    deadline=timedelta(seconds=10),
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+hypothesis_settings.register_profile(
+    "explore", max_examples=2_000, stateful_step_count=80, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
