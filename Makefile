@@ -39,12 +39,14 @@ test-js: nodejs
 demo: install
 	DEBUG=true $(BIN)/python manage.py demo $(ARGS)
 
-# ruff, then the layer contract of pyproject.toml ([tool.importlinter]): pages and admin → live → accounts →
-# models; orders/qfex and orders/simulator know neither Django nor the app.
+# ruff; the layer contract of pyproject.toml ([tool.importlinter]): pages and admin → live → accounts →
+# models, orders/qfex and orders/simulator know neither Django nor the app; then mypy (strict for orders.qfex,
+# orders.simulator and orders.live.feed; settings in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo
+	$(BIN)/mypy
 
 test: install chromium lint test-js
 	$(BIN)/pytest $(ARGS)

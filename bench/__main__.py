@@ -1,10 +1,10 @@
 """Run the benchmarks and print design.md's P-figures: ``python -m bench [--only P1,P6] [--samples N]``.
 
-P1 and P6 time the protocol client against the simulator; P2-P5 and P8 run qfexdash in a real Daphne
-subprocess with browser sockets (``bench/live.py``); P7 drives the live page in headless Chromium
-(``bench/browser.py``); P3-redis and P4-redis repeat P3 and P4 on two Daphne processes with PostgreSQL
-and the Redis channel layer (``bench/cluster.py``); P9 and P10 time an exchange event to the diff on the
-page (``bench/event_latency.py``). Everything listens on 127.0.0.1 only.
+P1 and P6 time the protocol client against the simulator (``bench/upstream.py``); P2-P5 and P8 run
+qfexdash in a real Daphne subprocess with browser sockets (``bench/live/``); P7 drives the live page in
+headless Chromium (``bench/browser.py``); P3-redis and P4-redis repeat P3 and P4 on two Daphne processes
+with PostgreSQL and the Redis channel layer (``bench/live/cluster.py``); P9 and P10 time an exchange event
+to the diff on the page (``bench/live/event_latency.py``). Everything listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -27,22 +27,23 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qfexdash.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")  # per-connection INFO lines would drown the figures
     django.setup()
-    from bench import browser, cluster, event_latency, live, upstream
+    from bench import browser, upstream
+    from bench.live import cluster, diff_bytes, event_latency, idle_sockets, many_viewers, rate_budget, reply_latency
 
     figures: dict[str, Callable[[int], list[str]]] = {
         "P1": upstream.p1,
-        "P2": live.p2,
-        "P3": live.p3,
-        "P4": live.p4,
-        "P5": live.p5,
+        "P2": reply_latency.p2,
+        "P3": many_viewers.p3,
+        "P4": idle_sockets.p4,
+        "P5": diff_bytes.p5,
         "P6": lambda n: upstream.p6(max(5, n // 4)),
         "P7": browser.p7,
-        "P8": live.p8,
-        # Exchange event → diff on the page (bench/event_latency.py); P9 also prints P8 during its large run.
+        "P8": rate_budget.p8,
+        # Exchange event → diff on the page (bench/live/event_latency.py); P9 also prints P8 during its large run.
         # --samples N: 5 * N events per measurement (200 by default).
         "P9": lambda n: event_latency.p9(5 * n),
         "P10": lambda n: event_latency.p10(5 * n),
-        # Two Daphne processes on PostgreSQL and Redis (bench/cluster.py); skipped without those services.
+        # Two Daphne processes on PostgreSQL and Redis (bench/live/cluster.py); skipped without those services.
         "P3-redis": cluster.p3,
         "P4-redis": cluster.p4,
     }

@@ -1,23 +1,6 @@
-"""Where Debian's Chromium is and how it is launched; shared by P7 (``bench/browser.py``) and the browser
-and end-to-end tests (``tests/web/browser``, ``tests/web/e2e``). Set ``QFEXDASH_CHROMIUM`` for another binary."""
+"""Where Chromium is: :mod:`bench.harness.chromium`. This name stays only for P7 (``bench/browser.py``),
+which imports it until the live page's front-end work lands; then its import moves and this module goes."""
 
-from __future__ import annotations
+from bench.harness.chromium import CHROMIUM, CHROMIUM_ARGS, chromium_missing
 
-import os
-from pathlib import Path
-
-CHROMIUM = os.environ.get("QFEXDASH_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-def chromium_missing() -> str | None:
-    """None when :data:`CHROMIUM` exists; otherwise why it cannot run, and how to fix that."""
-    if Path(CHROMIUM).exists():
-        return None
-    return f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set QFEXDASH_CHROMIUM)"
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "chromium_missing"]

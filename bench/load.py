@@ -44,15 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.stack import (
-    DaphneServer,
-    PageSocket,
-    SiteAccount,
-    expected_tables,
-    prepare_site,
-    raise_nofile_limit,
-    shows,
-)
+from bench.harness.daphne import Daphne
+from bench.harness.pages import PageSocket, expected_tables, shows
+from bench.harness.proc import cpu_seconds, raise_open_files_limit
+from bench.harness.site import SiteAccount, team_site
 from bench.stats import p95
 from orders.simulator import SimAccount, Simulator
 
@@ -196,7 +191,7 @@ async def _load(config: LoadConfig) -> LoadReport:
     report.load_average = os.getloadavg()
     report.layer_fanout = await layer_fanout(config.sockets)
     report.stock_layer_fanout = await layer_fanout(config.sockets, stock=True)
-    raise_nofile_limit(config.sockets * 2 + 1024)
+    raise_open_files_limit(config.sockets * 2 + 1024)
     account = SimAccount(
         public_key=f"qfex_pub_load_{secrets.token_hex(4)}",
         secret=f"qfex_secret_load_{secrets.token_hex(12)}",  # simulator-only
@@ -209,8 +204,8 @@ async def _load(config: LoadConfig) -> LoadReport:
     opened: list[PageSocket] = []  # every socket, the warm-up one included
     tasks: list[asyncio.Task[None]] = []
     with Simulator([account], seed=23, pace=0.0) as sim:
-        site = await asyncio.to_thread(prepare_site, workdir, sim, [account], users=config.users)
-        daphne = DaphneServer(site, backlog=min(4096, config.sockets + 64))
+        site = await asyncio.to_thread(team_site, workdir, sim.url, [account], viewers=config.users)
+        daphne = Daphne(site.env, workdir / "daphne.log", backlog=min(4096, config.sockets + 64))
         target = site.accounts[0]
 
         def new_socket(index: int) -> PageSocket:
@@ -248,9 +243,9 @@ async def _load(config: LoadConfig) -> LoadReport:
             report.connect_seconds = time.monotonic() - connect_start
             report.connected = sum(1 for s in sockets if s.open.is_set())
             report.snapshots = sum(1 for s in sockets if _snapshots(s, target) >= 1)
-            idle_start = (_cpu_seconds(daphne.pid), time.monotonic())
+            idle_start = (cpu_seconds(daphne.pid), time.monotonic())
             await asyncio.sleep(5.0)  # idle: every socket's access is re-checked twice meanwhile
-            report.idle_cpu = (_cpu_seconds(daphne.pid) - idle_start[0]) / (time.monotonic() - idle_start[1])
+            report.idle_cpu = (cpu_seconds(daphne.pid) - idle_start[0]) / (time.monotonic() - idle_start[1])
             report.rss_idle_kib = _rss(daphne)
 
             everyone = len(opened)
@@ -277,7 +272,7 @@ async def _phase(
     config: LoadConfig,
     pace: float,
     sim: Simulator,
-    daphne: DaphneServer,
+    daphne: Daphne,
     target: SiteAccount,
     arrivals: _Arrivals,
     everyone: int,
@@ -287,7 +282,7 @@ async def _phase(
     and every table must come to equal it (which also drains anything still queued)."""
     phase = Phase(pace)
     arrivals.restart()
-    begin = (_cpu_seconds(daphne.pid), time.process_time(), time.monotonic())
+    begin = (cpu_seconds(daphne.pid), time.process_time(), time.monotonic())
     sim.pace = pace
 
     def enough() -> bool:
@@ -296,7 +291,7 @@ async def _phase(
 
     await _until(enough, config.deadline, f"{config.updates} diffs at every socket", fail=False)
     phase.seconds = time.monotonic() - begin[2]
-    phase.daphne_cpu = (_cpu_seconds(daphne.pid) - begin[0]) / phase.seconds
+    phase.daphne_cpu = (cpu_seconds(daphne.pid) - begin[0]) / phase.seconds
     phase.client_cpu = (time.process_time() - begin[1]) / phase.seconds
     sim.pace = 0.0
     await _until(lambda: _all_show(sim, target, sockets), config.deadline, "every table", fail=False)
@@ -312,19 +307,7 @@ async def _phase(
     return phase
 
 
-def _cpu_seconds(pid: int | None) -> float:
-    """User + system CPU seconds of a process (``/proc/<pid>/stat``); 0 when it is gone."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    # After the command name: state is field 3, so utime (14) and stime (15) are at offsets 11 and 12.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _rss(daphne: DaphneServer) -> int:
+def _rss(daphne: Daphne) -> int:
     sample = daphne.sample()
     return 0 if sample is None else sample.rss_kib
 

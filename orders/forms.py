@@ -168,6 +168,7 @@ class AccountForm(_AccountFieldRules, forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # Django's clean() returns cleaned_data (the stubs allow None)
         _clean_endpoint(self, cleaned, self.user, self.account)
         _require_secret_for_new_destination(self, cleaned, self.account)
         return cleaned
@@ -244,6 +245,7 @@ class ExchangeAccountAdminForm(_AccountFieldRules, forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # Django's clean() returns cleaned_data (the stubs allow None)
         if "owner_user" in self.fields and "owner_team" in self.fields:
             has_user = cleaned.get("owner_user") is not None
             has_team = cleaned.get("owner_team") is not None
@@ -306,6 +308,7 @@ class MembershipInlineForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # Django's clean() returns cleaned_data (the stubs allow None)
         user = cleaned.get("user")
         if user is not None and not user.is_active and user.pk != self.instance.user_id:
             self.add_error("user", f"{user.get_username()}'s sign-in is deactivated; they can't be added.")

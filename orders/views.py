@@ -30,6 +30,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from orders.accounts import access, display, exchange_accounts, preferences, verify
 from orders.accounts.audit_filters import AuditFilterForm
 from orders.accounts.audit_text import describe
+from orders.accounts.people import signed_in
 from orders.forms import AccountForm, add_service_errors
 from orders.live.feed import AccountOverview, account_overviews
 from orders.models import ExchangeAccount
@@ -88,7 +89,7 @@ _LIVE_LABELS = {"live": "Live", "stale": "Stale", "error": "Error", "connecting"
 
 def _live_state(overview: AccountOverview | None) -> LiveState:
     status = overview.status if overview is not None else None
-    if status is None or status.state not in _LIVE_LABELS:
+    if overview is None or status is None or status.state not in _LIVE_LABELS:
         return LiveState("idle", "Idle", "Nobody has this account open; it is read when someone does.", None)
     as_of = datetime.datetime.fromtimestamp(status.as_of, tz=datetime.UTC) if status.as_of is not None else None
     detail = " ".join(part for part in (status.reason, status.action) if part)
@@ -121,7 +122,7 @@ def _after_change_url(request: HttpRequest, account: ExchangeAccount) -> str:
 
 def _verify_and_report(request: HttpRequest, account: ExchangeAccount, saved: str) -> None:
     """Authenticate against QFEX once and tell the user, in words, whether the key works."""
-    result = verify.account_verify(actor=request.user, account=account)
+    result = verify.account_verify(actor=signed_in(request), account=account)
     _report(request, result, saved)
 
 
@@ -216,7 +217,7 @@ def preferences_display(request: HttpRequest) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        preferences.save_preference(request.user, theme=theme, time_zone=zone)
+        preferences.save_preference(signed_in(request), theme=theme, time_zone=zone)
     return redirect(_back(request))
 
 
@@ -231,7 +232,7 @@ def preferences_columns(request: HttpRequest) -> HttpResponse:
         message = " ".join(exc.messages) if isinstance(exc, ValidationError) else "That is not JSON."
         return JsonResponse({"ok": False, "error": message}, status=400)
     saved = preferences.preference_of(request.user).columns or {}
-    preferences.save_preference(request.user, columns={**saved, **columns})
+    preferences.save_preference(signed_in(request), columns={**saved, **columns})
     return JsonResponse({"ok": True})
 
 
@@ -241,20 +242,23 @@ def preferences_columns(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def my_accounts(request: HttpRequest) -> HttpResponse:
-    accounts = access.accounts_visible_to(request.user).filter(owner_user=request.user).order_by("label", "pk")
+    person = signed_in(request)
+    mine = access.accounts_visible_to(person).filter(owner_user=person)
+    accounts = mine.order_by("label", "pk")
     return render_page(request, "orders/my_accounts.html", {"rows": _rows(request, accounts), "nav": "my_accounts"})
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def my_account_add(request: HttpRequest) -> HttpResponse:
-    form = AccountForm(request.POST or None, owner_user=request.user, user=request.user)
+    person = signed_in(request)
+    form = AccountForm(request.POST or None, owner_user=person, user=person)
     if request.method == "POST" and form.is_valid() and (check := _check_typed_key(form, form.cleaned_data)):
         data = form.cleaned_data
         try:
             account = exchange_accounts.account_create(
-                actor=request.user,
-                owner_user=request.user,
+                actor=person,
+                owner_user=person,
                 label=data["label"],
                 public_key=data["public_key"],
                 secret=data["secret"],
@@ -265,7 +269,7 @@ def my_account_add(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            result = verify.account_record_check(actor=request.user, account=account, check=check)
+            result = verify.account_record_check(actor=person, account=account, check=check)
             _report(request, result, f"Added “{account.label}”.")
             return redirect("my_accounts")
     return render_page(request, "orders/account_form.html", {"form": form, "account": None, "nav": "my_accounts"})
@@ -275,8 +279,9 @@ def my_account_add(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @refuse_with_page
 def my_account_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    account = access.get_managed_account(request.user, pk)
-    form = AccountForm(request.POST or None, account=account, user=request.user)
+    person = signed_in(request)
+    account = access.get_managed_account(person, pk)
+    form = AccountForm(request.POST or None, account=account, user=person)
     if request.method == "POST" and form.is_valid():
         changes = form.changed_account_fields()
         new_secret = form.cleaned_data["secret"]
@@ -286,7 +291,7 @@ def my_account_edit(request: HttpRequest, pk: int) -> HttpResponse:
             try:
                 with transaction.atomic():
                     account = exchange_accounts.account_update(
-                        actor=request.user, account=account, secret=new_secret or None, **changes
+                        actor=person, account=account, secret=new_secret or None, **changes
                     )
             except ValidationError as exc:
                 add_service_errors(form, exc)
@@ -294,9 +299,8 @@ def my_account_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 account.refresh_from_db()
                 saved = f"Saved “{account.label}”."
                 if check is not None:
-                    _report(
-                        request, verify.account_record_check(actor=request.user, account=account, check=check), saved
-                    )
+                    result = verify.account_record_check(actor=person, account=account, check=check)
+                    _report(request, result, saved)
                 elif changes:
                     _verify_and_report(request, account, saved)
                 else:
@@ -313,7 +317,7 @@ def my_account_set_enabled(request: HttpRequest, pk: int, enabled: bool) -> Http
     """Disable or enable an account (POST only); a disabled account is kept but not connected to."""
     account = access.get_managed_account(request.user, pk)
     if account.enabled != enabled:
-        account = exchange_accounts.account_update(actor=request.user, account=account, enabled=enabled)
+        account = exchange_accounts.account_update(actor=signed_in(request), account=account, enabled=enabled)
     verb = "Enabled" if enabled else "Disabled"
     messages.success(request, f"{verb} “{account.label}”.")
     return redirect(_after_change_url(request, account))
@@ -328,7 +332,7 @@ def my_account_delete(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         label = account.label
         back = _after_change_url(request, account)
-        exchange_accounts.account_delete(actor=request.user, account=account)
+        exchange_accounts.account_delete(actor=signed_in(request), account=account)
         messages.success(request, f"Removed “{label}” and its stored API key.")
         return redirect(back)
     return render_page(request, "orders/account_confirm_delete.html", {"account": account, "nav": "my_accounts"})

@@ -1,4 +1,4 @@
-"""The tests' rule for a missing Chromium (where it is and how it starts: :mod:`bench.chromium`)."""
+"""The tests' rule for a missing Chromium (where it is and how it starts: :mod:`bench.harness.chromium`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from bench.chromium import chromium_missing
+from bench.harness.chromium import chromium_missing
 
 
 def require_chromium(what: str) -> None:

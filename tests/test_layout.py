@@ -54,7 +54,7 @@ def imports_of_tests(source: str, filename: str = "<source>") -> list[str]:
         ("def f():\n    from tests.daphne import ROOT", True),  # a function-level import counts too
         ("importlib.import_module('tests.web.e2e.world')", True),
         ("subprocess.run([python, '-m', 'tests.web.e2e.world'])", True),
-        ("from bench.site import ROOT", False),
+        ("from bench.harness import ROOT", False),
         ("import testsuite", False),
         ("from .stats import p95", False),
         ("'''See tests/bench/test_smoke.py.'''", False),  # a path in prose is not an import

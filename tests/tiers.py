@@ -38,6 +38,7 @@ PROCESS_TESTS = (
     "tests/soak/",  # the whole stack: simulator, Daphne, browser sockets
     "tests/bench/test_smoke.py",  # every benchmark once, each with its own Daphne
     "tests/bench/test_proc_sample.py::test_an_exited_unreaped_process_gives_none",
+    "tests/bench/test_harness.py::test_daphne_keeps_",  # Daphne started, stopped, killed, restarted
     "tests/live/consumers/test_daphne.py",
     "tests/deploy/test_deploy.py::test_check_deploy_",  # manage.py check --deploy
     "tests/deploy/test_state_files.py",

@@ -17,7 +17,7 @@ member whose role may not act gets ``PermissionDenied``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import django_otp
 from django.conf import settings
@@ -26,8 +26,11 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from orders.accounts.people import Visitor
+from orders.accounts.people import User, Visitor
 from orders.models import AuditEvent, ExchangeAccount, Membership, Team
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13; annotations only
 
 __all__ = [
     "accounts_managed_by",
@@ -48,11 +51,11 @@ __all__ = [
 ]
 
 
-def _is_active(user: Visitor | None) -> bool:
+def _is_active(user: Visitor | None) -> TypeIs[User]:
     return bool(user is not None and user.is_authenticated and user.is_active)
 
 
-def _team_ids(user: Visitor | None, *, admin_only: bool) -> QuerySet[Membership]:
+def _team_ids(user: User, *, admin_only: bool) -> QuerySet[Membership, Any]:
     memberships = Membership.objects.filter(user=user)
     if admin_only:
         memberships = memberships.filter(role=Membership.Role.ADMIN)
@@ -164,7 +167,7 @@ def audit_events_visible_to(user: Visitor | None) -> QuerySet[AuditEvent]:
     Everyone else: none (the trail is a tool for the people who administer accounts).
     """
     events = AuditEvent.objects.select_related("actor", "team", "account")
-    if not may_read_audit(user):
+    if not _is_active(user) or not may_read_audit(user):
         return events.none()
     if user.is_superuser:
         return events.all()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from orders.accounts.audit_text import isolated
-from orders.accounts.people import Visitor
+from orders.accounts.people import User, Visitor
 from orders.models import AuditEvent, ExchangeAccount, Team
 
 Action = AuditEvent.Action
@@ -44,7 +44,7 @@ def audit_record(
     _check_detail(detail)
     if action not in Action.values:
         raise ValueError(f"unknown audit action {action!r}")
-    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    user = actor if isinstance(actor, User) and actor.is_authenticated else None
     return AuditEvent.objects.create(
         actor=user,
         actor_name=user.get_username() if user else "",

@@ -8,7 +8,7 @@ the year 1 in UTC, and every event lies within both, so such a bound is simply d
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.db.models import QuerySet
@@ -46,10 +46,17 @@ class AuditFilterForm(forms.Form):
             .values_list("account_id", "account__label")
             .distinct()
         )
-        self.fields["account"].choices = [("", "Any account"), *((str(pk), isolated(label)) for pk, label in accounts)]
+        choice_fields = cast(dict[str, forms.ChoiceField], self.fields)  # the three fields set here
+        choice_fields["account"].choices = [
+            ("", "Any account"),
+            *((str(pk), isolated(label)) for pk, label in accounts),
+        ]
         actors = events.order_by("actor_name").values_list("actor_name", flat=True).distinct()
-        self.fields["actor"].choices = [("", "Anyone"), *((name or "-", isolated(name or "system")) for name in actors)]
-        self.fields["action"].choices = [("", "Any change"), *AuditEvent.Action.choices]
+        choice_fields["actor"].choices = [
+            ("", "Anyone"),
+            *((name or "-", isolated(name or "system")) for name in actors),
+        ]
+        choice_fields["action"].choices = [("", "Any change"), *AuditEvent.Action.choices]
 
     def filter(self, events: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
         if not self.is_valid():

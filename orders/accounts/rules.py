@@ -199,7 +199,7 @@ def check_label_free(
 
 
 def label_taken(label: str, *, owner_user: User | None, owner_team: Team | None) -> ValidationError:
-    owner = f"Team {owner_team.name}" if owner_team is not None else str(owner_user.get_username())
+    owner = f"Team {owner_team.name}" if owner_team is not None else owner_user.get_username() if owner_user else ""
     return ValidationError(f"{owner} already has an account called “{label}”. Choose another name.", code="duplicate")
 
 
@@ -216,7 +216,10 @@ def clean_team_name(value: Any, *, exclude_pk: int | None = None) -> str:
     """A team's name: given, short enough, and not another team's (names differing only in case are
     confused with each other, so they count as the same)."""
     name = _required(value, TEAM_NAME_REQUIRED, TEAM_NAME_MAX_LENGTH, TEAM_NAME_TOO_LONG)
-    if Team.objects.filter(name__iexact=name).exclude(pk=exclude_pk).exists():
+    teams = Team.objects.filter(name__iexact=name)
+    if exclude_pk is not None:
+        teams = teams.exclude(pk=exclude_pk)
+    if teams.exists():
         raise team_name_taken(name)
     return name
 
@@ -227,7 +230,10 @@ def team_name_taken(name: str) -> ValidationError:
 
 def check_not_member(team: Team, user: User, *, exclude_pk: int | None = None) -> None:
     """A person is in a team once."""
-    if Membership.objects.filter(team=team, user=user).exclude(pk=exclude_pk).exists():
+    memberships = Membership.objects.filter(team=team, user=user)
+    if exclude_pk is not None:
+        memberships = memberships.exclude(pk=exclude_pk)
+    if memberships.exists():
         raise already_member(team, user)
 
 

@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 
 from orders.accounts import access, audit, display, exchange_accounts, rules, teams, verify
 from orders.accounts.audit_text import isolated
+from orders.accounts.people import signed_in
 from orders.admin import member_search as _member_search  # noqa: F401  (registers the user admin's member search)
 from orders.admin.people import end_sessions_on_device_delete
 from orders.admin.safety import protect_site
@@ -89,7 +90,7 @@ class MembershipInline(admin.StackedInline):
     verbose_name_plural = "Members: type part of a username to find someone"
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        field: Any = super().formfield_for_foreignkey(db_field, request, **kwargs)  # a choice field for "user"
         if db_field.name == "user":
             field.error_messages["invalid_choice"] = "There is no such user; pick one from the search."
             # The search box's words, which also name it for screen readers while nobody is picked.
@@ -106,7 +107,8 @@ class MembershipInline(admin.StackedInline):
     def has_view_permission(self, request: HttpRequest, obj: Team | None = None) -> bool:
         return _is_staff(request) and (obj is None or access.teams_visible_to(request.user).filter(pk=obj.pk).exists())
 
-    def has_add_permission(self, request: HttpRequest, obj: Team | None) -> bool:
+    # An inline's takes the parent object; django-stubs' InlineModelAdmin overrides it the same way.
+    def has_add_permission(self, request: HttpRequest, obj: Team | None) -> bool:  # type: ignore[override]
         return _is_staff(request) and self._may_manage(request, obj)
 
     def has_change_permission(self, request: HttpRequest, obj: Team | None = None) -> bool:
@@ -125,7 +127,8 @@ class TeamAdmin(admin.ModelAdmin):
     # Explains the roles above the form (templates/admin/orders/team/change_form.html).
     change_form_template = "admin/orders/team/change_form.html"
 
-    def get_fieldsets(self, request: HttpRequest, obj: Team | None = None) -> list[tuple[Any, dict]]:
+    # (title, options) pairs, as the stubs' private _FieldsetSpec describes them.
+    def get_fieldsets(self, request: HttpRequest, obj: Team | None = None) -> list[tuple[Any, dict]]:  # type: ignore[override]
         fieldsets: list[tuple[Any, dict]] = [(None, {"fields": ["name"]})]
         if obj is not None:
             # Shown, not a form: the team's members and its accounts are on one page without another formset.
@@ -205,37 +208,38 @@ class TeamAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
         else:
-            _adopt(obj, teams.team_create(actor=request.user, name=form.cleaned_data["name"]))
+            _adopt(obj, teams.team_create(actor=signed_in(request), name=form.cleaned_data["name"]))
 
     def save_formset(self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet, change: bool) -> None:
         if formset.model is not Membership:
             super().save_formset(request, form, formset, change)
             return
-        team = form.instance
+        team, actor = form.instance, signed_in(request)
         formset.save(commit=False)  # fills deleted_objects / changed_objects / new_objects without writing
         # Gains before losses, so "make B admin, demote A" in one save never passes through "no admin" (the
         # services refuse that; the formset's clean() already said so for the end state).
         for membership in formset.new_objects:
-            created = teams.membership_add(actor=request.user, team=team, user=membership.user, role=membership.role)
+            created = teams.membership_add(actor=actor, team=team, user=membership.user, role=membership.role)
             _adopt(membership, created)
         changed_rows = sorted(formset.changed_objects, key=lambda item: item[0].role != Membership.Role.ADMIN)
         for membership, changed in changed_rows:
             # The formset already wrote the new values into its instance; the services need the stored row.
             stored = Membership.objects.select_related("user", "team").get(pk=membership.pk)
             if "user" in changed:
-                teams.membership_add(actor=request.user, team=team, user=membership.user, role=membership.role)
-                teams.membership_remove(actor=request.user, membership=stored)
+                teams.membership_add(actor=actor, team=team, user=membership.user, role=membership.role)
+                teams.membership_remove(actor=actor, membership=stored)
             elif "role" in changed:
-                teams.membership_change_role(actor=request.user, membership=stored, role=membership.role)
+                teams.membership_change_role(actor=actor, membership=stored, role=membership.role)
         for membership in formset.deleted_objects:
-            teams.membership_remove(actor=request.user, membership=Membership.objects.get(pk=membership.pk))
+            teams.membership_remove(actor=actor, membership=Membership.objects.get(pk=membership.pk))
 
     def delete_model(self, request: HttpRequest, obj: Team) -> None:
         """Remove the team's accounts and memberships one by one (each audited), then the team."""
+        actor = signed_in(request)
         for account in obj.exchange_accounts.select_related("owner_team", "owner_user"):
-            exchange_accounts.account_delete(actor=request.user, account=account)
+            exchange_accounts.account_delete(actor=actor, account=account)
         for membership in obj.memberships.select_related("user", "team"):
-            teams.membership_remove(actor=request.user, membership=membership, team_deleted=True)
+            teams.membership_remove(actor=actor, membership=membership, team_deleted=True)
         audit.audit_record(
             actor=request.user, action=AuditEvent.Action.TEAM_REMOVED, target=f"team {isolated(obj.name)}"
         )
@@ -261,12 +265,17 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[ExchangeAccount]:
         return access.accounts_visible_to(request.user)
 
-    def get_form(self, request: HttpRequest, obj: ExchangeAccount | None = None, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: ExchangeAccount | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
         # The form needs the signed-in user: only a superuser may enter or change a custom URL (S22).
-        form = super().get_form(request, obj, **kwargs)
+        form = super().get_form(request, obj, change, **kwargs)
         return type(form.__name__, (form,), {"acting_user": request.user})
 
-    def get_fieldsets(self, request: HttpRequest, obj: ExchangeAccount | None = None) -> list[tuple[Any, dict]]:
+    # (title, options) pairs, as the stubs' private _FieldsetSpec describes them.
+    def get_fieldsets(  # type: ignore[override]
+        self, request: HttpRequest, obj: ExchangeAccount | None = None
+    ) -> list[tuple[Any, dict]]:
         key_fields = ["public_key", "secret"] if obj is None else ["public_key", "stored_secret", "secret"]
         fieldsets: list[tuple[Any, dict]] = [
             (None, {"fields": ["label", "owner_user", "owner_team", "enabled"]}),
@@ -289,7 +298,8 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
             kwargs["queryset"] = access.teams_managed_by(request.user)
         elif db_field.name == "owner_user":
             users = get_user_model().objects.filter(is_active=True)
-            kwargs["queryset"] = users if request.user.is_superuser else users.filter(pk=request.user.pk)
+            mine = users.filter(pk=request.user.pk)  # type: ignore[misc]  # the admin's user is signed in
+            kwargs["queryset"] = users if request.user.is_superuser else mine
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="Label", ordering="label")
@@ -350,7 +360,7 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         if not change:
             created = exchange_accounts.account_create(
-                actor=request.user,
+                actor=signed_in(request),
                 label=data["label"],
                 public_key=data["public_key"],
                 secret=data["secret"],
@@ -373,16 +383,16 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
         # the service re-encrypts the secret for the new destination.
         if changes or data.get("secret"):
             stored = exchange_accounts.account_update(
-                actor=request.user, account=stored, secret=data.get("secret") or None, **changes
+                actor=signed_in(request), account=stored, secret=data.get("secret") or None, **changes
             )
         _adopt(obj, stored)
 
     def delete_model(self, request: HttpRequest, obj: ExchangeAccount) -> None:
-        exchange_accounts.account_delete(actor=request.user, account=obj)
+        exchange_accounts.account_delete(actor=signed_in(request), account=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ExchangeAccount]) -> None:
         for account in queryset.filter(pk__in=access.accounts_managed_by(request.user).values("pk")):
-            exchange_accounts.account_delete(actor=request.user, account=account)
+            exchange_accounts.account_delete(actor=signed_in(request), account=account)
 
     @admin.action(description="Verify credentials with QFEX", permissions=["change"])
     def verify_credentials(self, request: HttpRequest, queryset: QuerySet[ExchangeAccount]) -> None:
@@ -390,7 +400,7 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
         managed = queryset.filter(pk__in=access.accounts_managed_by(request.user).values("pk"))
         skipped = queryset.count() - managed.count()
         for account in managed:
-            result = verify.account_verify(actor=request.user, account=account)
+            result = verify.account_verify(actor=signed_in(request), account=account)
             if result.ok:
                 self.message_user(request, f"“{account.label}”: {result.message}", messages.SUCCESS)
             else:
@@ -411,7 +421,7 @@ class AuditEventAdmin(admin.ModelAdmin):
     search_fields = ["target", "actor_name"]
     date_hierarchy = "created_at"
     fields = ["created_at", "actor_name", "action", "target", "team", "account", "detail"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # plain field names only
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEvent]:
         return access.audit_events_visible_to(request.user)

@@ -43,7 +43,7 @@ def session_hash_matches(session_hash: str | None, user: User) -> bool:
         return False
     if constant_time_compare(session_hash, user.get_session_auth_hash()):
         return True
-    fallbacks = getattr(user, "get_session_auth_fallback_hash", None)
+    fallbacks: Any = getattr(user, "get_session_auth_fallback_hash", None)
     return bool(fallbacks) and any(constant_time_compare(session_hash, value) for value in fallbacks())
 
 
@@ -116,7 +116,7 @@ def access_verdict(
     if account is not None:
         annotations["may_view"] = Exists(accounts_visible_to(user).filter(pk=account))
     users = get_user_model()._default_manager.filter(pk=user.pk, is_active=True)
-    fresh = users.annotate(**annotations).first()
+    fresh: Any = users.annotate(**annotations).first()  # with the annotations above as attributes
     if fresh is None:
         return Verdict(NOT_AUTHENTICATED)
     alive = fresh.session_alive if session_model is not None else _session_alive(session_key)

@@ -12,7 +12,17 @@ family                                 type       labels           meaning
 ``qfexdash_rate_budget_share``         gauge      ``account``      share of the key's QFEX budget used, last 60 s
 ``qfexdash_feed_state``                gauge      ``account``,     1 for the account's current state, 0 for
                                                   ``state``        the other states it has been in
+``qfexdash_corrections_total``         counter    ``account``,     orders a complete read contradicted: ``kind``
+                                                  ``kind``         "relisted" (a push had closed it, the read
+                                                                   listed it) or "removed" (a push had kept it,
+                                                                   the read no longer listed it)
+``qfexdash_complete_read_age_seconds`` gauge      ``account``      seconds since the account's last complete
+                                                                   read (docs/qfex-protocol.md §4.4)
 =====================================  =========  ===============  ============================================
+
+Corrections are how a wrong assumption about QFEX (a status read the wrong way, a push that arrives late
+or never) shows up in operation instead of on a trader's screen; each is also logged once per order
+(:mod:`orders.live.feed.corrections`).
 
 The feed and the consumer call the small helpers below (module functions working on :data:`METRICS`).
 Every family lives in a :class:`Metrics` object's own ``CollectorRegistry``, never the global default,
@@ -31,20 +41,47 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
 
 # From a tenth of a millisecond (a diff encoded and handed to the channel layer) to two seconds (a
 # full re-read of a large book behind the rate budget); anything slower lands in +Inf.
 PUBLISH_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 _STATE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+CORRECTION_KINDS = frozenset({"relisted", "removed"})
 _PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ReadAges(Collector):
+    """``qfexdash_complete_read_age_seconds``: the age is computed when scraped, from each account's last
+    complete read (a monotonic time), so a feed that stopped reading shows an age that keeps growing."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.last: dict[str, float] = {}
+
+    def note(self, account: str) -> None:
+        self.last[account] = self._clock()
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "qfexdash_complete_read_age_seconds",
+            "Seconds since the account's last complete read of its open orders.",
+            labels=["account"],
+        )
+        now = self._clock()
+        for account, at in list(self.last.items()):
+            family.add_metric([account], max(0.0, now - at))
+        yield family
 
 
 class Metrics:
@@ -80,6 +117,15 @@ class Metrics:
             ["account", "state"],
             registry=self.registry,
         )
+        self._corrections = Counter(
+            "qfexdash_corrections_total",
+            "Orders a complete read contradicted: re-listed after a push closed them, or removed after a push "
+            "kept them.",
+            ["account", "kind"],
+            registry=self.registry,
+        )
+        self._read_ages = ReadAges()
+        self.registry.register(self._read_ages)
         self._states: dict[str, set[str]] = {}
 
     # --- helpers the feed and the consumer call ------------------------------------------------------
@@ -107,6 +153,16 @@ class Metrics:
         for name in seen:
             self._feed_state.labels(account=account, state=name).set(1 if name == state else 0)
 
+    def correction(self, account_id: int, kind: str) -> None:
+        """A complete read of the account contradicted a push (``kind``: "relisted" or "removed")."""
+        if kind not in CORRECTION_KINDS:
+            raise ValueError(f"a correction is one of {sorted(CORRECTION_KINDS)}, not {kind!r}")
+        self._corrections.labels(account=str(int(account_id)), kind=kind).inc()
+
+    def complete_read(self, account_id: int) -> None:
+        """The account's feed finished a complete read now."""
+        self._read_ages.note(str(int(account_id)))
+
     def forget_account(self, account_id: int) -> None:
         """Drop the account's series (its feed stopped), so stopped feeds do not linger in every scrape."""
         account = str(int(account_id))
@@ -114,6 +170,10 @@ class Metrics:
             self._feed_state.remove(account, state)
         with contextlib.suppress(KeyError):  # no share was ever set
             self._budget_share.remove(account)
+        for kind in CORRECTION_KINDS:
+            with contextlib.suppress(KeyError):
+                self._corrections.remove(account, kind)
+        self._read_ages.last.pop(account, None)
 
     def render(self) -> bytes:
         """The families in Prometheus' text format (0.0.4)."""
@@ -153,6 +213,14 @@ def set_budget_share(account_id: int, share: float) -> None:
 
 def set_feed_state(account_id: int, state: str) -> None:
     METRICS.set_feed_state(account_id, state)
+
+
+def correction(account_id: int, kind: str) -> None:
+    METRICS.correction(account_id, kind)
+
+
+def complete_read(account_id: int) -> None:
+    METRICS.complete_read(account_id)
 
 
 def forget_account(account_id: int) -> None:

@@ -15,7 +15,7 @@ Server → browser::
 
     {"type": "diff", "account": 7, "seq": 43, "as_of": 1764030001.50,
      "upsert": {"orders": [ORDER_ROW, ...], "twaps": [TWAP_ROW, ...]},
-     "remove": {"orders": ["<order_id>", ...], "twaps": ["<twap_id>", ...]},
+     "remove": {"orders": ["<order_id>", ...], "twaps": ["<twap_id>", ...], "closed": ["<order_id>", ...]},
      "closed": [CLOSED_ROW, ...]}
 
     {"type": "status", "account": 7, "seq": 43, **STATUS}
@@ -35,20 +35,33 @@ STATUS (also the ``status`` object of a snapshot)::
   state (null when unknown); ``failures``: consecutive failed upstream tries (0 when live).
 
 CLOSED_ROW — an order that left the open book recently, newest first, at most 500 per account, kept
-while the account's feed lives::
+while the account's feed lives, **one per order id**::
 
     {"id": "<order_id>", "account": 7, "account_label": "Desk A main", "symbol": "AAPL-USD",
      "side": "BUY", "type": "LIMIT", "price": "187.25", "quantity": "10", "filled": "10",
-     "status": "FILLED", "outcome": "filled" | "cancelled" | "rejected" | "closed",
+     "status": "FILLED", "outcome": "filled" | "cancelled" | "closed",
      "reason": "plain words", "closed_at": 1764030001.2, "fill_price": "187.20" | null,
      "client_order_id": "..."}
 
-``outcome`` "closed" means a reconcile proved the order gone without a push saying why.
+``outcome`` "closed" means a complete read proved the order gone without a push saying why (its reason
+says every way it can have gone, a modify under a new id included). The merge rule
+(docs/qfex-protocol.md §4.4) keeps one Closed row per order id:
+
+- a diff's ``closed`` rows **add or replace** the Closed row of their id (the page moves it to the top);
+- a diff's ``remove.closed`` ids **withdraw** the Closed row of each id: a complete read listed the order
+  again, so it is open (and in the diff's ``upsert.orders`` or already shown). Pages that do not know the
+  field keep the row until the next snapshot;
+- a snapshot's ``closed`` list replaces the page's list of that account.
+
+Older servers sent ``outcome`` "rejected" for a refusal; refusals no longer close an order.
 
 ORDER_ROW and TWAP_ROW (see :mod:`orders.live.rows`) may carry ``"refused": "<reason>"`` when the exchange's
 record broke a bound (huge number, long text, big record): only ``id``, ``account`` and ``account_label``
 are then meaningful and the page shows the row as refused. ORDER_ROW's ``placed_at`` is the order's
-placement time when known (the ``update_time`` of its unfilled ``ACK``), else null.
+placement time when known (the ``update_time`` of its unfilled ``ACK``), else null. ORDER_ROW may carry
+``"unconfirmed": true``: a push said the order is live after a complete read had proved it gone; the
+page shows its status as "Unconfirmed" until the prompt read that follows either lists it (the row comes
+again without the field) or removes it (its Closed row, kept meanwhile, stays the only one).
 
 Size limits — every message stays under 512 KiB (``MAX_MESSAGE_BYTES``), counted in encoded bytes, and
 carries at most ``rows_per_message`` rows (``QFEXDASH_WS_ROWS_PER_MESSAGE``, 500 by default): the
@@ -342,6 +355,7 @@ def diff_message(
     remove_orders: Iterable[str] = (),
     remove_twaps: Iterable[str] = (),
     closed: Iterable[dict] = (),
+    withdraw_closed: Iterable[str] = (),
 ) -> dict[str, Any]:
     return {
         "type": DIFF,
@@ -349,12 +363,12 @@ def diff_message(
         "seq": seq,
         "as_of": as_of,
         "upsert": {"orders": list(upsert_orders), "twaps": list(upsert_twaps)},
-        "remove": {"orders": list(remove_orders), "twaps": list(remove_twaps)},
+        "remove": {"orders": list(remove_orders), "twaps": list(remove_twaps), "closed": list(withdraw_closed)},
         "closed": list(closed),
     }
 
 
-_DIFF_LISTS = ("upsert_orders", "upsert_twaps", "remove_orders", "remove_twaps", "closed")
+_DIFF_LISTS = ("upsert_orders", "upsert_twaps", "remove_orders", "remove_twaps", "closed", "withdraw_closed")
 
 
 def diff_messages(
@@ -367,16 +381,19 @@ def diff_messages(
     remove_orders: Iterable[str] = (),
     remove_twaps: Iterable[str] = (),
     closed: Iterable[dict] = (),
+    withdraw_closed: Iterable[str] = (),
     rows_per_message: int = DEFAULT_ROWS_PER_MESSAGE,
     max_bytes: int = MAX_MESSAGE_BYTES,
 ) -> list[dict[str, Any]]:
     """A change as consecutive diffs, seqs ``first_seq``, ``first_seq + 1``…, each within
     ``rows_per_message`` rows and ``max_bytes`` encoded bytes.
 
-    Within one change every row id appears at most once per kind (an upsert or a remove), so any split
-    of it applies, in order, to the same result as the whole. An empty change is one empty diff.
+    Within one change every row id appears at most once per kind (an upsert or a remove; a Closed row
+    filed or withdrawn), so any split of it applies, in order, to the same result as the whole. An empty
+    change is one empty diff.
     """
-    named = zip(_DIFF_LISTS, (upsert_orders, upsert_twaps, remove_orders, remove_twaps, closed), strict=True)
+    values = (upsert_orders, upsert_twaps, remove_orders, remove_twaps, closed, withdraw_closed)
+    named = zip(_DIFF_LISTS, values, strict=True)
     chunks = _pack(_encoded_items(named), rows_per_message, max_bytes) or [[]]
     messages = []
     for offset, chunk in enumerate(chunks):

@@ -262,16 +262,18 @@ def _build_rows(
         old = old_rows.get(row_id) if row_id else None
         if (
             old is not None
+            and row_id is not None
             and raw is not None
             and old["account"] == account
             and old["account_label"] == account_label
             and old_sources.get(row_id) == raw
         ):
-            row: Row | None = old
+            row = old
         else:
-            row = row_of(record, account, account_label)
-            if row is None:
+            built = row_of(record, account, account_label)
+            if built is None:
                 continue
+            row = built
         # In the order received; a later duplicate id replaces the earlier row.
         rows[row["id"]] = row
         sources[row["id"]] = raw

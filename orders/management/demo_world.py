@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -120,7 +121,7 @@ def demo_users_exist() -> bool:
     return get_user_model().objects.filter(username__in=(DEMO_USERNAME, TEAMMATE_USERNAME)).exists()
 
 
-def _user(username: str, password: str, **extra: object) -> User:
+def _user(username: str, password: str, **extra: Any) -> User:
     """The demo's user: created with ``password`` if missing; an existing one is left exactly as it is."""
     users = get_user_model().objects
     user = users.filter(username=username).first()
@@ -138,10 +139,15 @@ def build_demo_world(*, simulator_url: str, password: str) -> dict[str, User]:
     teammate = _user(TEAMMATE_USERNAME, password, first_name="Teammate")
     team = Team.objects.filter(name=DEMO_TEAM).first() or teams.team_create(actor=None, name=DEMO_TEAM)
     for user, role in ((demo, Membership.Role.ADMIN), (teammate, Membership.Role.VIEWER)):
-        membership = Membership.objects.filter(team=team, user=user).first()
+        # _user's users are get_user_model()'s, the model a membership points to.
+        membership = Membership.objects.filter(team=team, user=user).first()  # type: ignore[misc]
         if membership is None:
             teams.membership_add(actor=None, team=team, user=user, role=role)
-    owners = {"demo": {"owner_user": demo}, "teammate": {"owner_user": teammate}, "team": {"owner_team": team}}
+    owners: dict[str, dict[str, Any]] = {
+        "demo": {"owner_user": demo},
+        "teammate": {"owner_user": teammate},
+        "team": {"owner_team": team},
+    }
     for spec in DEMO_ACCOUNTS:
         owner = owners[spec.owner]
         account = ExchangeAccount.objects.filter(label=spec.label, **owner).first()

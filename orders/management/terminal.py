@@ -56,7 +56,8 @@ def json_for_terminal(text: str) -> str:
 class TerminalOutput(OutputWrapper):
     """An ``OutputWrapper`` that makes every message printable before styling and writing it."""
 
-    def write(self, msg: str = "", style_func: Any = None, ending: str | None = None) -> None:
+    # The signature of Django's own OutputWrapper.write, which its stubs also mark as overriding TextIOBase's.
+    def write(self, msg: str = "", style_func: Any = None, ending: str | None = None) -> None:  # type: ignore[override]
         super().write(printable(msg, keep_newlines=True), style_func, ending)
 
 

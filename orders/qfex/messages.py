@@ -52,7 +52,9 @@ def check_outgoing_text(text: str | bytes) -> None:
     ensure_allowed(message)
 
 
-def get_user_orders_message(*, limit: int = MAX_PAGE_LIMIT, offset: int = 0, symbol: str | None = None) -> dict:
+def get_user_orders_message(
+    *, limit: int = MAX_PAGE_LIMIT, offset: int = 0, symbol: str | None = None
+) -> dict[str, Any]:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE_LIMIT:
         raise ValueError(f"limit must be an int between 1 and {MAX_PAGE_LIMIT}")
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
@@ -75,11 +77,11 @@ def channel_list(channels: Iterable[str]) -> list[str]:
     return names
 
 
-def subscribe_message(channels: list[str]) -> dict:
+def subscribe_message(channels: list[str]) -> dict[str, Any]:
     return {"type": "subscribe", "params": {"channels": list(channels)}}
 
 
-def unsubscribe_message(channels: list[str]) -> dict:
+def unsubscribe_message(channels: list[str]) -> dict[str, Any]:
     return {"type": "unsubscribe", "params": {"channels": list(channels)}}
 
 

@@ -14,6 +14,14 @@ problems follow, and this is how they are handled:
    page must contain at least one order already received — proof that it reaches back to what we
    have. If it does not, the overlap is doubled and the page asked again. This assumes the server
    keeps a stable order (e.g. by creation); duplicates from the overlap are removed by ``order_id``.
+3. **Pages that do not advance.** A full page holding only orders already received brought nothing new:
+   a late duplicate of an earlier page may have answered this request (replies carry no request id), so
+   nothing of it is taken and the same offset is asked again — the genuine answer, if it was behind the
+   duplicate, is used up by that. If the page again brings nothing new, orders were inserted before
+   this position (the list moved under us): paging moves past it, still taking none of its copies.
+
+A read that returns is complete in the merge rule's sense as far as paging goes: every page overlapped
+the one before and advanced, and no request timed out (a timeout raises and closes the session).
 
 Orders are de-duplicated by ``order_id`` (the latest copy wins, the first position is kept); TWAPs,
 which the server may repeat on every page, by ``twap_id``. Objects without an id are de-duplicated
@@ -62,6 +70,7 @@ def fetch_open_orders(
     overlap = INITIAL_OVERLAP
     stepping_back = False
     probing: int | None = None  # length of a short page whose end we are checking
+    stalled = False  # the previous page was full and brought no new order
     requests = 0
 
     while True:
@@ -85,9 +94,21 @@ def fetch_open_orders(
             probing = None  # the next page is judged afresh
             logger.debug("page at offset %d does not overlap earlier pages; stepping back %d", offset, overlap)
             continue
+        received = page.received
+        full = received >= (page_size if learned.cap is None else min(page_size, learned.cap))
+        if back and full and not stepping_back and all(order.order_id in orders for order in page.orders):
+            # Nothing new in a full page: a late duplicate of an earlier page, or the list moved under us.
+            if not stalled:
+                stalled = True
+                logger.debug("page at offset %d brought no new order; asking it again", offset)
+                continue
+            stalled = False
+            frontier = offset + received
+            logger.debug("page at offset %d again brought no new order; moving past it", offset)
+            continue
+        stalled = False
         _merge(orders, twaps, page)
         stepping_back = False
-        received = page.received
         end = offset + received
         if probing is not None:
             if end <= frontier:

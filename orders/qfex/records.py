@@ -27,13 +27,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from .errors import ProtocolError
 
 logger = logging.getLogger(__name__)
+_Record = TypeVar("_Record", "Order", "Twap")  # what _refused and _build make
 
 # ---------------------------------------------------------------------------------------------------
 # JSON with exact numbers
@@ -223,7 +224,7 @@ class Order:
 
     def to_json(self) -> dict[str, Any]:
         """The order exactly as received (a copy); encode it with :func:`dumps` to keep numbers exact."""
-        return _copy_json(self.raw)
+        return {key: _copy_json(value) for key, value in self.raw.items()}
 
 
 @dataclass(frozen=True)
@@ -251,7 +252,7 @@ class Twap:
 
     def to_json(self) -> dict[str, Any]:
         """The TWAP exactly as received (a copy); encode it with :func:`dumps` to keep numbers exact."""
-        return _copy_json(self.raw)
+        return {key: _copy_json(value) for key, value in self.raw.items()}
 
 
 @dataclass(frozen=True)
@@ -366,7 +367,7 @@ def _walk(value: Any, budget: list[int], name: str | None) -> str | None:
             where = f"field {name!r}" if name else "a field"
             return f"a text longer than {MAX_STRING_LENGTH} characters in {where}"
     elif kind is OutOfBounds:
-        return value.reason + (f" in field {name!r}" if name else "")
+        return str(value.reason) + (f" in field {name!r}" if name else "")
     elif kind is dict:
         for key, item in value.items():
             budget[0] -= len(key) + 4
@@ -387,9 +388,9 @@ def _walk(value: Any, budget: list[int], name: str | None) -> str | None:
     return None
 
 
-def _refused(cls: type, id_field: str, item: Mapping[str, Any], reason: str, aliases: Any) -> Any:
+def _refused(cls: type[_Record], id_field: str, item: Mapping[str, Any], reason: str, aliases: Any) -> _Record:
     """A record that keeps only its id (when that id is usable) and why it was refused."""
-    record_id = item.get(id_field)
+    record_id: Any = item.get(id_field)
     if aliases is not None and type(record_id) is not str:
         record_id = next((item[a] for a, n in aliases.items() if n == id_field and a in item), None)
     if type(record_id) is not str or not record_id or len(record_id) > MAX_STRING_LENGTH:
@@ -401,7 +402,9 @@ def _refused(cls: type, id_field: str, item: Mapping[str, Any], reason: str, ali
     return record
 
 
-def _build(cls: type, fields: dict[str, Callable[[object], Any]], item: Mapping[str, Any], aliases: Any) -> Any:
+def _build(
+    cls: type[_Record], fields: dict[str, Callable[[object], Any]], item: Mapping[str, Any], aliases: Any
+) -> _Record:
     # A page holds up to 1000 orders and is parsed on every refresh, so this loop is kept tight:
     # the common cases (a str field holding a str, a number field holding a Decimal) are inlined.
     values: dict[str, Any] = dict.fromkeys(fields)

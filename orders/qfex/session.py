@@ -16,9 +16,14 @@ incoming frame:
 
 Stale replies. Because a duplicated or late reply looks exactly like a fresh one, before sending each
 request the session drains whatever frames are already waiting on the socket, without blocking:
-pushes are kept, everything else is discarded as stale. A ``get_user_orders`` reply that is
-byte-identical to the previous one while the request's parameters differ is also discarded as a
-duplicate (a genuine answer for another offset or symbol cannot be identical unless it is empty).
+pushes are kept, everything else is discarded as stale. The session remembers a digest of every
+``get_user_orders`` reply it took (the last ``_PAGE_REPLY_MEMORY``). A non-empty reply byte-identical to
+one of them is either a late duplicate with the genuine answer behind it (a late copy of the last read's
+only page must not pass for the next read's first) or a genuine answer that happens to match — the
+same book read again, or a list that shifted so that another offset now holds what this one held. It is
+held for a short grace (twice the session's usual reply time, at least ``_MIN_DUPLICATE_GRACE``) and a
+reply that follows within it is taken instead; if none does, the held one is the answer.
+
 A request that times out closes the session, so its late answer can never be taken for the next one.
 
 After a :class:`QfexTimeout`, :class:`ConnectionLost` or :class:`ProtocolError` the session is
@@ -30,15 +35,16 @@ logged and no exception quotes it. One session is used by one thread at a time; 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import AuthenticationRejected, ConnectionLost, ProtocolError, QfexTimeout, shorten
+from .errors import AuthenticationRejected, ConnectionLost, ErrorFrame, ProtocolError, QfexTimeout, shorten
 from .messages import (
     LEGACY_AUTH_REPLY,
     Incoming,
@@ -66,6 +72,8 @@ _DRAIN_MAX_FRAMES = 1_000
 _CLOSE_GRACE = 1.0
 _KEEP_WAITING = object()
 _ORDER_REPLY_KEYS = ("all_orders_response", "user_orders")
+_PAGE_REPLY_MEMORY = 1_024  # digests of page replies remembered per connection (two reads of a 500-page book)
+_MIN_DUPLICATE_GRACE = 0.05  # seconds a reply identical to an earlier page reply is held, at least
 
 
 @dataclass
@@ -126,7 +134,7 @@ class QfexSession:
         # Called with each push, in the reading thread, in the order the pushes arrived. It must be quick
         # and must not use the session (e.g. hand the order to an event loop with call_soon_threadsafe).
         self.on_push: Callable[[Order], None] | None = None
-        self._last_page_reply: tuple[dict[str, Any], str] | None = None
+        self._page_replies = _PageReplies()
         self.page_limits = PageLimits()
 
     def __repr__(self) -> str:
@@ -149,7 +157,7 @@ class QfexSession:
         )
         self._transport = transport
         self._pushes.clear()
-        self._last_page_reply = None
+        self._page_replies.clear()
         try:
             self._authenticate()
         except BaseException:
@@ -198,18 +206,12 @@ class QfexSession:
     def get_user_orders_page(self, *, limit: int = 1000, offset: int = 0, symbol: str | None = None) -> Page:
         """Like :meth:`get_user_orders`, with the raw item count that paging needs."""
         message = get_user_orders_message(limit=limit, offset=offset, symbol=symbol)
-        params = message["params"]
+        sent = time.monotonic()
 
         def on_reply(incoming: Incoming, text: str) -> Any:
             if incoming.key not in _ORDER_REPLY_KEYS:
                 return _KEEP_WAITING
-            page = parse_orders_page(incoming.message)
-            previous = self._last_page_reply
-            if page.received and previous is not None and previous[0] != params and previous[1] == text:
-                logger.debug("discarded a duplicate of the previous get_user_orders reply")
-                return _KEEP_WAITING
-            self._last_page_reply = (params, text)
-            return page
+            return self._page_replies.judge(parse_orders_page(incoming.message), text, sent, self.timeout)
 
         page: Page = self._request(message, on_reply)
         limits = self.page_limits
@@ -305,27 +307,29 @@ class QfexSession:
 
     def _await(self, request_type: str, on_reply: Callable[[Incoming, str], Any], deadline: float) -> Any:
         transport = self._require_transport()
+        held: _Held | None = None  # an answer that may be a late duplicate: taken if nothing follows it
         while True:
-            text = transport.receive(deadline)
+            try:
+                text = transport.receive(deadline if held is None else min(deadline, held.until))
+            except QfexTimeout:
+                if held is None:
+                    raise
+                return held.result
             incoming = classify(decode_incoming(text))
             if incoming.kind == "reply":
                 result = on_reply(incoming, text)
+                if isinstance(result, _Held):
+                    held = result if held is None else _Held(result.result, held.until)  # the later copy
+                    continue
                 if result is not _KEEP_WAITING:
                     return result
                 logger.debug("reply %s does not complete %s yet; waiting on", incoming.key, request_type)
             elif incoming.kind == "push":
                 self._buffer_push(incoming)
             elif incoming.kind == "error" and incoming.error is not None:
-                error = incoming.error
-                if error.incoming_type is not None and error.incoming_type != request_type:
-                    logger.debug(
-                        "ignored %s error for %s while waiting for %s",
-                        error.error_code,
-                        error.incoming_type,
-                        request_type,
-                    )
+                if _belongs_elsewhere(incoming.error, request_type):
                     continue
-                raise error.to_exception(during=request_type)
+                raise incoming.error.to_exception(during=request_type)
             else:
                 logger.debug("ignored frame while waiting for %s: %s", request_type, describe(incoming.message))
 
@@ -376,6 +380,47 @@ class QfexSession:
         if transport is not None:
             transport.close(grace=0)
             logger.info("QFEX session dropped after an error: %s", self.url)
+
+
+def _belongs_elsewhere(error: ErrorFrame, request_type: str) -> bool:
+    """An error frame whose ``incoming_message`` names another request is not ours: logged and ignored."""
+    if error.incoming_type is None or error.incoming_type == request_type:
+        return False
+    logger.debug("ignored %s error for %s while waiting for %s", error.error_code, error.incoming_type, request_type)
+    return True
+
+
+class _PageReplies:
+    """The page replies one connection took (digests of the last ``_PAGE_REPLY_MEMORY``) and how long
+    fresh ones usually take: a reply identical to one of them is held (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._digests: OrderedDict[bytes, None] = OrderedDict()
+        self._seconds = 0.0  # a moving average of fresh replies' latency
+
+    def clear(self) -> None:
+        self._digests.clear()
+
+    def judge(self, page: Page, text: str, sent: float, timeout: float) -> Page | _Held:
+        """``page`` to take at once, or held for a grace when its text repeats an earlier reply's."""
+        digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
+        now = time.monotonic()
+        if page.received and digest in self._digests:
+            logger.debug("a get_user_orders reply identical to an earlier one: held in case another follows")
+            return _Held(page, now + min(timeout, max(_MIN_DUPLICATE_GRACE, 2 * self._seconds)))
+        self._seconds = 0.8 * self._seconds + 0.2 * (now - sent)
+        self._digests[digest] = None
+        while len(self._digests) > _PAGE_REPLY_MEMORY:
+            self._digests.popitem(last=False)
+        return page
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A reply identical to an earlier page reply, held until ``until`` (monotonic) in case another follows."""
+
+    result: Any
+    until: float
 
 
 class _ChannelAcks:

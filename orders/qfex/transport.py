@@ -35,7 +35,7 @@ import socket
 import ssl
 import struct
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import websocket
@@ -66,7 +66,13 @@ class FrameRejected(Exception):
     """A frame refused from its header alone (size or type); its payload was not read."""
 
 
-class _DeadlineMixin:
+if TYPE_CHECKING:
+    _SocketBase = socket.socket  # what the mixin is mixed into, for the type checker
+else:
+    _SocketBase = object
+
+
+class _DeadlineMixin(_SocketBase):
     """Socket mixin: every ``recv``/``send`` times out at ``deadline`` (a ``time.monotonic()`` value)."""
 
     deadline: float | None = None
@@ -77,7 +83,7 @@ class _DeadlineMixin:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError("deadline passed")
-            self.settimeout(remaining)  # type: ignore[attr-defined]
+            self.settimeout(remaining)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         self._arm()
@@ -85,21 +91,22 @@ class _DeadlineMixin:
             if self.read_budget <= 0:
                 raise _HandshakeTooLarge("handshake answer too large")
             bufsize = min(bufsize, self.read_budget)
-        data = super().recv(bufsize, flags)  # type: ignore[misc]
+        data = super().recv(bufsize, flags)
         if self.read_budget is not None:
             self.read_budget -= len(data)
         return data
 
     def send(self, data: Any, flags: int = 0) -> int:
         self._arm()
-        return super().send(data, flags)  # type: ignore[misc]
+        return super().send(data, flags)
 
 
 class _DeadlineSocket(_DeadlineMixin, socket.socket):
     pass
 
 
-class _DeadlineSSLSocket(_DeadlineMixin, ssl.SSLSocket):
+# The mixin's recv(bufsize, flags) stands in for both socket.socket's and SSLSocket's (recv(buflen, flags)).
+class _DeadlineSSLSocket(_DeadlineMixin, ssl.SSLSocket):  # type: ignore[misc]
     pass
 
 
@@ -114,6 +121,7 @@ class _CappedFrameBuffer(websocket.frame_buffer):
 
     def recv_length(self) -> None:
         super().recv_length()
+        assert self.header is not None  # recv_header, which sets it, has run
         opcode = self.header[4]  # (fin, rsv1, rsv2, rsv3, opcode, has_mask, length_bits)
         length = self.length or 0
         if opcode >= 0x8:
@@ -180,7 +188,7 @@ class Transport:
         self._sock = sock
         self._timeout = timeout
         self._selector = selectors.DefaultSelector()
-        self._selector.register(sock, selectors.EVENT_READ)  # type: ignore[arg-type]
+        self._selector.register(sock, selectors.EVENT_READ)
 
     @classmethod
     def open(
@@ -203,15 +211,16 @@ class Transport:
         host = parts.hostname or ""
         port = parts.port or (443 if secure else 80)
         deadline = time.monotonic() + timeout
-        sock = _open_tcp(host, port, deadline, policy)
+        tcp = _open_tcp(host, port, deadline, policy)
+        sock: _DeadlineSocket | _DeadlineSSLSocket = tcp
         ws: _GuardedWebSocket | None = None
         try:
             if secure:
-                sock = _start_tls(sock, host, deadline, ca_file)
+                sock = _start_tls(tcp, host, deadline, ca_file)
             sock.deadline = deadline
             sock.read_budget = HANDSHAKE_BYTES
             ws = _GuardedWebSocket(max_message_bytes=max_message_bytes)
-            ws.connect(
+            ws.connect(  # type: ignore[no-untyped-call]  # websocket-client leaves connect unannotated
                 url,
                 socket=sock,
                 timeout=timeout,
@@ -268,9 +277,10 @@ class Transport:
         if opcode != ABNF.OPCODE_TEXT:  # binary frames are refused from their header already
             raise ProtocolError(f"unexpected WebSocket opcode {opcode}")
         try:
-            return frame.data.decode("utf-8")
+            text: str = frame.data.decode("utf-8")  # websocket-client's ABNF.data is untyped
         except UnicodeDecodeError:
             raise ProtocolError("QFEX sent a text frame that is not UTF-8") from None
+        return text
 
     def data_ready(self) -> bool:
         """True if bytes are waiting on the socket now (never blocks)."""
@@ -291,13 +301,13 @@ class Transport:
         except Exception:  # noqa: S110 -- closing is best effort; the socket is closed below regardless
             pass
         finally:
-            self._ws.shutdown()
-            self._sock.close()  # type: ignore[attr-defined]
+            self._ws.shutdown()  # type: ignore[no-untyped-call]  # websocket-client leaves it unannotated
+            self._sock.close()
             self._selector.close()
 
     @property
     def socket(self) -> socket.socket:
-        return self._sock  # type: ignore[return-value]
+        return self._sock
 
 
 def _open_tcp(host: str, port: int, deadline: float, policy: EndpointPolicy | None = None) -> _DeadlineSocket:
@@ -346,6 +356,7 @@ def _start_tls(sock: _DeadlineSocket, host: str, deadline: float, ca_file: str |
         raise QfexTimeout("connecting to QFEX timed out")
     sock.settimeout(remaining)
     try:
+        # sslsocket_class above makes it a _DeadlineSSLSocket; the stubs say SSLSocket.
         return context.wrap_socket(sock, server_hostname=host)  # type: ignore[return-value]
     except TimeoutError:
         sock.close()

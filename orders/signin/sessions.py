@@ -16,6 +16,7 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods
 
 from orders.accounts import sign_ins
+from orders.accounts.people import signed_in
 from orders.signin.two_factor import enrolled
 from orders.views import render_page
 
@@ -36,7 +37,7 @@ def _browser(user_agent: str) -> str:
 @login_required
 @require_http_methods(["GET", "POST"])
 def your_sessions(request: HttpRequest) -> HttpResponse:
-    user = request.user
+    user = signed_in(request)
     current = request.session.session_key
     if request.method == "POST":
         ended = sign_ins.sessions_end(user, keep=current)

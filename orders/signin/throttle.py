@@ -101,6 +101,11 @@ def slowdown_seconds(failures: int) -> int:
     return int(min(cap, 2 ** min(beyond, 32)))
 
 
+def _counted_address(request: HttpRequest) -> str | None:
+    """The address axes put on the request (:func:`client_address`, read once per request)."""
+    return getattr(request, "axes_ip_address", None)
+
+
 def _failures(attempts: Any) -> int:
     return int(attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0)
 
@@ -116,7 +121,7 @@ class SignInThrottle(AxesDatabaseHandler):
         pair = super().get_failures(request, credentials)
         limit = get_failure_limit(request, credentials)
         if pair < limit:
-            address = _failures(self._recent(request).filter(ip_address=request.axes_ip_address))
+            address = _failures(self._recent(request).filter(ip_address=_counted_address(request)))
             if address >= settings.QFEXDASH_LOGIN_MAX_FAILURES_PER_ADDRESS:
                 request.qfexdash_refusal = _ADDRESS_LOCKED  # type: ignore[attr-defined]
                 return limit
@@ -138,7 +143,7 @@ class SignInThrottle(AxesDatabaseHandler):
         if not username:
             return 0
         attempts = self._recent(request).filter(username=username)
-        if not attempts.filter(ip_address=request.axes_ip_address).exists():
+        if not attempts.filter(ip_address=_counted_address(request)).exists():
             return 0  # an address with no recent failure for this username is never slowed (S25)
         delay = slowdown_seconds(_failures(attempts))
         last = attempts.aggregate(last=Max("attempt_time"))["last"]
@@ -149,7 +154,7 @@ class SignInThrottle(AxesDatabaseHandler):
 
 def normalise_username(request: HttpRequest | None, credentials: dict[str, Any] | None) -> str:
     """The username axes counts by, case-folded: varying the case must not buy more guesses."""
-    field = settings.AXES_USERNAME_FORM_FIELD
+    field = settings.AXES_USERNAME_FORM_FIELD  # type: ignore[misc]  # django-axes adds its defaults to settings
     value = (credentials or {}).get(field) if credentials else None
     if value is None and request is not None:
         value = request.POST.get(field)
@@ -198,10 +203,10 @@ def lockout_response(request: HttpRequest, original_response: Any = None, creden
 
     from orders.signin.forms import SignInForm
 
-    username = str(request.POST.get(settings.AXES_USERNAME_FORM_FIELD) or "")[:150]
+    username = str(request.POST.get(settings.AXES_USERNAME_FORM_FIELD) or "")[:150]  # type: ignore[misc]  # axes' default
     form = SignInForm(request, data={"username": username})
     # Marked as validated without validating: cleaning would try the password again.
-    form._errors, form.cleaned_data = ErrorDict(), {}
+    form._errors, form.cleaned_data = ErrorDict(), {}  # type: ignore[attr-defined]  # Django's own, unstubbed
     message, retry_after = _refusal(request)
     form.add_error(None, message)
     template = "registration/login.html"

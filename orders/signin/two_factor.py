@@ -41,7 +41,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from orders.accounts.access import requires_2fa
-from orders.accounts.people import User
+from orders.accounts.people import User, signed_in
 
 RECOVERY_CODES = 10
 # ``?ended=`` on the sign-in page: the session was signed out because its second-factor device was removed.
@@ -49,6 +49,11 @@ SECOND_FACTOR_GONE = "second-factor"
 PASSWORD_WRONG = "That is not your password. Type the password you sign in with."  # noqa: S105  (words)
 _TOTP_NAME = "Authenticator app"
 _RECOVERY_NAME = "Recovery codes"
+
+
+def _verified(user: User) -> bool:
+    """Whether this request's session passed the second factor (django-otp's middleware adds the method)."""
+    return bool(user.is_verified())  # type: ignore[attr-defined]
 
 
 def enrolled(user: User) -> bool:
@@ -86,7 +91,7 @@ class PasswordAgainForm(forms.Form):
 
     def clean_password(self) -> str:
         password = self.cleaned_data["password"]
-        user = self.request.user
+        user = signed_in(self.request)
         # authenticate() counts a wrong password like one on the sign-in page (django-axes), so this form
         # cannot be used to guess it.
         if authenticate(self.request, username=user.get_username(), password=password) != user:
@@ -137,8 +142,8 @@ def _wait_words(seconds: int) -> str:
 @require_http_methods(["GET", "POST"])
 def verify(request: HttpRequest) -> HttpResponse:
     """The token step after the password, throttled by django-otp per device (429 while it must wait)."""
-    user = request.user
-    if user.is_verified() or not requires_2fa(user):
+    user = signed_in(request)
+    if _verified(user) or not requires_2fa(user):
         return redirect(_next_url(request))
     if not enrolled(user):
         return redirect("two_factor_setup")
@@ -177,9 +182,9 @@ def _pending_device(user: User, *, fresh: bool) -> TOTPDevice:
 @require_http_methods(["GET", "POST"])
 def setup(request: HttpRequest) -> HttpResponse:
     """Enrolment: the secret (once), a first code to confirm it, then the recovery codes (once)."""
-    user = request.user
+    user = signed_in(request)
     if enrolled(user):
-        return redirect("two_factor_verify" if not user.is_verified() else _next_url(request))
+        return redirect("two_factor_verify" if not _verified(user) else _next_url(request))
     form = EnrolForm(request, request.POST or None)
     if request.method == "POST" and form.is_valid():
         device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
@@ -205,8 +210,8 @@ def setup(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def recovery_codes(request: HttpRequest) -> HttpResponse:
     """New recovery codes (the old ones stop working), after the password again; for an enrolled, verified user."""
-    user = request.user
-    if not enrolled(user) or not user.is_verified():
+    user = signed_in(request)
+    if not enrolled(user) or not _verified(user):
         return redirect("two_factor_setup" if not enrolled(user) else "two_factor_verify")
     form = PasswordAgainForm(request, request.POST or None)
     if request.method == "POST" and form.is_valid():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 # Namespace for deriving a stable user id from a public key when none is given.
 _USER_ID_NAMESPACE = uuid.UUID("5b0b6c7e-4f7a-4c1e-9a51-3f1f0c6d2a10")
@@ -76,7 +75,7 @@ _ACCOUNT_KEYS = frozenset(
 )
 
 
-def accounts_from_json(data: Any) -> list[SimAccount]:
+def accounts_from_json(data: object) -> list[SimAccount]:
     """Build accounts from the parsed accounts file (a JSON list of objects); ValueError names the bad entry.
 
     Messages never quote a secret value.

@@ -13,7 +13,6 @@ import hmac
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from .accounts import SimAccount
 
@@ -51,15 +50,15 @@ class NonceMemory:
             for old, when in list(seen.items()):
                 if now - when >= self._window:
                     del seen[old]
-        when = seen.get(nonce)
-        if when is not None and now - when < self._window:
+        last = seen.get(nonce)
+        if last is not None and now - last < self._window:
             return False
         seen[nonce] = now
         return True
 
 
 def authenticate(
-    params: Any,
+    params: object,
     *,
     find_account: Callable[[str], SimAccount | None],
     nonces: NonceMemory,

@@ -15,9 +15,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 DEFAULT_SIZE = 10_000
 
@@ -32,7 +32,17 @@ class OrderEvent:
     book_id: str  # the user id or subaccount id whose book changed
     order_id: str
     status: str
-    quantity_remaining: Any  # as pushed (a float for simulator orders)
+    quantity_remaining: object  # as pushed (a float for simulator orders)
+
+
+class _Pushed(Protocol):
+    """What is noted of a push (`book.Push`, which imports this module)."""
+
+    @property
+    def book_id(self) -> str: ...
+
+    @property
+    def order(self) -> Mapping[str, object]: ...
 
 
 class EventLog:
@@ -45,7 +55,7 @@ class EventLog:
         self._serial = 0
         self._lock = threading.Lock()
 
-    def record(self, pushes: Iterable[Any]) -> None:
+    def record(self, pushes: Iterable[_Pushed]) -> None:
         """Note each push (anything with ``book_id`` and an ``order`` dict) as produced now."""
         t_ns, wall = time.monotonic_ns(), time.time()
         with self._lock:

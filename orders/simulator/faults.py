@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any
 
 RESPONSE_SHAPES = ("current", "mid", "legacy")
 AUTH_SUCCESS_SHAPES = ("current", "legacy")
@@ -93,7 +92,7 @@ class Faults:
     incoming_message_as_string: bool = False
     close_after_auth: bool = False
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def __setattr__(self, name: str, value: object) -> None:
         object.__setattr__(self, name, _validated(name, value))
 
     def set_from_text(self, name: str, text: str) -> None:
@@ -117,7 +116,7 @@ def _field_type(name: str) -> type:
     raise ValueError(f"unknown fault {name!r}; known faults: {', '.join(Faults.names())}")
 
 
-def _validated(name: str, value: Any) -> Any:
+def _validated(name: str, value: object) -> object:
     kind = _field_type(name)
     if kind is bool:
         if not isinstance(value, bool):
@@ -139,7 +138,7 @@ def _validated(name: str, value: Any) -> Any:
     return kind(value)
 
 
-def _parse(name: str, text: str) -> Any:
+def _parse(name: str, text: str) -> object:
     kind = _field_type(name)
     word = text.strip()
     if kind is bool:

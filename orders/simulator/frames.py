@@ -2,42 +2,58 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
+
+from .faults import Faults
 
 # Keys whose values are never echoed back or recorded, wherever they appear in a received message.
 _SENSITIVE_KEYS = frozenset({"signature", "secret", "secret_key", "api_secret", "jwt", "hmac", "password"})
 REDACTED = "[redacted]"
 
 
-def scrub(value: Any) -> Any:
+def scrub(value: object) -> object:
     """A copy of a received JSON value with anything that could be a credential replaced."""
     if isinstance(value, Mapping):
-        return {k: (REDACTED if k in _SENSITIVE_KEYS else scrub(v)) for k, v in value.items()}
+        return scrub_object(value)
     if isinstance(value, list):
         return [scrub(item) for item in value]
     return value
 
 
-def incoming_echo(message: Any) -> dict[str, Any] | None:
+def scrub_object(message: Mapping[str, object]) -> dict[str, object]:
+    """`scrub` of a JSON object."""
+    return {k: (REDACTED if k in _SENSITIVE_KEYS else scrub(v)) for k, v in message.items()}
+
+
+def incoming_echo(message: object) -> dict[str, object] | None:
     """The `incoming_message` echo of a request: its type and (scrubbed) params, never an auth's contents."""
     if not isinstance(message, Mapping):
         return None
     if message.get("type") == "auth":
         return {"type": "auth"}
-    echo: dict[str, Any] = {"type": message.get("type")}
+    echo: dict[str, object] = {"type": message.get("type")}
     if "params" in message:
         echo["params"] = scrub(message["params"])
     return echo
 
 
+def error_reply(faults: Faults, code: str, message: str | None, request: object = None, **extra: object) -> bytes:
+    """The error frame answering `request` (None: a frame that was no request), in the shapes `faults` ask for."""
+    echo: dict[str, object] | str | None = incoming_echo(request)
+    if echo is not None and faults.incoming_message_as_string:
+        echo = json.dumps(echo)
+    return error_frame(faults.error_shape, code, message, echo, **extra)
+
+
 def error_frame(
-    shape: str, code: str, message: str | None, incoming: dict[str, Any] | None = None, **extra: Any
+    shape: str, code: str, message: str | None, incoming: dict[str, object] | str | None = None, **extra: object
 ) -> bytes:
     """`{"err": {...}}` (current) or the older flat `{"type": "error", ...}` (docs/qfex-protocol.md §3.6)."""
-    body: dict[str, Any] = {"error_code": code, "message": message}
+    body: dict[str, object] = {"error_code": code, "message": message}
     if incoming is not None:
         body["incoming_message"] = incoming
     body.update(extra)

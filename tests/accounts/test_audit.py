@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from orders.accounts import audit, exchange_accounts, teams
@@ -22,9 +24,10 @@ def test_audit_trail_is_append_only(personas) -> None:
     assert len(after) == len(snapshot) + 5
     # Earlier events are untouched, except the account link the database clears when an account goes.
     for old, new in zip(snapshot, after, strict=False):
-        if old["account_id"] == account_pk:
-            old = {**old, "account_id": None}
-        assert new == old
+        expected: dict[str, Any] = dict(old)
+        if expected["account_id"] == account_pk:
+            expected["account_id"] = None
+        assert new == expected
 
 
 def test_audit_record_refuses_secret_entries_and_unknown_actions(owner) -> None:

@@ -121,10 +121,13 @@ def test_update_changes_fields_clears_verification_and_records_events(personas) 
     actions = list(AuditEvent.objects.order_by("pk").values_list("action", flat=True))[before:]
     assert actions == ["account_changed", "account_secret_changed", "account_changed", "account_disabled"]
     changed = AuditEvent.objects.filter(action="account_changed").order_by("pk").last()
+    assert changed is not None
     assert changed.detail == {"changed": {"public_key": ["qfex_pub_owner_personal", "qfex_pub_new"]}}
 
     exchange_accounts.account_update(actor=personas.owner, account=account, enabled=True)
-    assert AuditEvent.objects.order_by("pk").last().action == "account_enabled"
+    latest = AuditEvent.objects.order_by("pk").last()
+    assert latest is not None
+    assert latest.action == "account_enabled"
     # Nothing changed → no event.
     count = AuditEvent.objects.count()
     exchange_accounts.account_update(actor=personas.owner, account=account, label="Renamed")
@@ -171,6 +174,7 @@ def test_set_secret_re_encrypts_and_clears_state(personas) -> None:
     assert account.secret_hint == "7890"
     assert display.account_key_status(account).code == "unverified"
     event = AuditEvent.objects.order_by("pk").last()
+    assert event is not None
     assert event.action == "account_secret_changed"
     assert event.detail == {}
 

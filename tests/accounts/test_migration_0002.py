@@ -8,6 +8,7 @@ import uuid
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.state import StateApps
 
 from orders.accounts import encryption
 from orders.accounts.encryption import Destination, SecretUnreadable
@@ -23,7 +24,7 @@ def _v1_token(secret: str, binding: uuid.UUID, key: encryption.EncryptionKey | N
     return f"v1.{key.key_id}.{base64.urlsafe_b64encode(blob).decode()}"
 
 
-def _migrate(target: str) -> object:
+def _migrate(target: str) -> StateApps:
     executor = MigrationExecutor(connection)
     executor.migrate([("orders", target)])
     executor.loader.build_graph()

@@ -40,7 +40,7 @@ def simulator() -> Iterator[Simulator]:
 
 def _all_database_text() -> str:
     """Every value of every row of every table, as text (works for SQLite and PostgreSQL alike)."""
-    chunks = []
+    chunks: list[str] = []
     with connection.cursor() as cursor:
         for table in connection.introspection.table_names(cursor):
             cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608  (table names from introspection)
@@ -49,7 +49,7 @@ def _all_database_text() -> str:
 
 
 def _database_file_bytes() -> bytes:
-    if connection.vendor != "sqlite" or connection.is_in_memory_db():
+    if connection.vendor != "sqlite" or connection.is_in_memory_db():  # type: ignore[attr-defined]  # SQLite's has it
         return b""
     return Path(connection.settings_dict["NAME"]).read_bytes()
 

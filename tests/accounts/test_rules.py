@@ -30,11 +30,11 @@ BAD_INPUT = [
 ]
 
 
-def _typed(overrides: dict[str, str]) -> dict[str, str]:
+def _typed(overrides: dict[str, str]) -> dict[str, Any]:
     return {"label": "New account", "public_key": "qfex_pub_rules", "endpoint": "prod", "custom_url": "", **overrides}
 
 
-def _from_service(owner: Any, superuser: Any, field: str, typed: dict[str, str]) -> list[str]:
+def _from_service(owner: Any, superuser: Any, field: str, typed: dict[str, Any]) -> list[str]:
     with pytest.raises(ValidationError) as refused:
         exchange_accounts.account_create(actor=superuser, owner_user=owner, secret=SECRET, **typed)
     return refused.value.message_dict[field]
@@ -44,7 +44,7 @@ def _from_page_form(owner: Any, superuser: Any, field: str, typed: dict[str, str
     # A superuser adding for the owner: only a superuser may enter a custom address at all.
     form = AccountForm({**typed, "secret": SECRET}, owner_user=owner, user=superuser)
     assert not form.is_valid()
-    return form.errors[field]
+    return [str(message) for message in form.errors[field]]
 
 
 def _from_admin_form(owner: Any, superuser: Any, field: str, typed: dict[str, str]) -> list[str]:

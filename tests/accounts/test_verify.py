@@ -75,6 +75,7 @@ def test_good_key_is_verified(personas, simulator) -> None:
     assert account.last_error == ""
     assert display.account_key_status(account).code == "verified"
     event = AuditEvent.objects.filter(account=account).order_by("pk").last()
+    assert event is not None
     assert (event.action, event.actor, event.detail) == ("account_verified", personas.owner, {})
     assert simulator.request_count("auth") == 1
     _wait_for(lambda: simulator.connection_count == 0)  # the session was closed
@@ -108,6 +109,7 @@ def test_rejected_key_gives_the_clients_message(personas, simulator) -> None:
     state = display.account_key_status(account)
     assert (state.code, state.detail) == ("error", direct.value.user_message)
     event = AuditEvent.objects.filter(account=account).order_by("pk").last()
+    assert event is not None
     assert (event.action, event.detail) == ("account_verify_failed", {"reason": direct.value.user_message})
 
 

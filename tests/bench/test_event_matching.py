@@ -1,10 +1,10 @@
-"""How P9/P10 decide which diff carried an exchange event (bench/event_latency.py), on made-up data."""
+"""How P9/P10 decide which diff carried an exchange event (bench/live/event_latency.py), on made-up data."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from bench.event_latency import Shown, ended, match
+from bench.live.event_latency import Shown, ended, match
 from orders.simulator import OrderEvent
 
 MS = 1_000_000

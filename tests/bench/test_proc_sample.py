@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.stack import proc_sample
+from bench.harness.proc import proc_sample
 
 
 def _state(pid: int) -> str:

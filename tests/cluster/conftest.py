@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from bench.cluster_site import POSTGRES_ADMIN_URL, REDIS_URL, delete_redis_keys, services_problem, unique_name
+from bench.harness.cluster import POSTGRES_ADMIN_URL, REDIS_URL, delete_redis_keys, services_problem, unique_name
 
 
 def _in_ci() -> bool:

@@ -121,7 +121,8 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qfexdash.settings")
     django.setup()
     role, *args = sys.argv[1:]
-    {"setup": setup, "demote": demote, "code": code}[role](*args)
+    roles: dict[str, Any] = {"setup": setup, "demote": demote, "code": code}
+    roles[role](*args)
 
 
 if __name__ == "__main__":

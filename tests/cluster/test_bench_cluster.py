@@ -6,22 +6,14 @@ Redis prefix, two Daphne processes) and must tear it all down.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
-from bench import cluster
+from bench.live import cluster
+from tests.threads import no_leaked_threads  # noqa: F401  (the fixture, used by name)
 
-pytestmark = pytest.mark.services
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not leaked, f"threads left running: {leaked}"
+pytestmark = [pytest.mark.services, pytest.mark.usefixtures("no_leaked_threads")]
 
 
 FIGURES: dict[str, tuple[Callable[[], list[str]], str]] = {

@@ -20,7 +20,7 @@ from channels.routing import URLRouter
 from channels.sessions import SessionMiddlewareStack
 from django.urls import path
 
-from bench.site import ROOT
+from bench.harness import ROOT
 from orders.live.consumers import AccountStreamConsumer
 from orders.live.feed import get_feed, shutdown_feed
 from orders.live.routing import ExactOriginMiddleware, SessionUserMiddleware
@@ -34,12 +34,12 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
 class _StallableConsumer(AccountStreamConsumer):
-    """A viewer whose socket stops reading while ``gate`` is clear (a slow browser)."""
+    """A viewer whose socket stops reading while ``stall`` is clear (a slow browser)."""
 
-    gate: asyncio.Event
+    stall: asyncio.Event  # not `gate`: the consumer has its own (FrameGate)
 
     async def feed_message(self, event: dict[str, Any]) -> None:
-        await type(self).gate.wait()
+        await type(self).stall.wait()
         await super().feed_message(event)
 
 
@@ -91,8 +91,8 @@ async def test_a_stalled_viewer_on_redis_heals_through_a_seq_gap(
     redis_site: None, trader: Any, live_team_account: ExchangeAccount, sim: Simulator
 ) -> None:
     account = live_team_account
-    _StallableConsumer.gate = asyncio.Event()
-    _StallableConsumer.gate.set()
+    _StallableConsumer.stall = asyncio.Event()
+    _StallableConsumer.stall.set()
     application = ExactOriginMiddleware(
         SessionMiddlewareStack(
             SessionUserMiddleware(URLRouter([path("ws/accounts/<int:account_id>/", _StallableConsumer.as_asgi())]))
@@ -103,14 +103,18 @@ async def test_a_stalled_viewer_on_redis_heals_through_a_seq_gap(
     await browser.until(shows_truth(browser, sim, account))
     feed = get_feed()
     assert feed.cluster is not None, "the feed should run as one process of a cluster here"
-    _StallableConsumer.gate.clear()
+    _StallableConsumer.stall.clear()
     # Three separate changes, each fetched and published while the viewer is stalled.
     for _ in range(3):
         fetches = feed.stats(account.pk).fetches
         sim.add_orders(account.public_key, 1)
-        await feed.wait_for(account.pk, lambda s, n=fetches: feed.stats(s.account).fetches > n, PATIENCE)
+
+        def fetched_again(s: Any, n: int = fetches) -> bool:
+            return feed.stats(s.account).fetches > n
+
+        await feed.wait_for(account.pk, fetched_again, PATIENCE)
         await feed.wait_for(account.pk, lambda s: set(s.orders) == set(truth(sim, account)[0]), PATIENCE)
-    _StallableConsumer.gate.set()
+    _StallableConsumer.stall.set()
     sim.add_orders(account.public_key, 1)
     await browser.until(lambda: browser.gaps > 0 and shows_truth(browser, sim, account)())
     await browser.disconnect()

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,7 +21,8 @@ from pathlib import Path
 import pytest
 import websocket
 
-from bench.cluster_site import ClusterSite, Page
+from bench.harness.cluster import ClusterSite
+from bench.harness.pages import Page
 from orders.simulator import SimAccount, Simulator
 
 pytestmark = pytest.mark.services
@@ -136,7 +138,7 @@ def test_upstream_requests_do_not_depend_on_viewers_or_processes(site: ClusterSi
     # Every viewer, on either process, follows the same change to the same rows and seq.
     sim.add_orders(PUBLIC_KEY, 3)
     for page in pages:
-        page.follow_until(lambda p=page: shows_truth(p, sim), PATIENCE, "every page shows the new orders")
+        page.follow_until(functools.partial(shows_truth, page, sim), PATIENCE, "every page shows the new orders")
     assert len({page.seq for page in pages}) == 1
     assert sim.authenticated_connections(PUBLIC_KEY) == 1
 

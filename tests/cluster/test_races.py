@@ -14,7 +14,6 @@ is lost every time, not once in a while.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,11 +23,11 @@ from typing import Any
 import pytest
 from django_otp.oath import totp
 
-from bench.cluster_site import PostgresDatabase
-from bench.site import ROOT, base_env, migrate, sqlite_url
+from bench.harness import ROOT
+from bench.harness.cluster import PostgresDatabase
+from bench.harness.env import server_env
+from bench.harness.site import migrate
 
-SECRET_KEY = "race-test-secret-key-0123456789-abcdefghijklmnopqrstuv"
-ENCRYPTION_KEY = "ZmFrZS10ZXN0LWtleS1mb3ItcWZleGRhc2gtdGVzdHM="
 TIMEOUT = 120
 
 
@@ -39,21 +38,14 @@ def race_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[st
     if request.param == "postgres":
         request.getfixturevalue("services")  # skips (fails under CI) without PostgreSQL
         database = PostgresDatabase()
-        url = database.url
-    else:
-        url = sqlite_url(tmp_path)
-    env = base_env(
-        {k: v for k, v in os.environ.items() if not k.startswith(("QFEX", "DJANGO", "DATABASE"))},
-        database_url=url,
-        state_dir=tmp_path / "state",
-        encryption_keys=ENCRYPTION_KEY,
-        secret_key=SECRET_KEY,
-        log_level="WARNING",
+    env = server_env(
+        tmp_path,
+        database_url=database.url if database is not None else None,  # None: a SQLite file in tmp_path
         QFEXDASH_REQUIRE_2FA="true",
         RACE_GO=str(tmp_path / "go"),
     )
     try:
-        migrate(env, timeout=TIMEOUT)
+        migrate(env)
         yield env
     finally:
         if database is not None:

@@ -20,6 +20,7 @@ test("order statuses in words, a partly filled open order is not 'Filled'", () =
   assert.equal(orderStatusLabel({ status: "MODIFIED", quantity_remaining: "5", filled: "0" }), "Modified");
   assert.equal(orderStatusLabel({ status: "CANCELLED" }), "Cancelled");
   assert.equal(orderStatusLabel({ status: "SOMETHING_NEW" }), "Something new");
+  assert.equal(orderStatusLabel({ status: "ACK", filled: "0", unconfirmed: true }), "Unconfirmed");
   assert.equal(orderStatusShort({ status: "FILLED", quantity_remaining: "1" }), "Partial");
   assert.equal(statusTone("Partially filled"), "partial");
   assert.equal(statusTone("Cancelled"), "cancelled");

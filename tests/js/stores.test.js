@@ -10,12 +10,13 @@ test("closed orders: a snapshot replaces an account's list, diffs add on top, at
   const store = new ClosedStore(3);
   const row = (id) => ({ id });
   assert.deepEqual(store.replace(7, [row("a"), row("b"), row("a")]).rows.map((r) => r.id), ["a", "b"]);
-  assert.deepEqual(store.add(7, [row("c"), row("b")]), { added: [row("c")], dropped: [] });
-  assert.deepEqual(store.add(7, [row("d"), row("e")]), { added: [row("d"), row("e")], dropped: ["a", "b"] });
-  assert.deepEqual(store.byAccount.get(7).map((r) => r.id), ["d", "e", "c"]);
+  // A diff lists rows in the order they closed; a known id's row is replaced and moves up (one per id).
+  assert.deepEqual(store.add(7, [row("c"), row("b")]), { added: [row("b"), row("c")], dropped: [] });
+  assert.deepEqual(store.add(7, [row("d"), row("e")]), { added: [row("e"), row("d")], dropped: ["c", "a"] });
+  assert.deepEqual(store.byAccount.get(7).map((r) => r.id), ["e", "d", "b"]);
   store.add(8, [row("x"), { nope: 1 }, null]);
   assert.equal(store.count(), 4);
-  assert.deepEqual(store.replace(7, [row("c")]).dropped.sort(), ["d", "e"]);
+  assert.deepEqual(store.replace(7, [row("c")]).dropped.sort(), ["b", "d", "e"]);
 });
 
 test("summary: count, buy and sell notional, per symbol count and net", () => {

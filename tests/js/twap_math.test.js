@@ -14,7 +14,7 @@ const twap = (fields) => ({
   order_interval_secs: 60,
   created_at: START,
   estimated_end: START + 420,
-  status: "RUNNING",
+  status: "ENGINE_STATUS", // the only value QFEX's docs show (a placeholder)
   ...fields,
 });
 const at = (seconds) => (START + seconds) * 1000;
@@ -43,7 +43,14 @@ test("time left, and a running TWAP past its estimated end is overdue", () => {
   assert.equal(late.overdue, true);
   assert.equal(timeLeftText(late), "Overdue 2 min");
   assert.equal(twapSchedule(twap({}), at(425)).overdue, false); // a few seconds of grace
-  assert.equal(twapSchedule(twap({ status: "PAUSED" }), at(900)).overdue, false);
+  // A listed TWAP is running whatever its status string: no value hides Overdue, ahead/behind or time left.
+  for (const status of ["ENGINE_STATUS", "RUNNING", "PAUSED", "", null, undefined, "SOMETHING_NEW"]) {
+    const schedule = twapSchedule(twap({ status }), at(900));
+    assert.equal(schedule.overdue, true, String(status));
+    assert.equal(timeLeftText(schedule), "Overdue 8 min", String(status));
+    assert.deepEqual(driftText(twapSchedule(twap({ status }), at(250))), { text: "Behind 3 min", tone: "behind" });
+  }
+  assert.equal(twapSchedule(twap({ _gone: true }), at(900)).overdue, false); // it left QFEX's list
   assert.equal(timeLeftText(twapSchedule(twap({ estimated_end: null }), at(0))), "");
 });
 

@@ -24,6 +24,8 @@ FAMILIES = {
     "qfexdash_event_publish_seconds": "histogram",
     "qfexdash_rate_budget_share": "gauge",
     "qfexdash_feed_state": "gauge",
+    "qfexdash_corrections_total": "counter",
+    "qfexdash_complete_read_age_seconds": "gauge",
 }
 
 
@@ -93,6 +95,27 @@ def test_the_helpers_show_up_in_the_scrape(fresh: metrics.Metrics, monkeypatch: 
     assert after[("qfexdash_feed_state", (("account", "8"), ("state", "stale")))] == 1
     with pytest.raises(ValueError, match="feed state"):
         metrics.set_feed_state(8, "Not A State!")
+
+
+def test_corrections_are_counted_per_account_and_kind_and_read_ages_grow() -> None:
+    clock = [100.0]
+    instance = metrics.Metrics()
+    instance._read_ages._clock = lambda: clock[0]
+    instance.correction(7, "relisted")
+    instance.correction(7, "relisted")
+    instance.correction(7, "removed")
+    instance.complete_read(7)
+    clock[0] = 112.5
+    samples = _samples(instance.render().decode())
+    assert samples[("qfexdash_corrections_total", (("account", "7"), ("kind", "relisted")))] == 2
+    assert samples[("qfexdash_corrections_total", (("account", "7"), ("kind", "removed")))] == 1
+    assert samples[("qfexdash_complete_read_age_seconds", (("account", "7"),))] == 12.5
+    instance.complete_read(7)
+    assert _samples(instance.render().decode())[("qfexdash_complete_read_age_seconds", (("account", "7"),))] == 0
+    with pytest.raises(ValueError, match="correction"):
+        instance.correction(7, "guessed")
+    instance.forget_account(7)
+    assert not [key for key in _samples(instance.render().decode()) if ("account", "7") in key[1]]
 
 
 def test_each_metrics_object_has_its_own_registry() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import orjson
 import pytest
@@ -51,7 +52,7 @@ def test_messages_have_the_documented_shapes() -> None:
         "seq": 43,
         "as_of": 1.5,
         "upsert": {"orders": [{"id": "b"}], "twaps": []},
-        "remove": {"orders": [], "twaps": ["t"]},
+        "remove": {"orders": [], "twaps": ["t"], "closed": []},
         "closed": [],
     }
     assert orjson.loads(lp.encode(lp.status_message(7, 43, status))) == {
@@ -150,7 +151,8 @@ def test_a_row_too_large_for_any_message_is_replaced_by_a_refused_row() -> None:
 
 def test_a_large_change_becomes_consecutive_diffs_that_apply_to_the_same_rows() -> None:
     before = {str(n): {"id": str(n), "v": 0} for n in range(1000)}
-    upserts = [{"id": str(n), "v": 1} for n in range(0, 1000, 2)] + [{"id": f"new{n}"} for n in range(300)]
+    upserts: list[dict[str, Any]] = [{"id": str(n), "v": 1} for n in range(0, 1000, 2)]
+    upserts += [{"id": f"new{n}"} for n in range(300)]
     removes = [str(n) for n in range(1, 1000, 4)]
     twap_upserts = [{"id": "t1"}]
     messages = _decoded(
@@ -178,6 +180,18 @@ def test_a_large_change_becomes_consecutive_diffs_that_apply_to_the_same_rows() 
     assert twaps == {"t1": {"id": "t1"}}
     small = _decoded(lp.diff_messages(7, 43, 2.5, remove_twaps=["t"], rows_per_message=400))
     assert small == _decoded([lp.diff_message(7, 43, 2.5, remove_twaps=["t"])])
+
+
+def test_a_withdrawn_closed_row_travels_in_remove_closed_and_splits_like_any_list() -> None:
+    """One Closed row per order id: a complete read that lists the order again withdraws its row."""
+    (one,) = _decoded(lp.diff_messages(7, 5, 1.0, upsert_orders=[{"id": "a"}], withdraw_closed=["a"]))
+    assert one["remove"] == {"orders": [], "twaps": [], "closed": ["a"]}
+    closed = [{"id": f"c{n}"} for n in range(5)]
+    withdrawn = [f"w{n}" for n in range(5)]
+    parts = _decoded(lp.diff_messages(7, 5, 1.0, closed=closed, withdraw_closed=withdrawn, rows_per_message=3))
+    assert [m["seq"] for m in parts] == [5, 6, 7, 8]
+    assert [row["id"] for m in parts for row in m["closed"]] == [row["id"] for row in closed]
+    assert [row_id for m in parts for row_id in m["remove"]["closed"]] == withdrawn
 
 
 def test_decimals_are_encoded_as_exact_strings() -> None:

@@ -59,11 +59,15 @@ def test_an_unfilled_acknowledged_order_was_placed_at_its_update_time() -> None:
     order = parse_order(
         loads('{"order_id": "o", "status": "ACK", "quantity": 2, "quantity_remaining": 2, "update_time": 5}')
     )
-    assert order_row(order, 1, "a")["placed_at"] == 5.0
+    row = order_row(order, 1, "a")
+    assert row is not None
+    assert row["placed_at"] == 5.0
     modified = parse_order(
         loads('{"order_id": "o", "status": "MODIFIED", "quantity": 2, "quantity_remaining": 2, "update_time": 9}')
     )
-    assert order_row(modified, 1, "a")["placed_at"] is None
+    row = order_row(modified, 1, "a")
+    assert row is not None
+    assert row["placed_at"] is None
 
 
 def test_decimals_stay_exact() -> None:

@@ -184,7 +184,8 @@ class ScriptedServer:
 
     def _serve(self) -> None:
         while True:
-            ready, _, _ = select.select([self._listener, self._stop_r], [], [])
+            watched: list[socket.socket | int] = [self._listener, self._stop_r]
+            ready, _, _ = select.select(watched, [], [])
             if self._stop_r in ready:
                 return
             sock, _ = self._listener.accept()

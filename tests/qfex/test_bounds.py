@@ -73,6 +73,7 @@ def test_a_record_out_of_bounds_becomes_a_refused_row(field: str, value: str, wo
         order.refused,
     )
     normal = order_row(parse_order(loads(GOOD)), 7, "Desk A main")
+    assert normal is not None
     assert set(row) == set(normal) | {"refused"}  # the same shape, marked
     assert all(value is None for key, value in row.items() if key not in ("id", "account", "account_label", "refused"))
 

@@ -64,7 +64,7 @@ def test_one_reader_delivers_a_push_while_quiet_sessions_are_pinged(pinging_sim:
     reader = PushReader(name="test-push-reader")
     quiet = [QfexSession(pinging_sim.url, QUIET_CREDS, timeout=5.0) for _ in range(4)]
     busy = QfexSession(pinging_sim.url, CREDS, timeout=5.0)
-    received: list[str] = []
+    received: list[str | None] = []
     registrations = []
     try:
         for qfex in [busy, *quiet]:

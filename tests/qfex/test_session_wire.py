@@ -705,3 +705,119 @@ def test_a_learned_cap_is_forgotten_when_the_server_sends_more():
         conn_state["capped"] = False
         assert [o.order_id for o in fetch_open_orders(qfex, page_size=20).orders] == book
         assert qfex.page_limits.cap is None
+
+
+# -- late duplicates and pages that do not advance (issue 18) -------------------------------------------
+
+
+def test_a_late_duplicate_of_the_last_reads_only_page_is_not_taken_for_the_next_reads_first():
+    def script(conn: Conn) -> None:
+        conn.expect_auth()
+        conn.recv_json()
+        conn.send_json(page("a", "b"))
+        conn.recv_json()  # the next read asks the same page again…
+        conn.send_json(page("a", "b"))  # …and a late copy of the last answer arrives first
+        conn.send_json(page("a", "c"))  # the genuine answer: "b" was cancelled, "c" placed
+        conn.wait_closed()
+
+    with ScriptedServer(script) as server, session(server) as qfex:
+        assert [o.order_id for o in qfex.get_user_orders()[0]] == ["a", "b"]
+        assert [o.order_id for o in qfex.get_user_orders()[0]] == ["a", "c"]
+
+
+def test_the_same_answer_to_the_same_request_is_taken_when_nothing_follows_it():
+    """An unchanged book answers a repeated read byte for byte: held a moment, then taken (no timeout)."""
+
+    def script(conn: Conn) -> None:
+        conn.expect_auth()
+        for _ in range(3):
+            conn.recv_json()
+            conn.send_json(page("a", "b"))
+        conn.wait_closed()
+
+    with ScriptedServer(script) as server, session(server, timeout=5.0) as qfex:
+        for _ in range(3):
+            assert [o.order_id for o in qfex.get_user_orders()[0]] == ["a", "b"]
+        assert not qfex.closed
+
+
+def test_a_late_duplicate_of_an_older_page_of_another_request_is_not_taken():
+    def script(conn: Conn) -> None:
+        conn.expect_auth()
+        conn.recv_json()
+        conn.send_json(page("a", "b"))
+        conn.recv_json()
+        conn.send_json(page("c", "d"))
+        conn.recv_json()
+        conn.send_json(page("a", "b"))  # a copy of the answer two requests ago
+        conn.send_json(page("e"))
+        conn.wait_closed()
+
+    with ScriptedServer(script) as server, session(server) as qfex:
+        assert [o.order_id for o in qfex.get_user_orders(limit=2)[0]] == ["a", "b"]
+        assert [o.order_id for o in qfex.get_user_orders(limit=2, offset=2)[0]] == ["c", "d"]
+        assert [o.order_id for o in qfex.get_user_orders(limit=2, offset=4)[0]] == ["e"]
+
+
+def test_a_genuine_answer_identical_to_another_offsets_earlier_answer_is_taken():
+    """The first order was cancelled: page 1 now holds what the last read's probe of offset 1 held."""
+
+    def script(conn: Conn) -> None:
+        conn.expect_auth()
+        conn.recv_json()
+        conn.send_json(page("a", "b"))
+        conn.recv_json()
+        conn.send_json(page("b"))
+        conn.recv_json()
+        conn.send_json(page("b"))
+        conn.wait_closed()
+
+    with ScriptedServer(script) as server, session(server) as qfex:
+        assert [o.order_id for o in qfex.get_user_orders()[0]] == ["a", "b"]
+        assert [o.order_id for o in qfex.get_user_orders(offset=1)[0]] == ["b"]
+        assert [o.order_id for o in qfex.get_user_orders()[0]] == ["b"]
+        assert not qfex.closed
+
+
+def _paged(book: list[str], stale_answers: int) -> tuple[list[int], object]:
+    """A server paging ``book``; the third request is answered ``stale_answers`` times with a stale copy of
+    the first page (not byte-identical: its prices moved) before the genuine answer."""
+    offsets: list[int] = []
+
+    def script(conn: Conn) -> None:
+        conn.expect_auth()
+        with contextlib.suppress(ClientGone, OSError):
+            while True:
+                params = conn.recv_json()["params"]
+                offsets.append(params["offset"])
+                if len(offsets) in range(3, 3 + stale_answers):
+                    stale = page(*book[: params["limit"]])
+                    for item in stale["all_orders_response"]["orders"]:
+                        item["price"] = 9.99
+                    conn.send_json(stale)
+                    continue
+                conn.send_json(page(*book[params["offset"] : params["offset"] + params["limit"]]))
+
+    return offsets, script
+
+
+def test_a_full_page_of_orders_already_read_is_asked_again_not_taken_as_progress():
+    book = [f"o{i:02d}" for i in range(25)]
+    offsets, script = _paged(book, stale_answers=1)
+    with ScriptedServer(script) as server, session(server) as qfex:
+        snapshot = fetch_open_orders(qfex, page_size=10)
+    assert [o.order_id for o in snapshot.orders] == book
+    assert {str(o.price) for o in snapshot.orders} == {"1.25"}  # nothing of the stale copy was taken
+    assert offsets[2] == offsets[3]  # the stalled page was asked again at the same offset
+
+
+def test_a_page_that_again_brings_nothing_new_is_passed_without_taking_its_copies():
+    """Twice nothing new at one offset: orders were inserted before it (or the exchange keeps repeating
+    itself); paging moves on, proves its overlap again, and never takes the stale copies."""
+    book = [f"o{i:02d}" for i in range(25)]
+    offsets, script = _paged(book, stale_answers=2)
+    with ScriptedServer(script) as server, session(server) as qfex:
+        snapshot = fetch_open_orders(qfex, page_size=10)
+    assert [o.order_id for o in snapshot.orders] == book
+    assert {str(o.price) for o in snapshot.orders} == {"1.25"}
+    assert offsets[2] == offsets[3]

@@ -1,23 +1,22 @@
 """A real site to fuzz: the simulator, a fresh SQLite database with two users, and Daphne in a subprocess.
 
-User A (``fuzz_alice``) owns two accounts; user B (``fuzz_bob``) owns one. Daphne serves a listening
-socket this process owns (``--fd``) on 127.0.0.1, logs to a file, and is stopped with SIGTERM.
+User A (``fuzz_alice``) owns two accounts; user B (``fuzz_bob``) owns one. The database is prepared and
+Daphne started by the shared harness (:mod:`bench.harness`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.site import base_env, loopback_listener, migrate, run_setup, sqlite_url, start_daphne, stop_daphne
+from bench.harness.daphne import Daphne
+from bench.harness.env import server_env
+from bench.harness.site import Account, Person, SiteSpec, prepare
 from orders.simulator import SimAccount, Simulator
-from tests.early_env import TEST_ENCRYPTION_KEY
 from tests.security.fuzz_browser import Bystander, FuzzReport, Target, run_fuzz
 from tests.security.fuzz_transport import websocket_connector
 
@@ -26,80 +25,66 @@ ACCOUNTS = {
     "Fuzz A two": ("qfex_pub_fuzz_a_two", "qfex_secret_fuzz_a_two_8e2f4a6c1d"),
     "Fuzz B": ("qfex_pub_fuzz_b", "qfex_secret_fuzz_b_3b9d0f7a2e"),
 }
+OWNERS = {"fuzz_alice": ("Fuzz A one", "Fuzz A two"), "fuzz_bob": ("Fuzz B",)}
 
-SETUP_SCRIPT = """
-import json, os
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.contrib.sessions.backends.db import SessionStore
-from orders.accounts import exchange_accounts
-spec = json.loads(os.environ["FUZZ_SPEC"])
-result = {}
-for username, labels in (("fuzz_alice", ["Fuzz A one", "Fuzz A two"]), ("fuzz_bob", ["Fuzz B"])):
-    user = get_user_model().objects.create_user(username, password="not-used-Passw0rd-fuzz")
-    ids = []
-    for label in labels:
-        public_key, secret = spec["accounts"][label]
-        account = exchange_accounts.account_create(
-            actor=user, label=label, public_key=public_key, secret=secret, owner_user=user,
-            endpoint="custom", custom_url=spec["sim_url"],
-        )
-        ids.append(account.pk)
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.create()
-    result[username] = {"accounts": ids, "session": session.session_key}
-print("SETUP " + json.dumps(result))
-"""
+
+@dataclass(frozen=True)
+class User:
+    accounts: list[int]
+    session: str
 
 
 @dataclass
 class Site:
-    port: int
-    user_a: dict[str, object]
-    user_b: dict[str, object]
-    log: Path
+    daphne: Daphne
+    user_a: User
+    user_b: User
 
     @property
     def base_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return self.daphne.ws_url("")
 
     @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.daphne.origin
+
+    @property
+    def log(self) -> Path:
+        return self.daphne.log
 
 
 def sim_accounts(orders: int = 40, twaps: int = 3) -> list[SimAccount]:
     return [SimAccount(public_key=pk, secret=sk, orders=orders, twaps=twaps) for pk, sk in ACCOUNTS.values()]
 
 
+def _spec(sim: Simulator) -> SiteSpec:
+    people = (
+        Person(username, tuple(Account(label, *ACCOUNTS[label]) for label in labels))
+        for username, labels in OWNERS.items()
+    )
+    return SiteSpec(sim.url, tuple(people))
+
+
 @contextmanager
 def daphne_site(workdir: Path, sim: Simulator, *, rate: int) -> Iterator[Site]:
     """Migrate, create the users, start Daphne; stop it on exit. ``rate``: its ``QFEXDASH_WS_RATE``."""
-    env = base_env(
-        os.environ,
-        database_url=sqlite_url(workdir),
-        state_dir=workdir / "state",
-        encryption_keys=TEST_ENCRYPTION_KEY,
-        secret_key="fuzz-site-secret-key-0123456789-abcdefghijklmnopqrstuv",
+    env = server_env(
+        workdir,
         log_level="INFO",
         QFEXDASH_RECONCILE_SECONDS="1",
         QFEXDASH_REFRESH_COALESCE_SECONDS="0.2",
         QFEXDASH_ACCESS_RECHECK_SECONDS="1",
         QFEX_TIMEOUT_SECONDS="3",
         QFEXDASH_WS_RATE=str(rate),
-        FUZZ_SPEC=json.dumps({"accounts": ACCOUNTS, "sim_url": sim.url}),
     )
-    migrate(env, timeout=300)
-    users = run_setup(env, SETUP_SCRIPT, timeout=120)
-    log = workdir / "daphne.log"
-    with loopback_listener(256) as listener:
-        process = start_daphne(env, listener, log)
-        try:
-            yield Site(listener.getsockname()[1], users["fuzz_alice"], users["fuzz_bob"], log)
-        finally:
-            stop_daphne(process, 30)
+    prepared = prepare(env, _spec(sim))
+
+    def user(username: str) -> User:
+        return User([prepared.accounts[label] for label in OWNERS[username]], prepared.sessions[username])
+
+    with Daphne(env, workdir / "daphne.log", backlog=256) as daphne:
+        daphne.start()
+        yield Site(daphne, user("fuzz_alice"), user("fuzz_bob"))
 
 
 def server_log_problems(text: str) -> list[str]:
@@ -120,8 +105,9 @@ def fuzz_against_daphne(
     with tempfile.TemporaryDirectory(prefix="qfexdash-fuzz-") as temporary:
         folder = workdir or Path(temporary)
         with Simulator(accounts=sim_accounts(), seed=seed) as sim, daphne_site(folder, sim, rate=rate) as site:
-            options = {"frames": frames, "seed": seed, "rate": rate, "check_every": check_every, "oversize": oversize}
-            report = asyncio.run(fuzz_site(site, sim, **options))
+            report = asyncio.run(
+                fuzz_site(site, sim, frames=frames, seed=seed, rate=rate, check_every=check_every, oversize=oversize)
+            )
         return report, server_log_problems(site.log.read_text())
 
 
@@ -129,8 +115,8 @@ async def fuzz_site(
     site: Site, sim: Simulator, *, frames: int, seed: int, rate: int, check_every: int, oversize: bool = True
 ) -> FuzzReport:
     """Fuzz user A's sockets on ``site`` while user B's socket is watched."""
-    mine = [int(pk) for pk in site.user_a["accounts"]]  # type: ignore[attr-defined]
-    other = int(site.user_b["accounts"][0])  # type: ignore[index]
+    mine = site.user_a.accounts
+    other = site.user_b.accounts[0]
     keys = dict(zip(mine, [ACCOUNTS["Fuzz A one"][0], ACCOUNTS["Fuzz A two"][0]], strict=True))
     other_key = ACCOUNTS["Fuzz B"][0]
 
@@ -149,7 +135,7 @@ async def fuzz_site(
     paths: dict[str, int | None] = {f"/ws/accounts/{pk}/": pk for pk in mine}
     paths["/ws/accounts/all/"] = None
     target = Target(
-        connect=websocket_connector(site.base_url, str(site.user_a["session"]), origin=site.origin),
+        connect=websocket_connector(site.base_url, site.user_a.session, origin=site.origin),
         paths=paths,
         visible=frozenset(mine),
         foreign=[other],
@@ -157,7 +143,7 @@ async def fuzz_site(
         truth=truth,
     )
     bystander = Bystander(
-        websocket_connector(site.base_url, str(site.user_b["session"]), origin=site.origin),
+        websocket_connector(site.base_url, site.user_b.session, origin=site.origin),
         f"/ws/accounts/{other}/",
         other,
         change,

@@ -341,22 +341,21 @@ class Bystander:
         await self.page.expect(Expect("snapshot", accounts=(self.account,)), None, patience)
 
     async def check(self, report: FuzzReport, patience: float) -> None:
-        assert self.page is not None
+        page = self.page
+        assert page is not None
         started = time.monotonic()
         deadline = started + patience
         if self.change is not None:
             row_id = await self.change()
             if row_id is not None:
                 try:
-                    await self.page.until(
-                        lambda: row_id in self.page.orders.get(self.account, {}), deadline, "a change"
-                    )
+                    await page.until(lambda: row_id in page.orders.get(self.account, {}), deadline, "a change")
                 except TimeoutError:
                     raise Broken(f"bystander: its account's new order {row_id} never arrived") from None
         # Still answered at once: a frame the server must refuse (a resync need not be answered any more).
-        self.page.completed.clear()
-        await self.page.send(Frame("bystander probe", text='{"type": "probe"}'))
-        await self.page.expect(Expect("error", code=UNKNOWN_TYPE, account=self.account), None, patience)
+        page.completed.clear()
+        await page.send(Frame("bystander probe", text='{"type": "probe"}'))
+        await page.expect(Expect("error", code=UNKNOWN_TYPE, account=self.account), None, patience)
         report.bystander_checks += 1
         report.bystander_worst_seconds = max(report.bystander_worst_seconds, time.monotonic() - started)
 

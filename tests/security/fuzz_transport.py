@@ -60,8 +60,8 @@ Connect = Callable[[str], Awaitable[Transport]]
 class CommunicatorTransport:
     """The real ASGI app driven through channels' test communicator (frames go straight to the consumer)."""
 
-    message_limit = None
-    raw_text = False
+    message_limit: int | None = None
+    raw_text: bool = False
 
     def __init__(self, communicator: Any) -> None:
         self.communicator = communicator

@@ -45,9 +45,9 @@ def test_fuzzing_a_real_daphne(site: Site, sim: Simulator) -> None:
 def test_an_oversized_frame_over_daphne_gets_the_documented_close(site: Site) -> None:
     async def send_oversized() -> tuple[dict, int | None]:
         async with connect(
-            f"{site.base_url}/ws/accounts/{site.user_a['accounts'][0]}/",  # type: ignore[index]
+            f"{site.base_url}/ws/accounts/{site.user_a.accounts[0]}/",
             origin=site.origin,  # type: ignore[arg-type]
-            additional_headers={"Cookie": f"sessionid={site.user_a['session']}"},
+            additional_headers={"Cookie": f"sessionid={site.user_a.session}"},
         ) as ws:
             await ws.recv()  # the snapshot
             await ws.send('{"type": "refresh", "pad": "' + "x" * 5000 + '"}')

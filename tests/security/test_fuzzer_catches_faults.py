@@ -28,8 +28,8 @@ class _LeaksAnotherAccount(AccountStreamConsumer):
 
     foreign = 0
 
-    async def _send_snapshot(self, account: int) -> None:
-        await super()._send_snapshot(account)
+    async def _send_snapshot(self, account: int, *, only_if_newer: bool = False) -> None:
+        await super()._send_snapshot(account, only_if_newer=only_if_newer)
         status = lp.status_message(self.foreign, 1, lp.Status(lp.LIVE))
         await self.send(text_data=lp.encode(status))
 
@@ -46,8 +46,8 @@ class _EchoesAnotherLabel(AccountStreamConsumer):
 class _RepeatsTheSnapshotSeqInADiff(AccountStreamConsumer):
     """Follows each snapshot with a diff at the snapshot's own seq (the page would apply it twice)."""
 
-    async def _send_snapshot(self, account: int) -> None:
-        await super()._send_snapshot(account)
+    async def _send_snapshot(self, account: int, *, only_if_newer: bool = False) -> None:
+        await super()._send_snapshot(account, only_if_newer=only_if_newer)
         await self.send(text_data=lp.encode(lp.diff_message(account, self.sent[account], None)))
 
 

@@ -25,7 +25,7 @@ LOCKED = "Too many failed sign-in attempts. Try again in 15 minutes."
 
 
 def _sign_in(
-    client: Client, username: str, password: str, address: str = "10.0.0.1", url: str = "", **meta: str
+    client: Client, username: str, password: str, address: str = "10.0.0.1", url: str = "", **meta: Any
 ) -> Any:
     data = {"username": username, "password": password}
     return client.post(url or reverse("signin"), data, REMOTE_ADDR=address, **meta)

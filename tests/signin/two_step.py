@@ -22,7 +22,7 @@ def enrolled_device(user: Any) -> TOTPDevice:
     return TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
 
 
-def signed_in_with_second_factor(user: Any, device: TOTPDevice, **meta: str) -> Client:
+def signed_in_with_second_factor(user: Any, device: TOTPDevice, **meta: Any) -> Client:
     """A client that signed in through the sign-in page and the token step with ``device``'s current code."""
     client = Client(**meta)
     assert client.post(reverse("signin"), {"username": user.username, "password": PASSWORD}).status_code == 302

@@ -11,7 +11,8 @@ import pytest
 
 from orders.management.commands.qfex_simulator import build_simulator
 from orders.simulator import SimAccount, Simulator
-from orders.simulator.book import ORDER_EVENT_SHARE, ORDER_FIELDS
+from orders.simulator.book import ORDER_FIELDS
+from orders.simulator.market import ORDER_EVENT_SHARE
 
 from .conftest import ACCOUNT_A, ACCOUNT_B, EPOCH, PATIENT, SUBACCOUNT_A, authed
 

@@ -79,7 +79,9 @@ def test_numbers_are_clean_decimal_json_numbers(big_sim: Simulator):
         for name in ("quantity", "price", "quantity_remaining", "take_profit", "stop_loss"):
             value = order[name]
             assert isinstance(value, Decimal), (name, value)
-            assert value.as_tuple().exponent >= -5, (name, value)  # no 187.25000000000003 noise
+            exponent = value.as_tuple().exponent
+            assert isinstance(exponent, int), (name, value)
+            assert exponent >= -5, (name, value)  # no 187.25000000000003 noise
         assert order["update_time"].as_tuple().exponent >= -6
     assert '"price":"' not in text  # numbers, never strings
 

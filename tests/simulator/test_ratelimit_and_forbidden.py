@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from orders.simulator import Simulator
+from orders.simulator import ALLOWED_TYPES, Simulator
+from orders.simulator.dispatch import TRADING_TYPES
 from orders.simulator.ratelimit import RateLimiter, TokenBucket
 
 from .conftest import ACCOUNT_A, ACCOUNT_B, SUBACCOUNT_A, authed, connect
@@ -89,7 +92,7 @@ def test_flat_error_shape_for_rate_limits(sim: Simulator):
     assert reply["retry_after"] > 0
 
 
-TRADING = [
+TRADING: list[dict[str, Any]] = [
     {"type": "add_order", "params": {"symbol": "AAPL-USD", "side": "BUY", "quantity": 1, "price": 100}},
     {"type": "add_twap", "params": {"symbol": "AAPL-USD", "side": "BUY", "total_quantity": 10, "num_orders": 2}},
     {"type": "cancel_order", "params": {"order_id": "x", "symbol": "AAPL-USD", "cancel_order_id_type": "order_id"}},
@@ -114,6 +117,12 @@ def test_trading_messages_are_refused_recorded_and_not_executed(sim: Simulator, 
     assert sim.forbidden_received == [message]
     assert sim.open_orders(ACCOUNT_A.user_id) == before
     assert sim.request_count(message["type"]) == 1
+
+
+def test_no_trading_type_has_a_handler():
+    """The allow-list is `auth` plus every routed handler: routing a trading type would let it through."""
+    assert "get_user_orders" in ALLOWED_TYPES
+    assert not ALLOWED_TYPES & TRADING_TYPES
 
 
 def test_unknown_types_are_invalid_parameter_and_recorded(sim: Simulator):

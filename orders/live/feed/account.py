@@ -27,6 +27,7 @@ from orders.live import protocol as lp
 from orders.live.rows import Row
 from orders.qfex import Order
 
+from . import corrections
 from .budget import RateBudget
 from .cluster import PUBLISHED, ClusterLink
 from .config import FeedConfig, group_name
@@ -75,11 +76,13 @@ class FeedServices(Protocol):
 
     config: FeedConfig
     loop: asyncio.AbstractEventLoop
-    pool: Executor
     reader: PushReader
     settings: SettingsWatch
     ownership: Ownership
     link: ClusterLink | None
+
+    @property
+    def pool(self) -> Executor: ...  # read-only here, so the feed's ThreadPoolExecutor fits
 
     def budget_for(self, key: str) -> RateBudget: ...
 
@@ -221,6 +224,8 @@ class AccountFeed:
     def on_push(self, order: Order, arrived: float) -> None:
         self.stats.pushes += 1
         change, reconcile = self.state.apply_push(order)
+        if change.unknown_status is not None:
+            corrections.unknown_status(self.account_id, change.unknown_status)
         if change:
             self.publish_change(change, time.time(), arrived)
         if reconcile and self.worker is not None:

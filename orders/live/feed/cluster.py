@@ -58,7 +58,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from orders.live import protocol as lp
@@ -111,7 +111,7 @@ class ClusterLink:
         state: ClusterState,
         config: FeedConfig,
         channel_layer: Any,
-        accounts: Callable[[], dict[int, LinkedAccount]],
+        accounts: Callable[[], Mapping[int, LinkedAccount]],
         on_lost: Callable[[int], None],
     ) -> None:
         self.state = state

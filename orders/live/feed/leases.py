@@ -82,7 +82,7 @@ class RedisLeases:
 
     async def holder(self, name: str) -> str | None:
         """Who holds the lease now (None when free); for routing requests to the owner, and tests."""
-        value = await self.client.get(self.key(name))
+        value: bytes | str | None = await self.client.get(self.key(name))
         if isinstance(value, bytes):
             return value.decode()
         return value

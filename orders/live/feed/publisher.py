@@ -61,9 +61,7 @@ class Publisher:
         if not change:
             return
         state = self.state
-        rows = len(change.upsert_orders) + len(change.remove_orders) + len(change.upsert_twaps)
-        rows += len(change.remove_twaps) + len(change.closed)
-        if rows > 2 * self.rows_per_message:
+        if change.rows > 2 * self.rows_per_message:
             state.reserve_seqs(1)  # no diff for this one: pages see the jump and take a snapshot
             self.status(state.status)
             self._tell_viewers({"type": RESNAPSHOT, "account": state.account_id})
@@ -77,6 +75,7 @@ class Publisher:
             remove_orders=change.remove_orders,
             remove_twaps=change.remove_twaps,
             closed=change.closed,
+            withdraw_closed=change.withdraw_closed,
             rows_per_message=self.rows_per_message,
         )
         first = state.reserve_seqs(len(messages))

@@ -1,32 +1,34 @@
-"""One account's live data: rows, seq, state, the Closed list and the snapshot cache. No I/O.
+"""One account's live data: rows, seq, state, the Closed rows and the snapshot cache. No I/O.
 
-Three things change it, all on the feed's event loop:
+Pushes and reads are merged by the one rule in docs/qfex-protocol.md §4.4 ("The merge rule"); this
+module is that rule, and nothing else decides what the table shows. Three things change the data, all
+on the feed's event loop:
 
-- :meth:`AccountState.apply_push` — an ``order_response`` push (:mod:`orders.live.feed.lifecycle`), applied
-  at once. A ``MODIFIED`` push with an id we do not know replaces its predecessor when exactly one open
-  order matches it on everything a modify keeps (QFEX gives a modified order a new id); otherwise —
-  and for any push it cannot place — the caller is asked for a prompt reconcile.
-- :meth:`AccountState.apply_fetch` — the result of a full paged fetch (the reconcile), **merged** with
-  the pushes that arrived while it ran (:meth:`begin_fetch` starts recording them): a push wins over
-  the fetched copy unless the fetched copy is newer (``update_time``), so a fetch never undoes a newer
-  push. An order is removed by a fetch only when the fetch proves it gone — absent from every page and
-  untouched by pushes while the pages were read. An order that moved between pages while they were
-  read (QFEX may order pages by latest update) was moved by an event, and every event is pushed, so
-  its push keeps it; a fetch that merely missed it removes nothing.
+- :meth:`AccountState.apply_push` — an ``order_response`` push, applied at once by its class
+  (:mod:`orders.live.feed.lifecycle`): a live push upserts the one order it names, a terminal push closes
+  it (its one Closed row, never an open row), a refusal changes nothing.
+- :meth:`AccountState.begin_fetch` / :meth:`AccountState.apply_fetch` — a complete read (every page of one
+  pass, see :mod:`orders.qfex.paging`), the book as of when its first page was requested. Reads are
+  numbered (``generation``) and every push is stamped with the generation in force when it arrived, so
+  "pushed since the read began" and "closed before the read began" are questions about arrival, never
+  about QFEX's ``update_time`` (which pushes may lack). An incomplete read is abandoned
+  (:meth:`AccountState.abandon_fetch`): it removes nothing.
 - :meth:`AccountState.apply_published` — a diff the account's owner published (another process's
   mirror of this account).
 
 Each returns a :class:`Change`, which the caller publishes as diffs with consecutive seqs
 (:meth:`reserve_seqs`). Row dicts are never mutated once made; the row maps are changed in place on
-the loop only, and readers elsewhere get copies (:meth:`snapshot_view`).
+the loop only, and readers elsewhere get copies (:meth:`snapshot_view`). A push costs a few dict
+operations whatever the book's size (P9); only a read walks the book.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from orders.live import protocol as lp
@@ -35,39 +37,62 @@ from orders.qfex import Order
 
 from . import lifecycle
 
-# What a modify keeps: a MODIFIED push with a new id replaces the one open order that matches on all of these.
-SIGNATURE_FIELDS = ("symbol", "side", "type", "time_in_force", "quantity", "quantity_remaining", "client_order_id")
-# Closed orders remembered (id → last update time) so a late or duplicated push cannot bring one back.
-_CLOSED_MEMORY = 5_000
+# Orders that ended (closed by a push, or proved gone by a read) remembered per account: a late live push
+# for one cannot bring it back as an ordinary open order. Beyond this the oldest are forgotten.
+_ENDED_MEMORY = 5_000
+UNCONFIRMED = "unconfirmed"  # the ORDER_ROW field of an order re-opened by a push after a read proved it gone
 
-Signature = tuple[Any, ...]
-
-
-def signature(row: Mapping[str, Any]) -> Signature:
-    return tuple(row.get(name) for name in SIGNATURE_FIELDS)
+# Kinds of correction: a complete read re-listed an order a push had closed, or removed one a push had kept.
+RELISTED = "relisted"
+REMOVED = "removed"
 
 
 class Gap(Exception):
     """A published diff that does not follow the mirror's seq: the mirror needs a fresh snapshot."""
 
 
+@dataclass(frozen=True)
+class Correction:
+    """A complete read disagreed with what a push had said about one order (counted in /metrics)."""
+
+    kind: str  # RELISTED or REMOVED
+    order_id: str
+
+
 @dataclass
 class Change:
-    """Rows to upsert and ids to remove, plus orders that closed; empty when nothing changed."""
+    """Rows to upsert and ids to remove, orders that closed and Closed rows withdrawn; empty when nothing
+    changed. ``corrections`` and ``unknown_status`` are for the feed's metrics and logs, not published."""
 
     upsert_orders: list[Row] = field(default_factory=list)
     remove_orders: list[str] = field(default_factory=list)
     upsert_twaps: list[Row] = field(default_factory=list)
     remove_twaps: list[str] = field(default_factory=list)
     closed: list[Row] = field(default_factory=list)
+    withdraw_closed: list[str] = field(default_factory=list)
+    corrections: list[Correction] = field(default_factory=list)
+    unknown_status: str | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.upsert_orders or self.remove_orders or self.upsert_twaps or self.remove_twaps or self.closed)
+        return bool(
+            self.upsert_orders
+            or self.remove_orders
+            or self.upsert_twaps
+            or self.remove_twaps
+            or self.closed
+            or self.withdraw_closed
+        )
+
+    @property
+    def rows(self) -> int:
+        """How many rows and ids the change carries (what publishing it costs)."""
+        lists = (self.upsert_orders, self.remove_orders, self.upsert_twaps, self.remove_twaps, self.closed)
+        return sum(len(items) for items in lists) + len(self.withdraw_closed)
 
 
 @dataclass(frozen=True)
 class FetchedBook:
-    """A full fetch turned into rows (built in the pool, reusing unchanged rows of the previous ones)."""
+    """A complete read turned into rows (built in the pool, reusing unchanged rows of the previous ones)."""
 
     orders: RowSet
     twaps: RowSet
@@ -87,6 +112,12 @@ class SnapshotView:
     closed: list[Row]
 
 
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    generation: int  # a push's: the generation in force when it arrived; a read's: its own
+    by_push: bool  # closed by a terminal push (final against later live pushes), else proved gone by a read
+
+
 class AccountState:
     def __init__(self, account_id: int, label: str = "", *, seq: int = 0, closed_limit: int = 500) -> None:
         self.account_id = account_id
@@ -101,11 +132,12 @@ class AccountState:
         self.order_sources: dict[str, Any] = {}  # id → the raw record its row came from (for row reuse)
         self.twaps: dict[str, Row] = {}
         self.twap_sources: dict[str, Any] = {}
-        self.closed: deque[Row] = deque(maxlen=closed_limit)  # newest first
-        # id → (last update time, closed by a push) of orders that left the book recently.
-        self._closed_times: OrderedDict[str, tuple[float | None, bool]] = OrderedDict()
-        self._by_signature: dict[Signature, set[str]] = {}
-        self._journal: dict[str, float | None] | None = None  # pushed ids (→ update time) while a fetch runs
+        self.closed_limit = closed_limit
+        self._closed: OrderedDict[str, Row] = OrderedDict()  # one Closed row per order id, oldest first
+        self.generation = 0  # reads begun; a push is stamped with the generation in force when it arrived
+        self._reading: int | None = None  # the generation of the read in flight
+        self._pushed: dict[str, int] = {}  # open orders whose row is a live push's, not yet a read's → stamp
+        self._ended: OrderedDict[str, _Ended] = OrderedDict()
         self._snapshot_cache: tuple[tuple[int, float], list[str]] | None = None
 
     # --- seq and status ---------------------------------------------------------------------------
@@ -126,186 +158,176 @@ class AccountState:
         """Orders statuses: a status with a smaller key is older than one with a larger key."""
         return (self.seq, self.status_stamp)
 
+    @property
+    def closed(self) -> list[Row]:
+        """The Closed rows, newest first, one per order id."""
+        return list(reversed(self._closed.values()))
+
     # --- pushes -----------------------------------------------------------------------------------
 
     def apply_push(self, order: Order) -> tuple[Change, bool]:
         """Apply one ``order_response`` push; returns the change and whether a prompt reconcile is needed."""
         order_id, status = order.order_id, order.status
         if not order_id or not status:
-            return Change(), True
-        effect = lifecycle.effect_of(status, order.quantity_remaining)
-        if effect is lifecycle.Effect.UNPLACEABLE:
-            return Change(), True
-        pushed_at = _seconds(order.update_time)
+            return Change(), True  # something happened that the push does not say: let a read tell
         current = self.orders.get(order_id)
-        if self._is_stale(order_id, current, pushed_at):
-            return Change(), False  # a duplicate or late copy of something we already know is newer
-        if self._journal is not None:
-            self._journal[order_id] = pushed_at
+        known = current or {}
+        verdict = lifecycle.classify(
+            status,
+            order.quantity_remaining,
+            order.time_in_force or known.get("time_in_force"),
+            order.type or known.get("type"),
+        )
+        if verdict.effect is lifecycle.Effect.REFUSAL:
+            # Nothing changes; a refusal naming an order we show may mean it looks different now.
+            reconcile = verdict.reconcile or current is not None
+            return Change(unknown_status=None if verdict.known_status else status), reconcile
         row = order_row(order, self.account_id, self.label)
         if row is None:
             return Change(), True
-        change = Change()
-        if effect is lifecycle.Effect.CLOSE:
-            if current is not None:
-                self._remove_order(order_id)
-                change.remove_orders.append(order_id)
-            if current is not None or status != "NO_SUCH_ORDER":  # a failed cancel of an unknown id is no order
-                change.closed.append(self._close(order_id, row, status, pushed_at, order))
-            return change, False
+        if verdict.effect is lifecycle.Effect.TERMINAL:
+            return self._close_by_push(order_id, row, current, verdict, order), verdict.reconcile
+        ended = self._ended.get(order_id)
+        if ended is not None and ended.by_push:
+            return Change(), False  # a close is final against later live pushes; the next read decides
         if current is not None and row.get("placed_at") is None and current.get("placed_at") is not None:
             row = {**row, "placed_at": current["placed_at"]}
-        reconcile = False
-        if status == lifecycle.MODIFIED and current is None:
-            predecessor = self._predecessor(row)
-            if predecessor is None:
-                reconcile = True  # the order it replaces is unknown or ambiguous: a reconcile removes it
-            else:
-                old = self.orders[predecessor]
-                if old.get("placed_at") is not None:
-                    row = {**row, "placed_at": old["placed_at"]}
-                self._remove_order(predecessor)
-                self._remember_closed(predecessor, old.get("update_time"), by_push=True)
-                if self._journal is not None:
-                    self._journal[predecessor] = pushed_at
-                change.remove_orders.append(predecessor)
-        self._put_order(order_id, row, order.raw)
-        change.upsert_orders.append(row)
-        return change, reconcile
-
-    def _is_stale(self, order_id: str, current: Row | None, pushed_at: float | None) -> bool:
-        if current is not None:
-            known = current.get("update_time")
-            return pushed_at is not None and known is not None and pushed_at < known
-        if order_id in self._closed_times:
-            closed_at = self._closed_times[order_id][0]
-            return pushed_at is None or closed_at is None or pushed_at <= closed_at
-        return False
-
-    def _predecessor(self, row: Row) -> str | None:
-        candidates = self._by_signature.get(signature(row), ())
-        return next(iter(candidates)) if len(candidates) == 1 else None
-
-    def _close(self, order_id: str, row: Row, status: str, pushed_at: float | None, order: Order) -> Row:
-        quantity, remaining = order.quantity, order.quantity_remaining
-        filled = quantity - remaining if quantity is not None and remaining is not None else None
-        closed = closed_row(
-            row,
-            status=status,
-            outcome=lifecycle.outcome_of(status),
-            reason=lifecycle.reason_of(status, filled),
-            closed_at=pushed_at,
-            fill_price=fill_price_of(order),
-        )
-        self.closed.appendleft(closed)
-        self._remember_closed(order_id, pushed_at, by_push=True)
-        return closed
-
-    def _remember_closed(self, order_id: str, update_time: float | None, *, by_push: bool) -> None:
-        self._closed_times[order_id] = (update_time, by_push)
-        self._closed_times.move_to_end(order_id)
-        while len(self._closed_times) > _CLOSED_MEMORY:
-            self._closed_times.popitem(last=False)
-
-    # --- row maps with their signature index ------------------------------------------------------
-
-    def _put_order(self, order_id: str, row: Row, source: Any) -> None:
-        old = self.orders.get(order_id)
-        if old is not None:
-            self._unindex(order_id, old)
+        source: Any = order.raw
+        reconcile = verdict.reconcile or current is None  # a new id: a read tells what else changed
+        if ended is not None:
+            # A complete read proved it gone, and now a push says it is live: show it, marked, and ask.
+            row, source, reconcile = {**row, UNCONFIRMED: True}, None, True
         self.orders[order_id] = row
         self.order_sources[order_id] = source
-        self._by_signature.setdefault(signature(row), set()).add(order_id)
+        self._pushed[order_id] = self.generation
+        return Change(upsert_orders=[row]), reconcile
 
-    def _remove_order(self, order_id: str) -> None:
-        old = self.orders.pop(order_id, None)
-        self.order_sources.pop(order_id, None)
-        if old is not None:
-            self._unindex(order_id, old)
+    def _close_by_push(
+        self, order_id: str, row: Row, current: Row | None, verdict: lifecycle.Verdict, order: Order
+    ) -> Change:
+        change = Change()
+        if current is not None:
+            self._drop_order(order_id)
+            change.remove_orders.append(order_id)
+            row = {**current, **{name: value for name, value in row.items() if value is not None}}
+        quantity, remaining = order.quantity, order.quantity_remaining
+        filled: Decimal | None = quantity - remaining if quantity is not None and remaining is not None else None
+        closed = closed_row(
+            row,
+            status=order.status,
+            outcome=verdict.outcome,
+            reason=lifecycle.closed_reason(verdict, filled),
+            closed_at=_seconds(order.update_time) or time.time(),
+            fill_price=fill_price_of(order),
+        )
+        change.closed.append(self._file_closed(order_id, closed))
+        self._end(order_id, self.generation, by_push=True)
+        return change
 
-    def _unindex(self, order_id: str, row: Row) -> None:
-        key = signature(row)
-        ids = self._by_signature.get(key)
-        if ids is not None:
-            ids.discard(order_id)
-            if not ids:
-                del self._by_signature[key]
-
-    # --- the reconcile ----------------------------------------------------------------------------
+    # --- the read ---------------------------------------------------------------------------------
 
     def begin_fetch(self) -> None:
-        """A full fetch is starting: record the pushes that arrive until :meth:`apply_fetch`."""
-        self._journal = {}
+        """A read is starting (its first page is about to be requested): it is the next generation."""
+        self.generation += 1
+        self._reading = self.generation
 
     def abandon_fetch(self) -> None:
-        self._journal = None
+        """The read in flight failed or was interrupted: an incomplete read changes nothing."""
+        self._reading = None
 
     def apply_fetch(self, book: FetchedBook) -> Change:
-        """Merge a full fetch with the pushes that arrived while it ran; the change to publish."""
-        journal, self._journal = self._journal or {}, None
-        merged, sources = dict(book.orders.rows), dict(book.orders.sources)
-        for order_id, pushed_at in journal.items():
-            fetched = merged.get(order_id)
-            fetched_at = None if fetched is None else fetched.get("update_time")
-            if fetched_at is not None and pushed_at is not None and fetched_at > pushed_at:
-                continue  # that page was read after the push: the fetched copy is newer
-            current = self.orders.get(order_id)
-            if current is None:
-                merged.pop(order_id, None)  # closed (or replaced) by a push while the pages were read
-                sources.pop(order_id, None)
-            else:
-                merged[order_id], sources[order_id] = current, self.order_sources.get(order_id)
-        for order_id, (closed_at, by_push) in self._closed_times.items():
-            fetched = merged.get(order_id)
-            # Only a push's word is trusted over a page: an order a fetch once missed may well be open.
-            if by_push and fetched is not None and order_id not in journal:
-                fetched_at = fetched.get("update_time")
-                if fetched_at is None or closed_at is None or fetched_at <= closed_at:
-                    del merged[order_id]  # a copy from before the push that closed it
-                    sources.pop(order_id, None)
-        # The signature index follows only the rows that changed: rebuilding it for a 10 000-order book
-        # took ~30 ms of the event loop on every reconcile, and every push waited behind it (P9).
+        """Merge a complete read with what the pushes said (docs/qfex-protocol.md §4.4); the change to publish."""
+        generation, self._reading = self._reading, None
+        if generation is None:  # applied without begin_fetch: as if it began now
+            self.begin_fetch()
+            generation, self._reading = self.generation, None
         change = Change()
+        merged, sources = dict(book.orders.rows), dict(book.orders.sources)
+        self._merge_ended(merged, sources, generation, change)
+        self._merge_pushed(merged, sources, generation, change)
         for order_id, row in merged.items():
             current = self.orders.get(order_id)
             if current is row:
                 continue
             if current is not None and row.get("placed_at") is None and current.get("placed_at") is not None:
                 row = merged[order_id] = {**row, "placed_at": current["placed_at"]}
-            if current is not None:
-                self._unindex(order_id, current)
-            self._by_signature.setdefault(signature(row), set()).add(order_id)
             if current != row:
                 change.upsert_orders.append(row)
         for order_id, row in self.orders.items():
             if order_id in merged:
                 continue
-            self._unindex(order_id, row)
-            if order_id not in journal:
-                # Absent from every page and untouched by pushes while they were read: proven gone.
-                change.remove_orders.append(order_id)
-                change.closed.append(self._fetch_closed(order_id, row, book.fetched_at))
+            # Absent from a complete read and not pushed live since it began: gone.
+            change.remove_orders.append(order_id)
+            if order_id not in self._closed:
+                gone = closed_row(
+                    row,
+                    status=row.get("status"),
+                    outcome=lifecycle.OUTCOME_CLOSED,
+                    reason=lifecycle.GONE_REASON,
+                    closed_at=book.fetched_at,
+                )
+                change.closed.append(self._file_closed(order_id, gone))
+            self._end(order_id, generation, by_push=False)
         change.upsert_twaps, change.remove_twaps = diff_rows(self.twaps, book.twaps.rows)
         self.orders, self.order_sources = merged, sources
         self.twaps, self.twap_sources = book.twaps.rows, book.twaps.sources
         self.data_as_of = book.fetched_at
         return change
 
-    def _fetch_closed(self, order_id: str, row: Row, seen_at: float) -> Row:
-        closed = closed_row(
-            row,
-            status=row.get("status"),
-            outcome=lifecycle.OUTCOME_CLOSED,
-            reason=lifecycle.reason_of(None, None),
-            closed_at=seen_at,
-        )
-        self.closed.appendleft(closed)
-        self._remember_closed(order_id, row.get("update_time"), by_push=False)
-        return closed
+    def _merge_ended(self, merged: dict[str, Row], sources: dict[str, Any], generation: int, change: Change) -> None:
+        """Listed orders that ended: a close that arrived after the read began stands (the read's copy is
+        older); anything older gives way — the order is open again and its Closed row is withdrawn."""
+        for order_id in [order_id for order_id in self._ended if order_id in merged]:
+            ended = self._ended[order_id]
+            if ended.by_push and ended.generation >= generation:
+                del merged[order_id]
+                sources.pop(order_id, None)
+                continue
+            del self._ended[order_id]
+            if ended.by_push:
+                change.corrections.append(Correction(RELISTED, order_id))
+        for order_id in [order_id for order_id in self._closed if order_id in merged]:
+            del self._closed[order_id]
+            change.withdraw_closed.append(order_id)
+
+    def _merge_pushed(self, merged: dict[str, Row], sources: dict[str, Any], generation: int, change: Change) -> None:
+        """Orders pushed live since the read began keep their pushed state; an older pushed state gives way
+        to the read's copy, and one the read does not list is gone (a correction)."""
+        for order_id, stamp in list(self._pushed.items()):
+            if stamp >= generation:
+                row = self.orders[order_id]
+                if order_id in merged and row.get(UNCONFIRMED):
+                    row = {name: value for name, value in row.items() if name != UNCONFIRMED}  # the read confirms it
+                merged[order_id], sources[order_id] = row, self.order_sources.get(order_id)
+                continue
+            del self._pushed[order_id]
+            if order_id not in merged:
+                change.corrections.append(Correction(REMOVED, order_id))
 
     def previous_rows(self) -> tuple[RowSet, RowSet]:
         """The rows a fetch may reuse for records that did not change (read, never iterated, by the pool)."""
         return RowSet(self.orders, self.order_sources), RowSet(self.twaps, self.twap_sources)
+
+    # --- bookkeeping ------------------------------------------------------------------------------
+
+    def _drop_order(self, order_id: str) -> None:
+        self.orders.pop(order_id, None)
+        self.order_sources.pop(order_id, None)
+        self._pushed.pop(order_id, None)
+
+    def _file_closed(self, order_id: str, row: Row) -> Row:
+        """Add or replace the order's one Closed row (the newest); the oldest beyond the limit go."""
+        self._closed.pop(order_id, None)
+        self._closed[order_id] = row
+        while len(self._closed) > self.closed_limit:
+            self._closed.popitem(last=False)
+        return row
+
+    def _end(self, order_id: str, generation: int, *, by_push: bool) -> None:
+        self._ended[order_id] = _Ended(generation, by_push)
+        self._ended.move_to_end(order_id)
+        while len(self._ended) > _ENDED_MEMORY:
+            self._ended.popitem(last=False)
 
     # --- a mirror of another process's feed -------------------------------------------------------
 
@@ -317,15 +339,18 @@ class AccountState:
         if seq != self.seq + 1:
             raise Gap
         for row in message["upsert"]["orders"]:
-            self._put_order(row["id"], row, None)
+            self.orders[row["id"]] = row
+            self.order_sources[row["id"]] = None
         for order_id in message["remove"]["orders"]:
-            self._remove_order(order_id)
+            self._drop_order(order_id)
         for row in message["upsert"]["twaps"]:
             self.twaps[row["id"]] = row
         for twap_id in message["remove"]["twaps"]:
             self.twaps.pop(twap_id, None)
         for row in message.get("closed") or ():
-            self.closed.appendleft(row)  # a diff lists them in the order they closed
+            self._file_closed(row["id"], row)  # a diff lists them in the order they closed
+        for order_id in message["remove"].get("closed") or ():
+            self._closed.pop(order_id, None)
         self.seq = seq
         self.data_as_of = message.get("as_of", self.data_as_of)
 
@@ -333,13 +358,14 @@ class AccountState:
         """Replace everything with the owner's snapshot (a mirror filling itself)."""
         self.seq, self.data_as_of = snapshot.seq, snapshot.as_of
         self.set_status(snapshot.status, stamp)
-        orders, twaps, closed = snapshot.orders, snapshot.twaps, snapshot.closed
-        self.orders = {row["id"]: row for row in orders}
+        self.orders = {row["id"]: row for row in snapshot.orders}
         self.order_sources = dict.fromkeys(self.orders)
-        self._by_signature = _index(self.orders)
-        self.twaps = {row["id"]: row for row in twaps}
+        self._pushed = {}  # the owner's pushes are in its rows; what this process knew before is not
+        self.twaps = {row["id"]: row for row in snapshot.twaps}
         self.twap_sources = dict.fromkeys(self.twaps)
-        self.closed = deque(closed, maxlen=self.closed.maxlen)
+        self._closed = OrderedDict()
+        for row in reversed(snapshot.closed):  # newest first in a snapshot
+            self._file_closed(row["id"], row)
 
     # --- snapshots ----------------------------------------------------------------------------------
 
@@ -350,7 +376,7 @@ class AccountState:
             self.status,
             list(self.orders.values()),
             list(self.twaps.values()),
-            list(self.closed),
+            self.closed,
         )
 
     def cached_snapshot(self) -> list[str] | None:
@@ -360,13 +386,6 @@ class AccountState:
     def cache_snapshot(self, key: tuple[int, float], texts: list[str]) -> None:
         if key == self.status_key:
             self._snapshot_cache = (key, texts)
-
-
-def _index(orders: Mapping[str, Row]) -> dict[Signature, set[str]]:
-    index: dict[Signature, set[str]] = {}
-    for order_id, row in orders.items():
-        index.setdefault(signature(row), set()).add(order_id)
-    return index
 
 
 def _seconds(value: Any) -> float | None:

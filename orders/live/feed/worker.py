@@ -11,8 +11,9 @@ when nobody watches any more or the ownership is lost. One task per account runs
    the account is watched;
 3. backing off after a failure → wait;
 4. no session → load the account (in the pool), connect + authenticate + subscribe;
-5. a fetch is due (:mod:`orders.live.feed.schedule`) → fetch every page in the pool and merge it into the
-   rows (:meth:`AccountState.apply_fetch`);
+5. a fetch is due (:mod:`orders.live.feed.schedule`) → read every page in the pool and merge the complete
+   read into the rows by the merge rule (:meth:`AccountState.apply_fetch`, docs/qfex-protocol.md §4.4);
+   a read that fails or is cut short is abandoned (an incomplete read removes nothing);
 6. otherwise → sleep until something is due. No thread waits for pushes: the push reader
    (:mod:`orders.live.feed.reader`) reads the idle session and each push reaches the host on the loop.
 
@@ -38,7 +39,7 @@ from orders.live import metrics
 from orders.live import protocol as lp
 from orders.qfex import ConnectionLost, Order, RateLimited
 
-from . import upstream
+from . import corrections, upstream
 from .budget import RateBudget, budget_key
 from .config import EXCHANGE_WEIGHT_PER_MINUTE, GET_USER_ORDERS_WEIGHT, SUBSCRIBE_WEIGHT, FeedConfig
 from .failures import Failures, status_for
@@ -46,7 +47,7 @@ from .reader import PushReader
 from .schedule import FetchSchedule
 from .session import UpstreamSession, run_in_pool
 from .settings_watch import SettingsWatch
-from .state import AccountState, Change
+from .state import AccountState, Change, FetchedBook
 
 logger = logging.getLogger("orders.live.feed")
 
@@ -336,7 +337,7 @@ class UpstreamWorker:
         self.schedule.succeeded(start, book.pages)
         self.failures.succeeded()
         session.fetched = True
-        self.host.publish_change(state.apply_fetch(book), book.fetched_at)
+        self.host.publish_change(_merge_read(self.host.account_id, state, book), book.fetched_at)
         self.host.publish_status(status_for(state.status, lp.LIVE, "", state.data_as_of))  # also the heartbeat
         _resolve(joined, True)
 
@@ -380,6 +381,14 @@ class UpstreamWorker:
         self._helpers.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.warning("account %s: a background job failed", self.host.account_id, exc_info=task.exception())
+
+
+def _merge_read(account_id: int, state: AccountState, book: FetchedBook) -> Change:
+    """A complete read merged by the merge rule; its corrections counted and logged, its age reset."""
+    change = state.apply_fetch(book)
+    corrections.report(account_id, change.corrections)
+    metrics.complete_read(account_id)
+    return change
 
 
 def _resolve(futures: list[asyncio.Future[bool]], value: bool) -> None:

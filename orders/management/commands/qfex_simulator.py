@@ -164,7 +164,7 @@ def _install_signal_handlers(stop: threading.Event) -> dict[int, Any]:
     command serves until the process ends."""
     if threading.current_thread() is not threading.main_thread():
         return {}
-    previous = {}
+    previous: dict[int, Any] = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
         previous[signum] = signal.signal(signum, lambda *_: stop.set())
     return previous

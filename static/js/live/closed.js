@@ -1,6 +1,8 @@
 /*
- * Orders that left the book recently, per account, newest first: the snapshot's `closed` rows replace an
- * account's list, a diff's are added on top; at most CLOSED_PER_ACCOUNT are kept per account (the server
+ * Orders that left the book recently, per account, newest first, one row per order id (the merge rule,
+ * docs/qfex-protocol.md §4.4): the snapshot's `closed` rows replace an account's list; a diff's `closed`
+ * rows add or replace the row of their id (it moves to the top); a diff's `remove.closed` ids withdraw theirs
+ * (a complete read listed the order again). At most CLOSED_PER_ACCOUNT are kept per account (the server
  * keeps as many). Pure; unit tests in tests/js/closed.test.js.
  */
 
@@ -31,22 +33,32 @@ export class ClosedStore {
     return { rows: kept, dropped: before.filter((r) => !seen.has(r.id)).map((r) => r.id) };
   }
 
-  /** Rows closed since (a diff): {added: the new ones, dropped: ids pushed out beyond the limit}. */
-  add(account, rows) {
+  /**
+   * A diff: `rows` closed since (listed in the order they closed) add or replace their id's row; `withdrawn`
+   * ids lose theirs. Returns {added: rows new or replaced, dropped: ids no longer kept (withdrawn, or pushed
+   * out beyond the limit)}.
+   */
+  add(account, rows, withdrawn) {
     const list = this.byAccount.get(account) || [];
-    const known = new Set(list.map((r) => r.id));
-    const added = [];
+    const latest = new Map(); // id -> its newest row in this diff
     for (const row of validRows(rows)) {
-      if (!known.has(row.id)) {
-        known.add(row.id);
-        added.push(row);
-      }
+      latest.delete(row.id);
+      latest.set(row.id, row);
     }
-    if (!added.length) {
+    const gone = new Set(Array.isArray(withdrawn) ? withdrawn.filter((id) => typeof id === "string") : []);
+    for (const id of gone) {
+      latest.delete(id);
+    }
+    if (!latest.size && !list.some((r) => gone.has(r.id))) {
       return { added: [], dropped: [] };
     }
-    const next = added.concat(list);
-    const dropped = next.slice(this.limit).map((r) => r.id);
+    const added = Array.from(latest.values()).reverse(); // newest first
+    const kept = list.filter((r) => !latest.has(r.id) && !gone.has(r.id));
+    const next = added.concat(kept);
+    const dropped = list.filter((r) => gone.has(r.id)).map((r) => r.id);
+    for (const r of next.slice(this.limit)) {
+      dropped.push(r.id);
+    }
     this.byAccount.set(account, next.slice(0, this.limit));
     return { added: added.slice(0, this.limit), dropped: dropped };
   }

@@ -140,7 +140,7 @@ export class FeedModel {
     }
     const flash = info.firstLoadAsOf === undefined || msg.as_of !== info.firstLoadAsOf;
     const closedRows = Array.isArray(msg.closed) ? msg.closed : [];
-    const closed = this.closed.add(account, closedRows);
+    const closed = this.closed.add(account, closedRows, remove.closed);
     if (closed.added.length || closed.dropped.length) {
       this.views.closed.applyDiff(account, closed.added, closed.dropped, flash);
     }

@@ -38,6 +38,9 @@ function isZero(value) {
  */
 export function orderStatusLabel(row) {
   const code = row.status;
+  if (row.unconfirmed === true) {
+    return "Unconfirmed"; // a push says it is live after a read proved it gone; the next read settles it
+  }
   if (code === "FILLED" && row.quantity_remaining !== undefined && row.quantity_remaining !== null) {
     return isZero(row.quantity_remaining) ? "Filled" : "Partially filled";
   }

@@ -8,7 +8,12 @@
  *   part that does not fit the set being collected discards it and asks for a `resync`. While a set is
  *   being collected, `progress(account)` says how far it is ("Loading 1,500 of 4,000 orders").
  *
- * No DOM here: unit tests in tests/js/protocol.test.js.
+ * A diff's rows: `upsert`/`remove` of orders and TWAPs by id; `closed` rows add or replace the one Closed row
+ * of their order id, and `remove.closed` ids withdraw it (a complete read listed the order again: it is
+ * open). An ORDER_ROW with `unconfirmed: true` is an order a push says is live after a read proved it gone;
+ * the next read settles it. FeedModel (feed.js) and ClosedStore (closed.js) apply them.
+ *
+ * No DOM here: unit tests in tests/js/protocol.test.js (Closed rows: tests/js/closed.test.js).
  */
 
 // A resync asked for but not answered within this time may be asked for again (the server rate-limits

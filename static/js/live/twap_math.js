@@ -57,8 +57,10 @@ export function twapSchedule(row, nowMs) {
       out.driftSeconds = out.driftSlices * interval;
     }
   }
-  const active = row.status === undefined || row.status === null || row.status === "RUNNING";
-  out.overdue = active && end !== null && now > end + OVERDUE_GRACE_SECONDS;
+  // A TWAP QFEX lists is running, whatever its status says (the values are undocumented; the docs' one
+  // example is the placeholder "ENGINE_STATUS"). One that left the list (`_gone`, lingering) is not.
+  const running = row._gone !== true;
+  out.overdue = running && end !== null && now > end + OVERDUE_GRACE_SECONDS;
   return out;
 }
 

@@ -134,14 +134,15 @@ class Browser:
 
     async def apply(self, message: dict[str, Any]) -> None:
         """What the page does with a message, including asking for a snapshot after a seq gap."""
-        account = message.get("account")
+        account: Any = message.get("account")  # None for frames that name no account
         self.last_type = message["type"]
         if message["type"] != "snapshot" and account in self.pending:
             self.interleaved += 1
         if message["type"] == "snapshot":
-            message = await self._assemble(message)
-            if message is None:
+            whole = await self._assemble(message)
+            if whole is None:
                 return
+            message = whole
             self.snapshots += 1
             self.seq[account] = message["seq"]
             self.orders[account] = {row["id"]: row for row in message["orders"]}
@@ -185,6 +186,7 @@ class Browser:
                 self.pending.pop(account, None)
                 await self.send({"type": "resync", "account": account})
                 return None
+            assert pending is not None  # a part after the first follows its pending first part
             pending["orders"] += part["orders"]
             pending["twaps"] += part["twaps"]
             pending["part"] = part["part"]

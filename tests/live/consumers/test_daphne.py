@@ -1,61 +1,42 @@
 """The real thing: Daphne in a subprocess, a browser-like websocket-client, the simulator (F10, S2, end to end).
 
-Daphne runs against its own SQLite file: the test prepares it with ``migrate`` and a small setup script
-run in a subprocess with the same environment (a user, a session, an account pointing at the simulator),
-so no database is shared with the test process. Daphne serves a listening socket the test owns
-(``--fd``): a restart keeps the address, and a browser reconnecting during the restart simply waits in
-the listen queue until the new process accepts it.
+Daphne runs against its own SQLite file, prepared and served by the shared harness (:mod:`bench.harness`):
+``migrate`` and a user, a session and an account pointing at the simulator, in subprocesses with the
+server's own environment, so no database is shared with the test process. Daphne serves a listening
+socket the test owns (``--fd``): a restart keeps the address, and a browser reconnecting during the
+restart simply waits in the listen queue until the new process accepts it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import websocket
 
-from bench.site import (
-    DAPHNE,
-    ROOT,
-    base_env,
-    loopback_listener,
-    migrate,
-    run_setup,
-    sqlite_url,
-    start_daphne,
-    stop_daphne,
-)
+from bench.harness.daphne import Daphne, DaphneExited
+from bench.harness.env import server_env
+from bench.harness.site import Account, Person, SiteSpec, prepare
 from orders.simulator import SimAccount, Simulator
-from tests.personas import TEST_ENCRYPTION_KEY
 
 PUBLIC_KEY = "qfex_pub_daphne_test"
 SECRET = "qfex_secret_daphne_test_0123456789"
+LABEL = "Live over Daphne"
+USERNAME = "daphne_user"
 PATIENCE = 30.0
 
-SETUP_SCRIPT = """
-import json, os
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.contrib.sessions.backends.db import SessionStore
-from orders.accounts import exchange_accounts
-user = get_user_model().objects.create_user("daphne_user", password="not-used-Passw0rd")
-account = exchange_accounts.account_create(
-    actor=user, label="Live over Daphne", public_key=os.environ["TEST_PUBLIC_KEY"],
-    secret=os.environ["TEST_SECRET"], owner_user=user, endpoint="custom", custom_url=os.environ["TEST_SIM_URL"],
-)
-session = SessionStore()
-session[SESSION_KEY] = str(user.pk)
-session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-session.create()
-print("SETUP " + json.dumps({"account": account.pk, "session": session.session_key}))
-"""
+
+@dataclass
+class Site:
+    daphne: Daphne
+    account: int
+    session: str
 
 
 @pytest.fixture
@@ -72,47 +53,19 @@ def site_settings(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 @pytest.fixture
-def site(tmp_path: Path, sim: Simulator, site_settings: dict[str, str]) -> Iterator[dict[str, Any]]:
-    env = base_env(
-        os.environ,
-        database_url=sqlite_url(tmp_path),
-        state_dir=tmp_path / "state",
-        encryption_keys=TEST_ENCRYPTION_KEY,
-        secret_key="daphne-test-secret-key-0123456789-abcdefghijklmnop",
-        log_level="WARNING",
-        QFEXDASH_RECONCILE_SECONDS="1",
-        QFEX_TIMEOUT_SECONDS="3",
-        TEST_PUBLIC_KEY=PUBLIC_KEY,
-        TEST_SECRET=SECRET,
-        TEST_SIM_URL=sim.url,
-        **site_settings,
-    )
-    migrate(env, timeout=180)
-    data = run_setup(env, SETUP_SCRIPT, timeout=120)
-    listener = loopback_listener(128)
-    site = {**data, "env": env, "listener": listener, "port": listener.getsockname()[1], "log": tmp_path / "daphne.log"}
-    site["process"] = _start_daphne(site)
-    try:
-        yield site
-    finally:
-        _stop_daphne(site["process"])
-        listener.close()
+def site(tmp_path: Path, sim: Simulator, site_settings: dict[str, str]) -> Iterator[Site]:
+    env = server_env(tmp_path, QFEXDASH_RECONCILE_SECONDS="1", QFEX_TIMEOUT_SECONDS="3", **site_settings)
+    prepared = prepare(env, SiteSpec(sim.url, (Person(USERNAME, (Account(LABEL, PUBLIC_KEY, SECRET),)),)))
+    with Daphne(env, tmp_path / "daphne.log", backlog=128, patience=PATIENCE) as daphne:
+        daphne.start()
+        yield Site(daphne, prepared.accounts[LABEL], prepared.sessions[USERNAME])
 
 
-def _start_daphne(site: dict[str, Any]) -> subprocess.Popen[bytes]:
-    return start_daphne(site["env"], site["listener"], site["log"])
-
-
-def _stop_daphne(process: subprocess.Popen[bytes]) -> None:
-    stop_daphne(process, PATIENCE)
-
-
-def _open(site: dict[str, Any], origin: str | None = None) -> websocket.WebSocket:
-    port = site["port"]
+def _open(site: Site, origin: str | None = None) -> websocket.WebSocket:
     return websocket.create_connection(
-        f"ws://127.0.0.1:{port}/ws/accounts/{site['account']}/",
-        origin=origin or f"http://127.0.0.1:{port}",
-        cookie=f"sessionid={site['session']}",
+        site.daphne.ws_url(f"/ws/accounts/{site.account}/"),
+        origin=origin or site.daphne.origin,
+        cookie=f"sessionid={site.session}",
         timeout=PATIENCE,
     )
 
@@ -181,12 +134,12 @@ def _truth(sim: Simulator) -> set[str]:
     return {order["order_id"] for order in sim.open_orders(PUBLIC_KEY)}
 
 
-def test_end_to_end_snapshot_and_a_restart(site: dict[str, Any], sim: Simulator) -> None:
+def test_end_to_end_snapshot_and_a_restart(site: Site, sim: Simulator) -> None:
     ws = _open(site)
     page = Page()
     first = json.loads(ws.recv())
     assert first["type"] == "snapshot"
-    assert first["account"] == site["account"]
+    assert first["account"] == site.account
     page.apply(first, ws)
     page.follow_until_truth(ws, sim)
     row = next(iter(page.orders.values()))
@@ -194,11 +147,11 @@ def test_end_to_end_snapshot_and_a_restart(site: dict[str, Any], sim: Simulator)
     assert isinstance(row["price"], str)
 
     # F10: the server restarts; the book changes meanwhile; the page reconnects and gets a full snapshot.
-    _stop_daphne(site["process"])
+    site.daphne.stop()
     _read_until_closed(ws)
     ws.close()
     sim.step(20)
-    site["process"] = _start_daphne(site)
+    site.daphne.start()
     ws = _open(site)
     page = Page()
     again = json.loads(ws.recv())
@@ -212,7 +165,7 @@ def test_end_to_end_snapshot_and_a_restart(site: dict[str, Any], sim: Simulator)
 
 
 @pytest.mark.parametrize("sim", [4000], indirect=True)
-def test_a_4000_order_account_reaches_the_page_in_bounded_messages(site: dict[str, Any], sim: Simulator) -> None:
+def test_a_4000_order_account_reaches_the_page_in_bounded_messages(site: Site, sim: Simulator) -> None:
     """Daphne refuses to send a message over 1 MiB; a 4000-order book (~1.7 MB as one message) must
     arrive as bounded diffs and snapshot parts, and the socket must stay open."""
     ws = _open(site)
@@ -233,27 +186,26 @@ def test_a_4000_order_account_reaches_the_page_in_bounded_messages(site: dict[st
     ws.send(json.dumps({"type": "refresh"}))
     assert json.loads(ws.recv())["type"] in ("status", "diff")
     ws.close()
-    _stop_daphne(site["process"])
-    assert b"PayloadExceeded" not in site["log"].read_bytes()
+    site.daphne.stop()
+    assert "PayloadExceeded" not in site.daphne.log_text()
 
 
 @pytest.mark.parametrize("sim", [20000], indirect=True)
 @pytest.mark.parametrize("site_settings", [{"QFEXDASH_WS_MAX_BACKLOG_BYTES": "65536"}], indirect=True)
-def test_a_browser_that_stops_reading_is_closed_not_buffered(site: dict[str, Any], sim: Simulator) -> None:
+def test_a_browser_that_stops_reading_is_closed_not_buffered(site: Site, sim: Simulator) -> None:
     """S29: a socket whose browser reads nothing is closed (4013) once its unread output passes the bound,
     instead of growing the server without limit. A 20 000-order snapshot (~9 MB) overflows the kernel's
     socket buffers; the updates that follow find the rest still waiting in Daphne."""
-    port = site["port"]
     ws = websocket.create_connection(
-        f"ws://127.0.0.1:{port}/ws/accounts/{site['account']}/",
-        origin=f"http://127.0.0.1:{port}",
-        cookie=f"sessionid={site['session']}",
+        site.daphne.ws_url(f"/ws/accounts/{site.account}/"),
+        origin=site.daphne.origin,
+        cookie=f"sessionid={site.session}",
         timeout=PATIENCE,
         sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),),
     )
     sim.pace = 5.0  # updates keep coming while the browser reads nothing
     deadline = time.monotonic() + 2 * PATIENCE
-    while b"stopped reading" not in site["log"].read_bytes():
+    while "stopped reading" not in site.daphne.log_text():
         assert time.monotonic() < deadline, "the server kept buffering for a browser that reads nothing"
         time.sleep(0.1)  # polling the log file for the server's word; nothing is timed
     sim.pace = 0.0
@@ -268,36 +220,20 @@ def test_a_browser_that_stops_reading_is_closed_not_buffered(site: dict[str, Any
     ws.close()
 
 
-def test_real_server_refuses_a_foreign_origin(site: dict[str, Any]) -> None:
+def test_real_server_refuses_a_foreign_origin(site: Site) -> None:
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         _open(site, origin="http://evil.example")
     assert refused.value.status_code == 403
     with pytest.raises(websocket.WebSocketBadStatusException):
-        _open(site, origin=f"http://127.0.0.1:{site['port'] + 1}")
+        _open(site, origin=f"http://127.0.0.1:{site.daphne.port + 1}")
 
 
 @pytest.mark.parametrize("keys", ["", "not-a-key"])
 def test_daphne_refuses_to_start_without_valid_encryption_keys(tmp_path: Path, keys: str) -> None:
     """S8: missing or malformed keys stop the server at start, with a message naming the setting."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "qfexdash.settings",
-        "QFEXDASH_STATE_DIR": str(tmp_path),  # no local key file here either
-        "QFEXDASH_ENCRYPTION_KEYS": keys,
-        "DEBUG": "0",
-    }
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        fd = listener.fileno()
-        result = subprocess.run(
-            [str(DAPHNE), "--fd", str(fd), "qfexdash.asgi:application"],
-            env=env,
-            cwd=ROOT,
-            pass_fds=(fd,),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    assert result.returncode != 0
-    assert "QFEXDASH_ENCRYPTION_KEYS" in result.stderr
+    # A fresh state folder holds no local key file either.
+    env = server_env(tmp_path, encryption_keys=keys)
+    with Daphne(env, tmp_path / "daphne.log", patience=120) as daphne, pytest.raises(DaphneExited) as exited:
+        daphne.start()
+    assert exited.value.returncode != 0
+    assert "QFEXDASH_ENCRYPTION_KEYS" in exited.value.log

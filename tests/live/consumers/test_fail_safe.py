@@ -49,7 +49,7 @@ async def test_a_status_queued_before_a_snapshot_never_overwrites_it(
     await consumer.feed_message({"account": account, "seq": seq - 1, "kind": lp.STATUS, "text": text, "stamp": 9e18})
     newer = lp.encode(lp.status_message(account, seq, lp.Status(lp.LIVE, "", 1.0, None)))
     await consumer.feed_message({"account": account, "seq": seq, "kind": lp.STATUS, "text": newer, "stamp": stamp + 1})
-    frames = []
+    frames: list[dict[str, Any]] = []
     while not any(frame.get("as_of") == 1.0 for frame in frames):  # the newer status is delivered…
         frames.append(orjson.loads(await browser.communicator.receive_from(timeout=5)))
     # …and neither older one was: not the one from before the snapshot, nor the one of an older seq.

@@ -68,7 +68,11 @@ async def test_feed_diffs_skip_the_database_thread_but_browser_frames_do_not(
     before, seq = len(hops), browser.seq[live_team_account.pk]
     for n in range(3):
         added = sim.add_orders(live_team_account.public_key, 1, client_order_id=f"fresh-{n}")[0]
-        await browser.until(lambda added=added: added["order_id"] in browser.orders[live_team_account.pk])
+
+        def shown(order_id: str = added["order_id"]) -> bool:
+            return order_id in browser.orders[live_team_account.pk]
+
+        await browser.until(shown)
     assert browser.seq[live_team_account.pk] >= seq + 3
     assert len(hops) == before
     await browser.send({"type": "refresh"})  # a frame from the page still gets Channels' usual handling
@@ -225,12 +229,12 @@ async def test_all_accounts_stream_picks_up_a_newly_shared_account(
 
 
 class _SlowConsumer(AccountStreamConsumer):
-    """A consumer that stalls relaying while a gate is closed — a viewer too slow to keep up."""
+    """A consumer that stalls relaying while `stall` is clear — a viewer too slow to keep up."""
 
-    gate: asyncio.Event
+    stall: asyncio.Event  # not `gate`: the consumer has its own (FrameGate)
 
     async def feed_message(self, event: dict[str, Any]) -> None:
-        await type(self).gate.wait()
+        await type(self).stall.wait()
         await super().feed_message(event)
 
 
@@ -242,8 +246,8 @@ async def test_a_viewer_that_misses_diffs_heals_through_resync(
     settings.CHANNEL_LAYERS = {
         "default": {"BACKEND": "qfexdash.channel_layers.SweepingInMemoryChannelLayer", "CONFIG": {"capacity": 1}}
     }
-    _SlowConsumer.gate = asyncio.Event()
-    _SlowConsumer.gate.set()
+    _SlowConsumer.stall = asyncio.Event()
+    _SlowConsumer.stall.set()
     application = ExactOriginMiddleware(
         SessionMiddlewareStack(
             SessionUserMiddleware(URLRouter([path("ws/accounts/<int:account_id>/", _SlowConsumer.as_asgi())]))
@@ -253,16 +257,20 @@ async def test_a_viewer_that_misses_diffs_heals_through_resync(
     assert (await browser.connect())[0]
     await browser.until(shows_truth(browser, sim, live_team_account))
     feed = get_feed()
-    _SlowConsumer.gate.clear()
+    _SlowConsumer.stall.clear()
     # Three separate changes, each fetched and published while the viewer is stalled.
     for _ in range(3):
         fetches = feed.stats(live_team_account.pk).fetches
         sim.add_orders(live_team_account.public_key, 1)
-        await feed.wait_for(live_team_account.pk, lambda s, n=fetches: feed.stats(s.account).fetches > n, PATIENCE)
+
+        def fetched_again(s: Any, n: int = fetches) -> bool:
+            return feed.stats(s.account).fetches > n
+
+        await feed.wait_for(live_team_account.pk, fetched_again, PATIENCE)
         await feed.wait_for(
             live_team_account.pk, lambda s: set(s.orders) == set(truth(sim, live_team_account)[0]), PATIENCE
         )
-    _SlowConsumer.gate.set()
+    _SlowConsumer.stall.set()
     sim.add_orders(live_team_account.public_key, 1)
     await browser.until(lambda: browser.gaps > 0 and shows_truth(browser, sim, live_team_account)())
     await browser.disconnect()
@@ -294,7 +302,11 @@ async def test_twenty_users_flooding_refresh_stay_within_the_upstream_policy(
     # An unknown frame answered (with an error) means every earlier frame of that socket was handled.
     for browser in browsers:
         await browser.send({"type": "barrier"})
-        await browser.until(lambda b=browser: b.last_type == "error")
+
+        def answered(b: Any = browser) -> bool:
+            return b.last_type == "error"
+
+        await browser.until(answered)
     elapsed = time.monotonic() - started
     made = feed.stats(live_team_account.pk).fetches - fetches
     coalesce = settings_value("QFEXDASH_REFRESH_COALESCE_SECONDS")

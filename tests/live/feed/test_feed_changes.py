@@ -169,7 +169,7 @@ async def test_no_pool_thread_waits_for_pushes(
 ) -> None:
     """Pushes of every watched account reach the rows with no pool job: one reader thread reads them.
     (Parking a pool thread per watched account made latency grow with the number of accounts.)"""
-    feed: Feed = make_feed(reconcile_seconds=120.0, threads=1)
+    feed: Feed = make_feed(reconcile_seconds=120.0, prompt_reconcile_seconds=120.0, threads=1)
     feed.pool.shutdown()
     feed.pool = CountingPool(max_workers=1, thread_name_prefix="qfex-feed")
     await feed.watch(live_account.pk, "viewer")

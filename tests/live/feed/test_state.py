@@ -1,9 +1,5 @@
-"""AccountState: what a push, a fetch and a published diff do to an account's rows (pure, no I/O).
-
-QFEX's lifecycle (docs/qfex-protocol.md §4.3): ACK/MODIFIED upsert; FILLED with remaining > 0 updates;
-FILLED with 0, CANCELLED, CANCELLED_STP and the rejections remove; what cannot be placed asks for a
-prompt reconcile. A fetch is merged with the pushes that arrived while it ran.
-"""
+"""AccountState: the merge rule (docs/qfex-protocol.md §4.4) — what a push, a read and a published diff do
+to an account's rows (pure, no I/O). Random interleavings: tests/live/feed/test_merge_properties.py."""
 
 from __future__ import annotations
 
@@ -11,15 +7,16 @@ from typing import Any
 
 import pytest
 
-from orders.live.feed.state import AccountState, FetchedBook, Gap, _index
+from orders.live.feed import lifecycle
+from orders.live.feed.state import RELISTED, REMOVED, AccountState, Correction, FetchedBook, Gap
 from orders.live.rows import build_order_rows, build_twap_rows
 from orders.qfex.records import parse_order
 
 ACCOUNT = 7
 
 
-def order(order_id: str, status: str = "ACK", *, remaining: float = 10, quantity: float = 10, at: float = 100.0,
-          **fields: Any) -> Any:  # fmt: skip
+def order(order_id: str, status: str = "ACK", *, remaining: float | None = 10, quantity: float = 10,
+          at: float | None = 100.0, **fields: Any) -> Any:  # fmt: skip
     base = {
         "order_id": order_id,
         "symbol": "AAPL-USD",
@@ -33,7 +30,8 @@ def order(order_id: str, status: str = "ACK", *, remaining: float = 10, quantity
         "client_order_id": "",
         "update_time": at,
     }
-    return parse_order({**base, **fields})
+    merged = {**base, **fields}
+    return parse_order({name: value for name, value in merged.items() if value is not None})
 
 
 def book(*orders: Any, state: AccountState | None = None, fetched_at: float = 500.0) -> FetchedBook:
@@ -46,24 +44,34 @@ def book(*orders: Any, state: AccountState | None = None, fetched_at: float = 50
     )
 
 
+def read(state: AccountState, *orders: Any, fetched_at: float = 500.0) -> Any:
+    """One complete read: begun now, the pages listing ``orders``."""
+    state.begin_fetch()
+    return state.apply_fetch(book(*orders, state=state, fetched_at=fetched_at))
+
+
+def closed_ids(state: AccountState) -> list[str]:
+    return [row["id"] for row in state.closed]
+
+
 @pytest.fixture
 def state() -> AccountState:
     account = AccountState(ACCOUNT, "Desk", seq=10)
-    account.apply_fetch(book(order("a", at=50), order("b", at=60)))
+    read(account, order("a", at=50), order("b", at=60))
     return account
 
 
-# --- pushes ----------------------------------------------------------------------------------------
+# --- live pushes ----------------------------------------------------------------------------------
 
 
-def test_an_ack_of_a_new_order_adds_its_row(state: AccountState) -> None:
+def test_an_ack_of_a_new_order_adds_its_row_and_asks_a_read_what_else_changed(state: AccountState) -> None:
     change, reconcile = state.apply_push(order("c", at=101))
     assert [row["id"] for row in change.upsert_orders] == ["c"]
-    assert not reconcile
+    assert reconcile  # an unknown id: a prompt read follows (coalesced)
     assert state.orders["c"]["placed_at"] == 101.0
 
 
-def test_a_partial_fill_updates_the_row_and_keeps_the_placement_time(state: AccountState) -> None:
+def test_a_partial_fill_of_a_resting_order_updates_the_row_and_keeps_the_placement_time(state: AccountState) -> None:
     placed = state.orders["a"]["placed_at"]
     change, reconcile = state.apply_push(order("a", "FILLED", remaining=4, at=120))
     assert change.upsert_orders[0]["quantity_remaining"] == "4"
@@ -73,20 +81,90 @@ def test_a_partial_fill_updates_the_row_and_keeps_the_placement_time(state: Acco
     assert not reconcile
 
 
+def test_pushes_apply_in_arrival_order_whatever_their_update_time(state: AccountState) -> None:
+    """Pushes are ordered by arrival, never by QFEX's timestamps (which pushes may lack)."""
+    state.apply_push(order("a", "FILLED", remaining=4, at=120))
+    change, _ = state.apply_push(order("a", "MODIFIED", remaining=4, at=90, price=180.0))
+    assert state.orders["a"]["price"] == "180.0"
+    assert change.upsert_orders == [state.orders["a"]]
+    change, _ = state.apply_push(order("a", "MODIFIED", remaining=4, at=None, price=181.0))
+    assert state.orders["a"]["price"] == "181.0"
+
+
+# --- finding 1: refusals never close ------------------------------------------------------------------
+
+
 @pytest.mark.parametrize(
-    ("status", "remaining", "outcome", "reason"),
-    [
-        ("FILLED", 0, "filled", "Filled"),
-        ("CANCELLED", 10, "cancelled", "Cancelled"),
-        ("CANCELLED", 4, "cancelled", "Partly filled, the rest cancelled"),
-        ("CANCELLED_STP", 10, "cancelled", "Cancelled by self-trade prevention"),
-        ("REJECTED_MARKET_CLOSED", 10, "rejected", "Rejected: rejected market closed"),
-    ],
-)
-def test_terminal_statuses_remove_the_row_and_say_how_it_ended(
-    state: AccountState, status: str, remaining: float, outcome: str, reason: str
+    "status",
+    ["REJECTED", "RATE_LIMITED", "FAILED_MARGIN_CHECK", "INVALID_TICK_SIZE_PRECISION_PRICE",
+     "PRICE_LESS_THAN_MIN_PRICE", "CANNOT_MODIFY_NO_SUCH_ORDER", "CANNOT_MODIFY_PARTIAL_FILL", "NO_SUCH_ORDER",
+     "REJECTED_MARKET_CLOSED"],
+)  # fmt: skip
+def test_a_refusal_under_a_live_id_changes_nothing_and_asks_for_a_read(state: AccountState, status: str) -> None:
+    before = dict(state.orders)
+    change, reconcile = state.apply_push(order("a", status, remaining=0, at=130, price=1.0))
+    assert not change
+    assert state.orders == before
+    assert closed_ids(state) == []
+    assert reconcile
+
+
+def test_a_refusal_of_an_unknown_id_adds_nothing_and_asks_nothing(state: AccountState) -> None:
+    change, reconcile = state.apply_push(order("never-seen", "REJECTED", at=130))
+    assert not change
+    assert "never-seen" not in state.orders
+    assert closed_ids(state) == []
+    assert not reconcile
+
+
+def test_a_status_the_docs_do_not_list_is_a_refusal_that_is_reported(state: AccountState) -> None:
+    change, reconcile = state.apply_push(order("a", "SOMETHING_QFEX_NEVER_DOCUMENTED", remaining=0, at=140))
+    assert not change
+    assert change.unknown_status == "SOMETHING_QFEX_NEVER_DOCUMENTED"
+    assert "a" in state.orders
+    assert reconcile
+
+
+def test_a_refusal_does_not_count_as_a_push_for_the_read_in_flight(state: AccountState) -> None:
+    state.begin_fetch()
+    state.apply_push(order("a", "CANNOT_MODIFY_PARTIAL_FILL", at=150))
+    change = state.apply_fetch(book(order("b", at=60), state=state))  # "a" is gone at QFEX
+    assert change.remove_orders == ["a"]
+
+
+@pytest.mark.parametrize("push", [{"status": None}, {"order_id": None}])
+def test_a_push_without_an_id_or_status_changes_nothing_and_asks_for_a_read(
+    state: AccountState, push: dict[str, Any]
 ) -> None:
-    change, reconcile = state.apply_push(order("a", status, remaining=remaining, at=130))
+    before = dict(state.orders)
+    change, reconcile = state.apply_push(order(push.pop("order_id", "a"), **{"at": 140, **push}))
+    assert not change
+    assert reconcile
+    assert state.orders == before
+
+
+# --- terminal pushes, and finding 5: IOC/FOK/MARKET partial fills ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "remaining", "fields", "outcome", "reason"),
+    [
+        ("FILLED", 0, {}, "filled", "Filled"),
+        ("CANCELLED", 10, {}, "cancelled", "Cancelled"),
+        ("CANCELLED", 4, {}, "cancelled", "Partly filled, the rest cancelled"),
+        ("CANCELLED_STP", 10, {}, "cancelled", "Cancelled by self-trade prevention"),
+        ("IOC_CANCELLED", 10, {}, "cancelled", "Cancelled: immediate-or-cancel found nothing to fill"),
+        ("EXPIRED", 10, {}, "cancelled", "Expired"),
+        ("FILLED", 4, {"time_in_force": "IOC"}, "cancelled", "Partly filled, the rest cancelled (immediate-or-cancel)"),
+        ("FILLED", 4, {"time_in_force": "FOK"}, "cancelled", "Partly filled, the rest cancelled (fill-or-kill)"),
+        ("FILLED", 4, {"type": "MARKET", "time_in_force": None}, "cancelled",
+         "Partly filled, the rest cancelled (market order)"),
+    ],
+)  # fmt: skip
+def test_terminal_pushes_close_the_order_and_say_how_it_ended(
+    state: AccountState, status: str, remaining: float, fields: dict[str, Any], outcome: str, reason: str
+) -> None:
+    change, reconcile = state.apply_push(order("a", status, remaining=remaining, at=130, **fields))
     assert change.remove_orders == ["a"]
     assert "a" not in state.orders
     (closed,) = change.closed
@@ -97,77 +175,89 @@ def test_terminal_statuses_remove_the_row_and_say_how_it_ended(
     assert not reconcile
 
 
-@pytest.mark.parametrize(
-    "push",
-    [
-        {"status": "CANNOT_MODIFY_PARTIAL_FILL"},  # the order is unchanged, but how does it look now?
-        {"status": "SOMETHING_QFEX_NEVER_DOCUMENTED"},
-        {"status": "FILLED", "quantity_remaining": None},  # a fill that does not say whether it is done
-        {"status": None},
-        {"order_id": None},
-    ],
-)
-def test_a_push_that_cannot_be_placed_asks_for_a_reconcile_and_changes_nothing(
-    state: AccountState, push: dict[str, Any]
-) -> None:
-    before = dict(state.orders)
-    change, reconcile = state.apply_push(order(push.pop("order_id", "a"), **{"at": 140, **push}))
-    assert not change
+def test_an_ioc_partial_fill_closes_even_when_the_push_leaves_out_the_time_in_force() -> None:
+    account = AccountState(ACCOUNT, "Desk")
+    read(account, order("ioc", time_in_force="IOC"))
+    change, _ = account.apply_push(order("ioc", "FILLED", remaining=3, time_in_force=None))
+    assert change.remove_orders == ["ioc"]
+    assert change.closed[0]["reason"] == "Partly filled, the rest cancelled (immediate-or-cancel)"
+
+
+def test_a_partial_fill_whose_time_in_force_is_unknown_stays_open_and_asks_for_a_read() -> None:
+    account = AccountState(ACCOUNT, "Desk")
+    change, reconcile = account.apply_push(order("x", "FILLED", remaining=3, time_in_force=None))
+    assert [row["id"] for row in change.upsert_orders] == ["x"]
+    assert change.closed == []
     assert reconcile
-    assert state.orders == before
+    change, reconcile = account.apply_push(order("x", "FILLED", remaining=None, time_in_force="GTC"))
+    assert change.upsert_orders
+    assert reconcile
 
 
-def test_a_modify_with_a_new_id_replaces_the_one_order_it_can_only_be(state: AccountState) -> None:
-    change, reconcile = state.apply_push(order("a2", "MODIFIED", at=150, price=186.0, client_order_id="desk-1"))
-    assert reconcile  # "a" and "b" both match everything a modify keeps: ambiguous
-    assert set(state.orders) == {"a", "b", "a2"}
-    unique = AccountState(ACCOUNT, "Desk", seq=1)
-    unique.apply_fetch(book(order("x", at=50, client_order_id="desk-1"), order("y", at=60, quantity=3, remaining=3)))
-    change, reconcile = unique.apply_push(order("x2", "MODIFIED", at=150, price=186.0, client_order_id="desk-1"))
-    assert not reconcile
-    assert change.remove_orders == ["x"]
-    assert [row["id"] for row in change.upsert_orders] == ["x2"]
-    assert change.closed == []  # replaced, not closed
-    assert unique.orders["x2"]["placed_at"] == 50.0
+def test_a_terminal_push_for_an_unknown_id_adds_a_closed_row_but_never_an_open_one(state: AccountState) -> None:
+    change, _ = state.apply_push(order("z", "CANCELLED", at=130))
+    assert change.upsert_orders == []
+    assert change.remove_orders == []
+    assert [row["id"] for row in change.closed] == ["z"]
+    assert "z" not in state.orders
 
 
-def test_late_or_duplicated_pushes_never_bring_back_what_is_newer(state: AccountState) -> None:
-    state.apply_push(order("a", "FILLED", remaining=4, at=120))
-    change, _ = state.apply_push(order("a", "ACK", at=50))  # an old copy, arriving late
+# --- finding 2: a close gives way to the next complete read that began after it ---------------------------
+
+
+def test_a_close_is_final_against_the_read_that_began_before_it(state: AccountState) -> None:
+    state.begin_fetch()  # QFEX's pages still held "a" when they were read
+    state.apply_push(order("a", "CANCELLED", at=None))
+    change = state.apply_fetch(book(order("a", at=50), order("b", at=60), state=state))
+    assert "a" not in state.orders
+    assert not change  # the push already published it
+    assert closed_ids(state) == ["a"]
+
+
+def test_a_close_gives_way_to_the_next_complete_read_that_lists_the_order(state: AccountState) -> None:
+    """Without update_time anywhere (QFEX's push examples carry none), a wrong close must not hide an order."""
+    state.apply_push(order("a", "CANCELLED", at=None))  # wrong, or about another order: QFEX still lists it
+    change = read(state, order("a", at=None), order("b", at=60))
+    assert [row["id"] for row in change.upsert_orders] == ["a"]
+    assert change.withdraw_closed == ["a"]  # its Closed row is withdrawn, on the server and in the page
+    assert change.corrections == [Correction(RELISTED, "a")]
+    assert closed_ids(state) == []
+    assert not read(state, order("a", at=None), order("b", at=60))  # settled
+
+
+def test_a_close_confirmed_by_a_read_stays_final_against_later_live_pushes(state: AccountState) -> None:
+    state.apply_push(order("a", "FILLED", remaining=0, at=None))
+    read(state, order("b", at=60))
+    change, _ = state.apply_push(order("a", "ACK", at=None))  # a late, stale ACK
     assert not change
-    assert state.orders["a"]["quantity_remaining"] == "4"
-    state.apply_push(order("b", "CANCELLED", at=130))
-    change, _ = state.apply_push(order("b", "ACK", at=60))  # F8: a stale ACK of a removed order
-    assert not change
-    assert "b" not in state.orders
+    assert "a" not in state.orders
+    assert closed_ids(state) == ["a"]
 
 
-# --- the reconcile: a fetch merged with the pushes that arrived while it ran ---------------------------
+# --- live pushes against reads -----------------------------------------------------------------------------
 
 
-def test_a_fetch_never_undoes_a_push_that_arrived_while_it_ran(state: AccountState) -> None:
+def test_an_order_pushed_live_during_a_read_keeps_its_pushed_state(state: AccountState) -> None:
     state.begin_fetch()
     state.apply_push(order("a", "FILLED", remaining=2, at=200))  # newer than the page that held "a"
-    state.apply_push(order("b", "CANCELLED", at=201))
     state.apply_push(order("c", at=202))  # placed after its page was read
     change = state.apply_fetch(book(order("a", at=50), order("b", at=60), state=state))
     assert state.orders["a"]["quantity_remaining"] == "2"
-    assert "b" not in state.orders
     assert "c" in state.orders
     assert not change  # the pushes already published all of it
 
 
-def test_a_fetched_copy_newer_than_the_push_wins(state: AccountState) -> None:
-    state.begin_fetch()
-    state.apply_push(order("a", "FILLED", remaining=6, at=200))
-    change = state.apply_fetch(book(order("a", "FILLED", remaining=3, at=210), order("b", at=60), state=state))
+def test_a_pushed_state_gives_way_to_the_next_read(state: AccountState) -> None:
+    state.apply_push(order("a", "FILLED", remaining=6, at=None))
+    change = read(state, order("a", "FILLED", remaining=3, at=None), order("b", at=60))
     assert state.orders["a"]["quantity_remaining"] == "3"
     assert [row["id"] for row in change.upsert_orders] == ["a"]
+    assert change.corrections == []
 
 
 def test_an_order_moved_between_pages_by_an_event_is_kept(state: AccountState) -> None:
     """QFEX may order pages by latest update: an order filled while the pages are read jumps to a page
-    already read and is absent from the fetch. Its push proves it is still open."""
+    already read and is absent from the read. Its push, recorded against the read, keeps it."""
     state.begin_fetch()
     state.apply_push(order("a", "FILLED", remaining=9, at=200))
     change = state.apply_fetch(book(order("b", at=60), state=state))  # "a" missing from every page
@@ -175,60 +265,123 @@ def test_an_order_moved_between_pages_by_an_event_is_kept(state: AccountState) -
     assert change.remove_orders == []
 
 
-def test_an_order_absent_and_untouched_while_the_pages_were_read_is_proven_gone(state: AccountState) -> None:
-    state.begin_fetch()
-    change = state.apply_fetch(book(order("b", at=60), state=state, fetched_at=600.0))
+def test_an_order_absent_and_not_pushed_since_the_read_began_is_gone(state: AccountState) -> None:
+    change = read(state, order("b", at=60), fetched_at=600.0)
     assert change.remove_orders == ["a"]
     (closed,) = change.closed
     assert (closed["id"], closed["outcome"], closed["closed_at"]) == ("a", "closed", 600.0)
+    assert closed["reason"] == lifecycle.GONE_REASON
+    assert change.corrections == []  # no push said anything about it
 
 
-def test_a_fetch_started_before_a_push_closed_an_order_does_not_bring_it_back(state: AccountState) -> None:
-    state.apply_push(order("a", "CANCELLED", at=300))
-    state.begin_fetch()  # QFEX's pages still held "a" when they were read (as old as before the cancel)
-    change = state.apply_fetch(book(order("a", at=50), order("b", at=60), state=state))
-    assert "a" not in state.orders
+def test_an_order_a_push_kept_and_the_next_read_no_longer_lists_is_a_correction(state: AccountState) -> None:
+    state.apply_push(order("a", "MODIFIED", at=None, price=186.0))
+    change = read(state, order("b", at=60))
+    assert change.remove_orders == ["a"]
+    assert change.corrections == [Correction(REMOVED, "a")]
+
+
+def test_an_incomplete_read_removes_nothing(state: AccountState) -> None:
+    state.begin_fetch()
+    state.abandon_fetch()
+    assert set(state.orders) == {"a", "b"}
+    change = read(state, order("a", at=50), order("b", at=60))
     assert not change
 
 
-def test_an_order_a_fetch_once_missed_comes_back_with_the_next(state: AccountState) -> None:
-    state.begin_fetch()
-    state.apply_fetch(book(order("b", at=60), state=state))
-    state.begin_fetch()
-    change = state.apply_fetch(book(order("a", at=50), order("b", at=60), state=state))
+def test_an_order_a_read_once_missed_comes_back_with_the_next(state: AccountState) -> None:
+    read(state, order("b", at=60))
+    change = read(state, order("a", at=50), order("b", at=60))
     assert [row["id"] for row in change.upsert_orders] == ["a"]
+    assert change.withdraw_closed == ["a"]
+    assert closed_ids(state) == []
 
 
 def test_unchanged_records_keep_their_row_objects(state: AccountState) -> None:
     row = state.orders["b"]
-    state.begin_fetch()
-    change = state.apply_fetch(book(order("a", at=50), order("b", at=60), state=state))
+    change = read(state, order("a", at=50), order("b", at=60))
     assert state.orders["b"] is row
     assert not change
 
 
-def test_a_modify_finds_its_order_after_fetches_changed_added_and_removed_others() -> None:
-    """The signature index follows each fetch's changes (not rebuilt): it must match the rows exactly."""
-    account = AccountState(ACCOUNT, "Desk", seq=1)
-    account.apply_fetch(book(order("x", at=50, client_order_id="d1"), order("y", at=60, client_order_id="d2")))
-    account.begin_fetch()
-    account.apply_push(order("z", at=70, client_order_id="d3"))  # pushed while the pages were read
-    account.apply_fetch(
-        book(
-            order("x", at=80, client_order_id="d1", quantity=4, remaining=4),  # changed: new signature
-            order("w", at=81, client_order_id="d4"),  # new
-            state=account,
-        )  # "y" is gone, "z" was not on the pages yet
-    )
-    assert set(account.orders) == {"x", "w", "z"}
-    assert account._by_signature == _index(account.orders)
-    change, reconcile = account.apply_push(
-        order("x2", "MODIFIED", at=150, price=186.0, client_order_id="d1", quantity=4, remaining=4)
-    )
+# --- finding 3: a modify under a new id guesses nothing ---------------------------------------------------
+
+
+def test_a_modify_under_a_new_id_removes_no_other_order() -> None:
+    """Shrinking order A from 10 to 5 makes it look like order B of size 5; B must stay."""
+    account = AccountState(ACCOUNT, "Desk")
+    read(account, order("A", quantity=10, remaining=10, client_order_id="d"), order("B", quantity=5, remaining=5,
+                                                                                   client_order_id="d"))  # fmt: skip
+    change, reconcile = account.apply_push(order("A2", "MODIFIED", quantity=5, remaining=5, client_order_id="d"))
+    assert [row["id"] for row in change.upsert_orders] == ["A2"]
+    assert change.remove_orders == []
+    assert change.closed == []
+    assert reconcile
+    change = read(account, order("A2", "MODIFIED", quantity=5, remaining=5, client_order_id="d"),
+                  order("B", quantity=5, remaining=5, client_order_id="d"))  # fmt: skip
+    assert change.remove_orders == ["A"]  # the read, not a guess, removes the replaced id
+    assert change.closed[0]["outcome"] == "closed"
+    assert "modified under a new id" in change.closed[0]["reason"]
+    assert set(account.orders) == {"A2", "B"}
+
+
+def test_a_modify_keeping_its_id_updates_the_row(state: AccountState) -> None:
+    change, reconcile = state.apply_push(order("a", "MODIFIED", at=None, price=180.0))
+    assert [row["price"] for row in change.upsert_orders] == ["180.0"]
     assert not reconcile
-    assert change.remove_orders == ["x"]
-    change, reconcile = account.apply_push(order("y2", "MODIFIED", at=151, client_order_id="d2"))
-    assert reconcile, "the removed order's old signature must be gone from the index"
+
+
+# --- finding 4: late pushes after a read -------------------------------------------------------------------
+
+
+def test_a_late_live_push_after_a_read_proved_the_order_gone_shows_it_unconfirmed(state: AccountState) -> None:
+    read(state, order("b", at=60))  # "a" was cancelled at QFEX; its pushes are late
+    assert closed_ids(state) == ["a"]
+    change, reconcile = state.apply_push(order("a", "ACK", at=None))
+    assert reconcile  # a prompt read settles it
+    (row,) = change.upsert_orders
+    assert row["unconfirmed"] is True
+    assert change.closed == []  # never a second Closed row
+    change, _ = state.apply_push(order("a", "CANCELLED", at=None))  # the late cancel
+    assert change.remove_orders == ["a"]
+    assert [row["reason"] for row in change.closed] == ["Cancelled"]  # replaces its one Closed row
+    assert closed_ids(state) == ["a"]
+    assert not read(state, order("b", at=60))
+
+
+def test_an_unconfirmed_order_the_prompt_read_does_not_list_is_removed_again_with_one_closed_row(
+    state: AccountState,
+) -> None:
+    read(state, order("b", at=60))
+    state.apply_push(order("a", "FILLED", remaining=4, at=None))
+    change = read(state, order("b", at=60))
+    assert change.remove_orders == ["a"]
+    assert change.closed == []  # it kept its Closed row
+    assert closed_ids(state) == ["a"]
+
+
+def test_an_unconfirmed_order_the_prompt_read_lists_is_confirmed(state: AccountState) -> None:
+    read(state, order("b", at=60))
+    state.apply_push(order("a", "FILLED", remaining=4, at=None))
+    change = read(state, order("a", "FILLED", remaining=4, at=None), order("b", at=60))
+    assert [row.get("unconfirmed") for row in change.upsert_orders] == [None]
+    assert change.withdraw_closed == ["a"]
+    assert closed_ids(state) == []
+
+
+def test_a_read_that_began_before_an_unconfirmed_push_keeps_the_row_marked(state: AccountState) -> None:
+    read(state, order("b", at=60))
+    state.begin_fetch()
+    state.apply_push(order("a", "ACK", at=None))
+    change = state.apply_fetch(book(order("b", at=60), state=state))
+    assert state.orders["a"]["unconfirmed"] is True
+    assert change.remove_orders == []
+
+
+def test_duplicated_terminal_pushes_keep_one_closed_row(state: AccountState) -> None:
+    for _ in range(3):
+        state.apply_push(order("a", "CANCELLED", at=None))
+    assert closed_ids(state) == ["a"]
 
 
 # --- a follower's mirror -------------------------------------------------------------------------------
@@ -250,3 +403,15 @@ def test_published_diffs_apply_in_seq_order_and_a_gap_is_reported() -> None:
     assert mirror.seq == 6
     with pytest.raises(Gap):
         mirror.apply_published({**diff, "seq": 8})
+
+
+def test_a_mirror_keeps_one_closed_row_per_order_and_withdraws_them() -> None:
+    mirror = AccountState(ACCOUNT, "Desk", seq=5)
+    empty: dict[str, Any] = {"upsert": {"orders": [], "twaps": []}, "remove": {"orders": [], "twaps": [], "closed": []}}
+    mirror.apply_published({**empty, "seq": 6, "closed": [{"id": "x", "reason": "closed"}, {"id": "y"}]})
+    mirror.apply_published({**empty, "seq": 7, "closed": [{"id": "x", "reason": "Cancelled"}]})
+    assert [(row["id"], row.get("reason")) for row in mirror.closed] == [("x", "Cancelled"), ("y", None)]
+    withdraw = {**empty, "remove": {"orders": [], "twaps": [], "closed": ["x"]}}
+    mirror.apply_published({**withdraw, "seq": 8, "upsert": {"orders": [{"id": "x"}], "twaps": []}})
+    assert [row["id"] for row in mirror.closed] == ["y"]
+    assert "x" in mirror.orders

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
 
-from bench.chromium import CHROMIUM, CHROMIUM_ARGS
+from bench.harness.chromium import CHROMIUM, CHROMIUM_ARGS
 from bench.livepage import FakeLiveServer, Message, PageServer, render_live_page
 from tests.chromium import require_chromium
 

@@ -131,3 +131,27 @@ def test_grouping_by_symbol(live_site) -> None:
     site.wait_seq(1)
     assert page.get_by_label("Group by symbol").is_checked()
     site.wait("() => document.querySelectorAll('#orders-table .tabulator-group').length === 3")
+
+
+def test_one_closed_row_per_order_and_a_re_listed_order_leaves_the_closed_tab(live_site) -> None:
+    """Issue 18: a diff's closed row replaces the order's row (never a second one); its remove.closed
+    withdraws it when a complete read lists the order again."""
+    site = live_site(lambda _: [snapshot(1, [order_row(5)], closed=[closed_row(6, outcome="closed")])])
+    page = site.open()
+    site.wait_seq(1)
+    assert page.locator("#closed-count").text_content() == "1 order"
+    relisted = diff(2, orders=[order_row(6)])
+    relisted["remove"]["closed"] = ["ord-00006"]
+    site.ws.send(relisted)
+    site.wait_seq(2)
+    site.wait("() => document.getElementById('closed-count').textContent === '0 orders'")
+    assert page.locator("#orders-count").text_content() == "2 orders"
+    late = closed_row(5, outcome="cancelled", status="CANCELLED", reason="Cancelled")
+    site.ws.send(diff(3, remove_orders=["ord-00005"], closed=[closed_row(5)]))
+    site.ws.send(diff(4, closed=[late]))  # a late push for the same order
+    site.wait_seq(4)
+    assert site.js("() => window.qfexLive.closed.getData().map(d => d.id)") == ["ord-00005"]
+    assert page.locator("#closed-count").text_content() == "1 order"
+    page.get_by_role("tab", name="Closed").click()
+    reason = page.locator("#closed-table .tabulator-row[data-id='ord-00005'] [tabulator-field='reason']")
+    assert reason.text_content() == "Cancelled"

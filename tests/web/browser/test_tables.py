@@ -16,7 +16,9 @@ SHOWN = "window.qfexLive.orders.getData('active').filter(d => !d._gone)"
 
 
 def _field(site: LiveSite, table: str, column: str) -> str:
-    return site.js("([t, c]) => window.qfexLive.views[t].specById.get(c).field", [table, column])
+    field = site.js("([t, c]) => window.qfexLive.views[t].specById.get(c).field", [table, column])
+    assert isinstance(field, str), field
+    return field
 
 
 def _cells(site: LiveSite, table: str, column: str) -> str:

@@ -2,9 +2,8 @@
 
 - ``sim``: the simulator runs in the test process with pace 0, so books change only when a test calls
   ``sim.step()``, ``sim.add_orders()`` or ``sim.remove_order()``: a test always knows the truth it compares with.
-- ``site``: Daphne serves ``qfexdash.asgi:application`` in a subprocess with its own SQLite file, short
-  reconcile and backoff intervals, the test encryption key and the real QFEX URLs at a closed port
-  (see :mod:`tests.web.e2e.stack`).
+- ``site``: the demo's world on a real Daphne with its own SQLite file, short reconcile and backoff
+  intervals and the real QFEX URLs at a closed port (:func:`bench.harness.demo.demo_site`).
 - ``browsing``: fresh Chromium contexts for each test; the console of every page and the end of Daphne's
   log are printed when the test fails, and an uncaught error in a page fails it.
 
@@ -14,18 +13,15 @@ keeps an event loop running in this thread while it is open, which would break t
 
 from __future__ import annotations
 
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, StorageState, expect, sync_playwright
 
-from bench.chromium import CHROMIUM, CHROMIUM_ARGS
-from bench.demo_site import PATIENCE_MS, Site, sign_in, site_env, start_site, stop_site
-from bench.world import simulator_accounts
+from bench.harness.chromium import CHROMIUM, CHROMIUM_ARGS
+from bench.harness.demo import PATIENCE_MS, Site, demo_site, sign_in, simulator_accounts
 from orders.simulator import Simulator
 from tests.chromium import require_chromium
 from tests.web.e2e.stack import Browsing
@@ -56,22 +52,12 @@ def sim() -> Iterator[Simulator]:
 
 @pytest.fixture(scope="package")
 def site(sim: Simulator) -> Iterator[Site]:
-    with (
-        tempfile.TemporaryDirectory(prefix="qfexdash-e2e-") as tmp,
-        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener,
-    ):
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(128)
-        listener.set_inheritable(True)
-        running = start_site(site_env(Path(tmp), sim), listener, Path(tmp) / "daphne.log")
-        try:
-            yield running
-        finally:
-            stop_site(running)
+    with tempfile.TemporaryDirectory(prefix="qfexdash-e2e-") as tmp, demo_site(Path(tmp), sim) as running:
+        yield running
 
 
 @pytest.fixture(scope="package")
-def demo_state(chromium: Browser, site: Site) -> dict[str, Any]:
+def demo_state(chromium: Browser, site: Site) -> StorageState:
     """Cookies of one signed-in ``demo`` session, shared by the tests that do not sign out.
 
     Signing out deletes the session on the server, so a test that signs out signs in on its own.
@@ -86,7 +72,7 @@ def demo_state(chromium: Browser, site: Site) -> dict[str, Any]:
 
 @pytest.fixture
 def browsing(
-    chromium: Browser, site: Site, demo_state: dict[str, Any], request: pytest.FixtureRequest
+    chromium: Browser, site: Site, demo_state: StorageState, request: pytest.FixtureRequest
 ) -> Iterator[Browsing]:
     session = Browsing(chromium, site, demo_state)
     yield session

@@ -1,6 +1,7 @@
 """The pieces of the end-to-end stack the fixtures assemble, and the page conditions the tests wait on.
 
-- the site itself (:class:`bench.demo_site.Site`: the demo on a real Daphne) comes from :mod:`bench.demo_site`;
+- the site itself (:class:`bench.harness.demo.Site`: the demo on a real Daphne) comes from
+  :mod:`bench.harness.demo`;
 - :class:`Browsing` — one test's Chromium contexts and pages, keeping every page's console for the report;
 - waits on the live page's test hooks (``document.body.dataset``
   ``socket`` / ``state`` / ``renderedSeq`` and ``window.qfexLive``) — never sleeps.
@@ -8,12 +9,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Error, Page
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Error, Page, StorageState
 
-from bench.demo_site import DESK, PATIENCE_MS, PHONE, Site
-from bench.site import ROOT
+from bench.harness import ROOT
+from bench.harness.demo import DESK, PATIENCE_MS, PHONE, Site
 from orders.simulator import Simulator
 
 AXE = ROOT / "static" / "vendor" / "axe-core-4.14.1" / "axe.min.js"
@@ -25,7 +26,7 @@ AXE = ROOT / "static" / "vendor" / "axe-core-4.14.1" / "axe.min.js"
 class Browsing:
     """One test's browser contexts and pages, with every page's console kept for the failure report."""
 
-    def __init__(self, browser: Browser, site: Site, demo_state: dict[str, Any]) -> None:
+    def __init__(self, browser: Browser, site: Site, demo_state: StorageState) -> None:
         self.browser = browser
         self.site = site
         self.demo_state = demo_state

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
-from bench.demo_site import Site, sign_in
-from bench.world import SUPERUSER
+from bench.harness.demo import SUPERUSER, Site, sign_in
 from orders.simulator import Simulator
 from tests.web.e2e.stack import Browsing, book, wait_live, wait_rows
 

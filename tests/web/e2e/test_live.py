@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from bench.demo_site import PATIENCE_MS, Site
+from bench.harness.demo import PATIENCE_MS, Site
 from orders.simulator import Simulator
 from tests.web.e2e.stack import SHOWN_ORDERS, Browsing, book, wait_book, wait_live, wait_rows
 
@@ -77,6 +77,7 @@ def test_account_page_shows_the_exchange_book(browsing: Browsing, site: Site, si
         "title", order["status"]
     )
     price = row.locator(f"[tabulator-field='{field_of(page, 'orders', 'price')}']").text_content()
+    assert price is not None
     assert Decimal(price.replace(",", "")) == Decimal(str(order["price"]))
 
 
@@ -223,6 +224,7 @@ def test_upstream_silence_shows_stale_then_recovers(browsing: Browsing, site: Si
         page.wait_for_function("() => document.body.dataset.state === 'stale'", timeout=PATIENCE_MS)
         expect(page.locator("#live-status-badge")).to_have_text("Stale")
         reason = page.locator("#live-status-reason").text_content()
+        assert reason is not None
         assert "QFEX" in reason
         assert "next try" not in reason.lower()  # one countdown, the page's own
         expect(page.locator("#live-status-retry")).to_contain_text("Next try in")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from bench.demo_site import PASSWORD, PATIENCE_MS, Site, sign_in
-from bench.world import SUPERUSER
+from bench.harness.demo import PASSWORD, PATIENCE_MS, SUPERUSER, Site, sign_in
 from orders.simulator import Simulator
 from tests.web.e2e.stack import Browsing, book, serious_axe_violations, wait_live, wait_rows
 

@@ -3,11 +3,11 @@
 The site is the scale-out setup of docs/deployment.md: a throwaway PostgreSQL database on this machine's
 server, Redis under a key prefix of its own, two Daphne processes with ``REDIS_URL`` set and otherwise the
 project's default settings (reconcile 5 s, coalescing 0.5 s, lease 6 s), built by
-:class:`bench.cluster_site.ClusterSite`. The simulator runs in this process and notes when each
-``get_user_orders`` answer left it (:class:`bench.live.TimedSimulator`); viewers are the same asyncio
-browser sockets as ``bench/live.py``, spread evenly over the two processes. Only one process owns the
-account's upstream session; viewers on the other process get the owner's diffs straight from the
-channel layer.
+:class:`bench.harness.cluster.ClusterSite`. The simulator runs in this process and notes when each
+``get_user_orders`` answer left it (:class:`bench.live.world.TimedSimulator`); viewers are the same
+asyncio browser sockets as the other live figures (:mod:`bench.live.viewers`), spread evenly over the two
+processes. Only one process owns the account's upstream session; viewers on the other process get the
+owner's diffs straight from the channel layer.
 
 Needs PostgreSQL and Redis (``QFEXDASH_TEST_POSTGRES_URL``, ``QFEXDASH_TEST_REDIS_URL``; defaults
 127.0.0.1); without them each figure prints why it was skipped.
@@ -24,24 +24,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cluster_site import ClusterSite, services_problem
-from bench.live import (
-    SPACING,
-    Changer,
-    TimedSimulator,
-    Update,
-    Viewer,
-    ViewerRun,
-    _raise_open_files_limit,
-    _sim_account,
-    changes_window,
-    close_viewers,
-    one_update,
-    open_viewers,
-    p3_table,
-    showing,
-    until,
-)
+from bench.harness.cluster import ClusterSite, services_problem
+from bench.harness.proc import require_open_files
+from bench.live.many_viewers import ViewerRun, changes_window, p3_table
+from bench.live.viewers import SPACING, Changer, Update, Viewer, close_viewers, one_update, open_viewers, showing, until
+from bench.live.world import TimedSimulator, sim_account
 from bench.stats import summary_ms, verdict
 from orders.simulator import SimAccount
 
@@ -60,7 +47,7 @@ DEFAULT_SETTINGS = {
 
 @dataclass
 class ProcessSite:
-    """One Daphne process of the cluster, as ``bench.live``'s viewers and helpers expect a site."""
+    """One Daphne process of the cluster, as :mod:`bench.live.viewers` expects a site."""
 
     sim: TimedSimulator
     session: str
@@ -94,15 +81,6 @@ def cluster_site(accounts: Sequence[SimAccount]) -> Iterator[tuple[ClusterSite, 
             except Exception as exc:
                 exc.add_note(f"Daphne logs:\n{site.logs()[-4000:]}")
                 raise
-
-
-def rss_kib(site: ClusterSite, index: int) -> int:
-    popen = site.nodes[index].popen
-    assert popen is not None
-    for line in Path(f"/proc/{popen.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS line in /proc/<pid>/status")
 
 
 async def open_spread(views: Sequence[ProcessSite], key: str, count: int) -> list[Viewer]:
@@ -146,9 +124,9 @@ def p3(samples: int, viewer_counts: Sequence[int] = (1, 10, 50, 200)) -> list[st
     skipped = _skipped("P3-redis")
     if skipped:
         return skipped
-    accounts = {n: _sim_account(f"p3r_{n}", 1000) for n in viewer_counts}
+    accounts = {n: sim_account(f"p3r_{n}", 1000) for n in viewer_counts}
     changes = max(3, samples // 2)
-    _raise_open_files_limit(2 * max(viewer_counts) + 512)
+    require_open_files(2 * max(viewer_counts) + 512)
     with cluster_site(list(accounts.values())) as (_site, views):
         runs = asyncio.run(_p3(views, accounts, changes))
     return p3_table(
@@ -185,9 +163,9 @@ def p4(samples: int, sockets: int = 1000, settle: float = 2.5) -> list[str]:
     skipped = _skipped("P4-redis")
     if skipped:
         return skipped
-    account = _sim_account("p4r", 20, twaps=1)
+    account = sim_account("p4r", 20, twaps=1)
     key = account.public_key
-    _raise_open_files_limit(2 * sockets + 512)
+    require_open_files(2 * sockets + 512)
     with cluster_site([account]) as (site, views):
         opened, seconds, before, after, updates, cpu = asyncio.run(
             _p4(site, views, key, sockets, max(3, samples // 8), settle)
@@ -221,13 +199,13 @@ async def _p4(
     try:
         await until([*first, *others], showing(views[0], key), "a viewer on each process showing the book")  # type: ignore[arg-type]
         await asyncio.sleep(settle)  # idle: access re-checks ran, pools are warm
-        before = [rss_kib(site, n) for n in range(PROCESSES)]
+        before = [site.nodes[n].rss_kib() for n in range(PROCESSES)]
         started = time.monotonic()
         crowd = await open_spread(views, key, sockets)
         await until(crowd, lambda v: v.snapshots >= 1 and v.state == "live", "every socket's snapshot")
         seconds = time.monotonic() - started
         await asyncio.sleep(settle)
-        after = [rss_kib(site, n) for n in range(PROCESSES)]
+        after = [site.nodes[n].rss_kib() for n in range(PROCESSES)]
         everyone = [*first, *others, *crowd]
         change = Changer(views[0].sim, key)
         await settle_viewers(views, key, everyone, change)

@@ -1,303 +1,54 @@
-"""Shared helpers for whole-stack runs (soak, load): a real Daphne process, its own database, browser sockets.
+"""The live page's side of the protocol: browser sockets that keep a page's tables, as the page script
+does (``static/js/live/protocol.js``).
 
-Nothing here imports Django: the site is prepared by ``manage.py`` subprocesses with the same environment
-Daphne gets, so the benchmark process shares no database connection or setting with the server. Starting,
-stopping and preparing Daphne is :mod:`bench.site`'s, shared with the tests.
-
-- :func:`prepare_site` — a fresh SQLite database (``migrate``), a team with exchange accounts pointing at a
-  simulator, viewer users with logged-in sessions.
-- :class:`DaphneServer` — Daphne serving a listening socket this process owns (``--fd``), so a restart
-  keeps the address and a browser reconnecting meanwhile simply waits in the listen queue.
-- :class:`PageTables` / :class:`PageSocket` — what the page script does (``static/js/live/protocol.js``):
-  snapshot parts reassembled per seq, diffs applied in seq order, ``resync`` on a gap or a status that
-  announces an unseen seq, reconnects with capped exponential backoff and full jitter.
-- :func:`expected_tables` — the rows a page should show for a simulator book (the same conversion the
-  feed applies), to compare tables by id and by every field.
+- :func:`apply_diff` — a diff's upserts and removals applied to a page's tables, for every reader here
+  and the benchmarks' viewers;
+- :class:`PageTables` / :class:`PageSocket` — for the soak and the load run (asyncio): snapshot parts
+  reassembled per seq, diffs applied in seq order, ``resync`` on a gap or a status that announces an
+  unseen seq, reconnects with capped exponential backoff and full jitter;
+- :class:`Page` — one account's messages on a blocking socket, for the services tests;
+- :func:`expected_tables` / :func:`shows` — the rows a page should show for a simulator book (the same
+  conversion the feed applies), to compare tables by id and by every field.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import http.client
 import json
-import os
 import random
-import re
-import resource
-import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
+import websocket
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from bench.site import base_env, loopback_listener, manage, migrate, run_setup, sqlite_url, start_daphne, stop_daphne
+from bench.harness.site import SiteAccount
 from orders.live.rows import order_rows, twap_rows, without_placement
 from orders.qfex.records import parse_order, parse_twap
-from orders.simulator import SimAccount, Simulator
-
-# Variables of the caller's environment that must not leak into the server under test.
-_DROPPED_ENV_PREFIXES = ("QFEX", "DATABASE", "REDIS", "CHANNEL_LAYER", "DEBUG", "LOG_LEVEL", "DJANGO_", "TEST_")
-_PROBLEM_LINE = re.compile(r"Traceback \(most recent call last\)|\s(ERROR|CRITICAL)\s")
+from orders.simulator import Simulator
 
 # Close codes after which the page stops retrying (signed out, access refused, no such account).
 FATAL_CLOSE_CODES = frozenset({4001, 4003, 4004})
 # Close codes a healthy socket may see when the server goes away (restart) or the network drops.
 ROUTINE_CLOSE_CODES = frozenset({1000, 1001, 1006, 1012})
 
-_SETUP_SCRIPT = """
-import json, os
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.contrib.sessions.backends.db import SessionStore
-from orders.accounts import exchange_accounts, teams
-from orders.models import Membership
-spec = json.loads(os.environ["BENCH_SITE_SPEC"])
-users = get_user_model()
-admin = users.objects.create_user("bench_admin", password=None, is_staff=True, is_superuser=True)
-team = teams.team_create(actor=admin, name="Bench team")
-accounts = []
-for item in spec["accounts"]:
-    account = exchange_accounts.account_create(
-        actor=admin, label=item["label"], public_key=item["public_key"], secret=item["secret"],
-        owner_team=team, endpoint="custom", custom_url=spec["url"],
-    )
-    accounts.append({"pk": account.pk, "label": account.label, "public_key": account.public_key})
-sessions = []
-for index in range(spec["users"]):
-    user = users.objects.create_user(f"bench_viewer_{index + 1}", password=None)
-    teams.membership_add(actor=admin, team=team, user=user, role=Membership.Role.VIEWER)
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.create()
-    sessions.append(session.session_key)
-print("BENCH_SITE " + json.dumps({"accounts": accounts, "sessions": sessions}))
-"""
-
-# An admin re-enters an account's key (same secret, fresh ciphertext): how a person clears a rejected key.
-_REENTER_KEY_SCRIPT = """
-import json, os
-from django.contrib.auth import get_user_model
-from orders.accounts import exchange_accounts
-from orders.models import ExchangeAccount
-admin = get_user_model().objects.get(username="bench_admin")
-for item in json.loads(os.environ["BENCH_REENTER"]):
-    account = ExchangeAccount.objects.get(pk=item["pk"])
-    exchange_accounts.account_set_secret(actor=admin, account=account, secret=item["secret"])
-print("BENCH_REENTERED")
-"""
-
-
-@dataclass(frozen=True)
-class SiteAccount:
-    pk: int
-    label: str
-    public_key: str
-
-
-@dataclass
-class Site:
-    """A prepared database plus the environment every process of the site runs with."""
-
-    workdir: Path
-    env: dict[str, str]
-    accounts: list[SiteAccount]
-    sessions: list[str]
-    secrets: dict[str, str] = field(repr=False)  # public key → simulator-only secret
-
-
-def bench_encryption_key() -> str:
-    """A fresh 32-byte key in URL-safe base64, for this run's database only."""
-    return base64.urlsafe_b64encode(os.urandom(32)).decode()
-
-
-def site_env(workdir: Path, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The server's environment: the caller's minus anything that could point it elsewhere, plus a
-    private SQLite file, state folder and encryption key, the in-memory channel layer and loopback only."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_ENV_PREFIXES)}
-    env = base_env(
-        inherited,
-        database_url=sqlite_url(workdir),
-        state_dir=workdir / "state",
-        encryption_keys=bench_encryption_key(),
-        secret_key="bench-only-secret-key-" + base64.urlsafe_b64encode(os.urandom(24)).decode(),
-        log_level="WARNING",
-        # Never the real exchange, whatever an account says.
-        QFEX_TRADE_URL="ws://127.0.0.1:9",
-        QFEX_UAT_TRADE_URL="ws://127.0.0.1:9",
-    )
-    env.update(overrides or {})
-    return env
-
-
-def prepare_site(
-    workdir: Path,
-    sim: Simulator,
-    accounts: Sequence[SimAccount],
-    *,
-    users: int = 1,
-    env_overrides: Mapping[str, str] | None = None,
-) -> Site:
-    """Migrate a new SQLite database in ``workdir`` and add a team owning ``accounts`` (pointing at ``sim``)
-    and ``users`` viewers of that team, each with a logged-in session."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    env = site_env(workdir, env_overrides)
-    migrate(env, timeout=180)
-    spec = {
-        "url": sim.url,
-        "users": users,
-        "accounts": [
-            {"label": f"Bench {i + 1}", "public_key": a.public_key, "secret": a.secret} for i, a in enumerate(accounts)
-        ],
-    }
-    data = run_setup({**env, "BENCH_SITE_SPEC": json.dumps(spec)}, _SETUP_SCRIPT, timeout=180, prefix="BENCH_SITE ")
-    return Site(
-        workdir=workdir,
-        env=env,
-        accounts=[SiteAccount(**item) for item in data["accounts"]],
-        sessions=data["sessions"],
-        secrets={a.public_key: a.secret for a in accounts},
-    )
-
-
-def reenter_keys(site: Site, accounts: Sequence[SiteAccount]) -> None:
-    """Have an admin re-enter each account's key (the same secret, newly encrypted), through the services."""
-    items = [{"pk": a.pk, "secret": site.secrets[a.public_key]} for a in accounts]
-    manage({**site.env, "BENCH_REENTER": json.dumps(items)}, "shell", "-c", _REENTER_KEY_SCRIPT, timeout=120)
-
-
-def raise_nofile_limit(wanted: int) -> int:
-    """Raise this process's open-file soft limit to ``wanted`` (capped by the hard limit); the new limit.
-    Children started afterwards (Daphne) inherit it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = target
-    return soft
-
-
-@dataclass(frozen=True)
-class ProcSample:
-    rss_kib: int
-    threads: int
-
-
-def proc_sample(pid: int) -> ProcSample | None:
-    """Resident memory and thread count of a process, from /proc; None when it is gone or exiting.
-
-    A process that has exited but is not yet reaped (a zombie, e.g. Daphne between SIGTERM and ``wait``)
-    still has a status file, without ``VmRSS``.
-    """
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    values = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    if "VmRSS" not in values or "Threads" not in values:
-        return None
-    return ProcSample(int(values["VmRSS"].split()[0]), int(values["Threads"]))
-
-
-class DaphneServer:
-    """``daphne --fd`` on a loopback socket owned here; start/stop/restart keep the address."""
-
-    def __init__(
-        self,
-        site: Site,
-        *,
-        backlog: int = 1024,
-        log_name: str = "daphne.log",
-        application: str = "qfexdash.asgi:application",
-    ) -> None:
-        self.site = site
-        self.application = application
-        self.listener = loopback_listener(backlog, reuse_address=True)
-        self.port: int = self.listener.getsockname()[1]
-        self.log_path = site.workdir / log_name
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def ws_url(self, path: str) -> str:
-        return f"ws://127.0.0.1:{self.port}{path}"
-
-    @property
-    def pid(self) -> int | None:
-        return None if self.process is None else self.process.pid
-
-    def start(self, ready_timeout: float = 60.0) -> None:
-        """Start Daphne and wait until it answers HTTP."""
-        if self.process is not None and self.process.poll() is None:
-            raise RuntimeError("Daphne is already running")
-        self.process = start_daphne(self.site.env, self.listener, self.log_path, application=self.application)
-        self.starts += 1
-        self._wait_ready(ready_timeout)
-
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Daphne exited with {self.process.returncode}; see {self.log_path}")
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-            try:
-                conn.request("GET", "/login/", headers={"Host": "127.0.0.1"})
-                if conn.getresponse().status < 500:
-                    return
-            except OSError:
-                pass
-            finally:
-                conn.close()
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Daphne did not answer within {timeout:g} s; see {self.log_path}")
-            time.sleep(0.1)  # polling a process that is starting up; nothing to wait on
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM, then SIGKILL after ``timeout``. The listening socket stays open."""
-        stop_daphne(self.process, timeout)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def close(self) -> None:
-        self.stop()
-        self.listener.close()
-
-    def sample(self) -> ProcSample | None:
-        pid = self.pid
-        return None if pid is None else proc_sample(pid)
-
-    def log_size(self) -> int:
-        try:
-            return self.log_path.stat().st_size
-        except OSError:
-            return 0
-
-    def problems_since(self, offset: int) -> list[str]:
-        """Lines from byte ``offset`` on that show an unhandled exception or an ERROR/CRITICAL log record."""
-        try:
-            with open(self.log_path, "rb") as log:
-                log.seek(offset)
-                text = log.read().decode(errors="replace")
-        except OSError:
-            return []
-        return [line.strip() for line in text.splitlines() if _PROBLEM_LINE.search(line)]
-
-
 # --- the page's view of the live protocol --------------------------------------------------------
+
+
+def apply_diff(message: dict[str, Any], orders: dict[str, Any], twaps: dict[str, Any]) -> None:
+    """A diff's upserted rows replace or join the tables (rows by id); its removed ids leave them."""
+    for name, rows in (("orders", orders), ("twaps", twaps)):
+        for row in message["upsert"][name]:
+            rows[row["id"]] = row
+        for row_id in message["remove"][name]:
+            rows.pop(row_id, None)
+
 
 RESYNC_REPEAT_SECONDS = 5.0  # as the page: an unanswered resync may be asked again after this long
 
@@ -384,11 +135,7 @@ class PageTables:
                 return account if self._ask(view, now) else None
             view.seq = seq
             view.diffs += 1
-            for name, rows in (("orders", view.orders), ("twaps", view.twaps)):
-                for row in message["upsert"][name]:
-                    rows[row["id"]] = row
-                for row_id in message["remove"][name]:
-                    rows.pop(row_id, None)
+            apply_diff(message, view.orders, view.twaps)
             return None
         if kind == "status":
             view.set_state(message["state"], now)
@@ -570,6 +317,92 @@ class PageSocket:
     async def _sleep(self, seconds: float) -> None:
         if not self._stopping:
             await asyncio.sleep(seconds)
+
+
+# --- a page on a blocking socket ----------------------------------------------------------------
+
+
+class Page:
+    """What the page script does with one account's messages, on a blocking socket (websocket-client):
+    snapshot parts, seq gaps, resync. The services tests read the cluster's sockets with it."""
+
+    def __init__(self, ws: websocket.WebSocket) -> None:
+        self.ws = ws
+        self.seq: int | None = None
+        self.orders: dict[str, Any] = {}
+        self.twaps: dict[str, Any] = {}
+        self.state = ""
+        self.snapshots = 0
+        self.diffs = 0
+        self.gaps = 0
+        self.messages = 0
+        self._pending: list[dict[str, Any]] = []
+
+    def receive(self) -> dict[str, Any]:
+        message = json.loads(self.ws.recv())
+        self.apply(message)
+        return message
+
+    def resync(self) -> None:
+        self.seq = None
+        self._pending = []
+        self.ws.send(json.dumps({"type": "resync"}))
+
+    def apply(self, message: dict[str, Any]) -> None:
+        self.messages += 1
+        kind = message["type"]
+        if kind == "snapshot":
+            self._snapshot_part(message)
+        elif kind == "diff" and self.seq is not None:
+            if message["seq"] <= self.seq:
+                return
+            if message["seq"] != self.seq + 1:
+                self.gaps += 1
+                self.resync()
+                return
+            self.seq = message["seq"]
+            self.diffs += 1
+            apply_diff(message, self.orders, self.twaps)
+        elif kind == "status":
+            self.state = message["state"]
+            if self.seq is not None and message["seq"] > self.seq:
+                self.gaps += 1  # a heartbeat shows a diff went missing
+                self.resync()
+
+    def _snapshot_part(self, message: dict[str, Any]) -> None:
+        part, parts = message.get("part", 1), message.get("parts", 1)
+        if part == 1:
+            self._pending = [message]
+        elif self._pending and self._pending[0]["seq"] == message["seq"] and len(self._pending) + 1 == part:
+            self._pending.append(message)
+        else:
+            self.gaps += 1
+            self.resync()
+            return
+        if len(self._pending) < parts:
+            return
+        pieces, self._pending = self._pending, []
+        first = pieces[0]
+        self.seq = first["seq"]
+        self.state = first["status"]["state"]
+        self.snapshots += 1
+        self.orders = {}
+        self.twaps = {row["id"]: row for row in first["twaps"]}
+        for piece in pieces:
+            for row in piece["orders"]:
+                self.orders[row["id"]] = row
+
+    def follow_until(self, condition: Callable[[], bool], patience: float, what: str) -> None:
+        deadline = time.monotonic() + patience
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out waiting until {what}")
+            self.ws.settimeout(remaining)
+            try:
+                self.receive()
+            except websocket.WebSocketTimeoutException:
+                raise AssertionError(f"timed out waiting until {what}") from None
 
 
 # --- the truth -----------------------------------------------------------------------------------

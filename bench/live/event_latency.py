@@ -1,8 +1,8 @@
 """P9 and P10: an order event at the exchange → the browser socket receives the diff that carries it.
 
-The world is ``bench/live.py``'s (:func:`bench.live.live_site`): the simulator in this process, qfexdash
-in a Daphne subprocess with the project's default settings, browser sockets in this process sending the
-session cookie and the page's Origin. Only that public stack is measured — the simulator, Daphne and
+The world is the other live figures' (:func:`bench.live.world.live_site`): the simulator in this
+process, qfexdash in a Daphne subprocess with the project's default settings, browser sockets in this
+process sending the session cookie and the page's Origin. Only that public stack is measured — the simulator, Daphne and
 the live protocol — never the feed's internals, so these figures keep working whatever the feed becomes.
 
 The simulator runs its own background activity (``pace``: new orders, partial and full fills,
@@ -45,20 +45,12 @@ from typing import Any
 
 import orjson
 
-from bench.live import (
-    PAGE_WEIGHT,
-    QFEX_WEIGHT_PER_SECOND,
-    Site,
-    Viewer,
-    _raise_open_files_limit,
-    _sim_account,
-    close_viewers,
-    live_site,
-    until,
-)
+from bench.harness.proc import require_open_files
+from bench.live.viewers import Viewer, close_viewers, until
+from bench.live.world import PAGE_WEIGHT, QFEX_WEIGHT_PER_SECOND, Site, live_site, sim_account
 from bench.stats import p95, summary_ms, verdict
 from orders.simulator import OrderEvent
-from orders.simulator.book import ORDER_EVENT_SHARE
+from orders.simulator.market import ORDER_EVENT_SHARE
 
 P9_PACE = 4.0  # activity events per second (about 3.4 of them change an order)
 PAGE_LATENCY = 0.020  # seconds before each get_user_orders reply
@@ -86,7 +78,8 @@ class Shown:
 
 
 class EventViewer(Viewer):
-    """A page's socket (``bench.live.Viewer``) that also keeps, per order id, every diff that showed it."""
+    """A page's socket (:class:`~bench.live.viewers.Viewer`) that also keeps, per order id, every diff
+    that showed it."""
 
     def __init__(self, ws: Any) -> None:
         super().__init__(ws)
@@ -297,7 +290,7 @@ def p9(
     """Exchange event → diff on the page, one account, for each book size; P8 again on the largest."""
     runs = []
     for size in sizes:
-        account = _sim_account(f"p9_{size}", size)
+        account = sim_account(f"p9_{size}", size)
         with live_site([account], page_latency=page_latency, event_log_size=EVENT_LOG) as site:
             max_seconds = 3 * samples / (pace * ORDER_EVENT_SHARE) + 30
             runs.append(
@@ -340,11 +333,11 @@ def p9(
 
 def p10(samples: int, accounts: int = P10_ACCOUNTS, rate: float = P10_RATE, orders: int = P10_ORDERS) -> list[str]:
     """Exchange event → diff with ``accounts`` accounts watched on one process, vs one of them alone."""
-    sims = [_sim_account(f"p10_{n:02d}", orders, twaps=1) for n in range(accounts)]
+    sims = [sim_account(f"p10_{n:02d}", orders, twaps=1) for n in range(accounts)]
     keys = [a.public_key for a in sims]
     pace = accounts * rate / ORDER_EVENT_SHARE
     max_seconds = 3 * samples / rate + 30
-    _raise_open_files_limit(4 * accounts + 256)
+    require_open_files(4 * accounts + 256)
     with live_site(sims, page_latency=PAGE_LATENCY, event_log_size=EVENT_LOG) as site:
         # One account first, while no other account's feed runs; the market's activity is the same in both.
         one = asyncio.run(
