@@ -24,7 +24,7 @@ from importlib import import_module
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -61,11 +61,15 @@ def browser_session_seen(
     """Record that ``user`` used the session ``session_key`` now (at most one write per :data:`SEEN_EVERY`)."""
     now = timezone.now()
     agent = " ".join(str(user_agent or "").split())[:_USER_AGENT_LENGTH]
-    fields = {"user": user, "address": address or None, "user_agent": agent, "second_factor": second_factor}
+    fields = {"user_id": user.pk, "address": address or None, "user_agent": agent, "second_factor": second_factor}
     record = BrowserSession.objects.filter(session_key=session_key).first()
     if record is None:
         _forget_ended(user)  # a new key is often an old session re-keyed at sign-in: drop what ended
-        BrowserSession.objects.create(session_key=session_key, signed_in_at=now, last_seen_at=now, **fields)
+        try:
+            with transaction.atomic():
+                BrowserSession.objects.create(session_key=session_key, signed_in_at=now, last_seen_at=now, **fields)
+        except IntegrityError:
+            pass  # a request of the same session beat this one to it: its row stands
         return
     changed = any(getattr(record, name) != value for name, value in fields.items())
     if changed or now - record.last_seen_at >= SEEN_EVERY:
