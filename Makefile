@@ -34,8 +34,10 @@ nodejs:
 test-js: nodejs
 	node --test tests/js/
 
+# The demo prints a password for a staff user, so it runs only with DEBUG on and on an empty database or its
+# own (S36); DEBUG=true here is for this local demo only.
 demo: install
-	$(BIN)/python manage.py demo $(ARGS)
+	DEBUG=true $(BIN)/python manage.py demo $(ARGS)
 
 # ruff; the layer contract of pyproject.toml ([tool.importlinter]): pages and admin → live → accounts →
 # models, orders/qfex and orders/simulator know neither Django nor the app; then mypy (strict for orders.qfex,

@@ -179,3 +179,37 @@ class UserPreference(models.Model):
 
     def __str__(self) -> str:
         return f"display preferences of {self.user}"
+
+
+class BrowserSession(models.Model):
+    """One signed-in browser of a person, for "Your sessions" (written only by ``orders.accounts.sign_ins``).
+
+    Django's session row holds the sign-in itself; this row says whose it is, when it began, from where and
+    with which second factor, so a person (or a superuser for them) can end every other one. The session key
+    is as sensitive as the session cookie: it is never shown, and never filtered on in the admin.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="browser_sessions")
+    session_key = models.CharField(max_length=40, unique=True)
+    signed_in_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=200, blank=True)
+    # The device that gave the second factor ("Authenticator app", "Recovery codes"), empty for password only.
+    second_factor = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"session of {self.user} since {self.signed_in_at:%Y-%m-%d %H:%M}"
+
+
+class DemoMarker(models.Model):
+    """Written by ``manage.py demo`` into a database it created: only such a database (or an empty one) may be
+    filled with the demo's users and printed password again (S36)."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"demo database since {self.created_at:%Y-%m-%d}"

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from orders import views
-from orders.signin import two_factor
+from orders.signin import sessions, two_factor
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -17,6 +17,8 @@ urlpatterns = [
     path("audit/", views.audit_trail, name="audit_trail"),
     path("signin/two-step/", two_factor.verify, name="two_factor_verify"),
     path("signin/two-step/setup/", two_factor.setup, name="two_factor_setup"),
+    path("signin/two-step/recovery-codes/", two_factor.recovery_codes, name="two_factor_recovery_codes"),
+    path("signin/sessions/", sessions.your_sessions, name="your_sessions"),
     path("preferences/display/", views.preferences_display, name="preferences_display"),
     path("preferences/columns/", views.preferences_columns, name="preferences_columns"),
 ]

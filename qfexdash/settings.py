@@ -88,9 +88,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # Two-factor sign-in (S30): which device verified this session, then no page until it is done.
+    # Two-factor sign-in (S30, S35): a session whose device was removed is signed out; which device verified
+    # this session; then no page until it is done. Each signed-in session is noted for "Your sessions".
+    "orders.middleware.SecondFactorGoneMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "orders.middleware.TwoFactorMiddleware",
+    "orders.middleware.BrowserSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # The person's time zone for every page (and the admin); their theme and columns for the templates.
     "orders.middleware.PreferenceMiddleware",
@@ -141,6 +144,10 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         _private_file(Path(_database["NAME"]))
     _database["CONN_MAX_AGE"] = 0
     _database.setdefault("OPTIONS", {})["timeout"] = 20
+    # SQLite ignores select_for_update: a transaction that checks, then writes (the last admin of a team, a
+    # one-time code) must hold the write lock from its first read, or two processes both pass the check.
+    # IMMEDIATE makes every transaction wait for the one before it (item 7 of issue 20, tests/cluster/test_races.py).
+    _database["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -199,16 +206,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Sign-in throttling (S25, django-axes): counters in the database, shared by every process; a lockout is
-# per username and client address combined, so nobody can lock a victim out from elsewhere.
+# Sign-in throttling (S25, S38, django-axes; orders/signin/throttle.py): counters in the database, shared by
+# every process. Locked out: one username from one address, and one address whatever usernames it tries; a
+# username tried from many addresses is slowed (a growing, capped wait), never locked, so nobody can lock a
+# victim out from elsewhere.
 QFEXDASH_LOGIN_MAX_FAILURES = env_int("QFEXDASH_LOGIN_MAX_FAILURES", 5, minimum=1)
+QFEXDASH_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("QFEXDASH_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1)
 QFEXDASH_LOGIN_LOCKOUT_SECONDS = env_int("QFEXDASH_LOGIN_LOCKOUT_SECONDS", 15 * 60, minimum=1)
+QFEXDASH_LOGIN_SLOWDOWN_MAX_SECONDS = env_int("QFEXDASH_LOGIN_SLOWDOWN_MAX_SECONDS", 60, minimum=1, maximum=3600)
+# IPv6 clients are counted by this network prefix: one host usually holds a whole /64.
+QFEXDASH_LOGIN_IPV6_PREFIX = env_int("QFEXDASH_LOGIN_IPV6_PREFIX", 64, minimum=32, maximum=128)
 # Reverse proxies in front of the site that append to X-Forwarded-For (0: use REMOTE_ADDR as it is).
 QFEXDASH_TRUSTED_PROXIES = env_int("QFEXDASH_TRUSTED_PROXIES", 0, minimum=0, maximum=5)
 AXES_FAILURE_LIMIT = QFEXDASH_LOGIN_MAX_FAILURES
 AXES_COOLOFF_TIME = timedelta(seconds=QFEXDASH_LOGIN_LOCKOUT_SECONDS)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# A refused attempt is not counted again: retrying during a wait does not push the wait further away.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HANDLER = "orders.signin.throttle.SignInThrottle"
 AXES_CLIENT_IP_CALLABLE = "orders.signin.throttle.client_address"
 AXES_USERNAME_CALLABLE = "orders.signin.throttle.normalise_username"
 AXES_LOCKOUT_CALLABLE = "orders.signin.throttle.lockout_response"

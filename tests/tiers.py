@@ -52,6 +52,7 @@ PROCESS_TESTS = (
     "tests/simulator/test_command.py::test_command_serves_until_sigterm",
     "tests/live/test_metrics.py::test_a_bad_cidr_stops_start_up_",
     "tests/test_database_selection.py",  # a pytest run inside the test
+    "tests/cluster/test_races.py",  # two racing processes on one database
     "tests/test_layout.py::test_no_tracked_file_names_",  # git ls-files
     "tests/test_settings.py::test_runs_with_no_environment_",  # Django started with a given environment
     "tests/test_settings.py::test_bad_value_stops_start_",

@@ -6,6 +6,8 @@ The writes are services by entity (HackSoft's ``<entity>_<action>``), each leavi
 - :mod:`~orders.accounts.teams` — teams and memberships, and the rule that a team keeps an admin;
 - :mod:`~orders.accounts.verify` — check a key with QFEX once and record the outcome;
 - :mod:`~orders.accounts.rotation` — re-encrypt every stored secret with the first key;
+- :mod:`~orders.accounts.sign_ins` — a person's signed-in browsers ("Your sessions"), ending them, and removing
+  second-factor devices (S35);
 - :mod:`~orders.accounts.audit` — the audit trail's writes (:mod:`~orders.accounts.audit_text` reads an event
   in words, :mod:`~orders.accounts.audit_filters` filters the page).
 

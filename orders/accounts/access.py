@@ -8,7 +8,8 @@ Views, commands, the admin and the WebSocket consumer all go through these funct
 - a team admin is a person with the admin role in at least one team (:func:`is_team_admin`); superusers and
   team admins read the audit trail (:func:`may_read_audit`) and must sign in with a second factor when
   ``QFEXDASH_REQUIRE_2FA`` is on (:func:`requires_2fa`, :func:`second_factor_done`: pages and live sockets
-  alike ask here, so a session with the password alone opens neither).
+  alike ask here, so a session with the password alone opens neither); a session that gave its second factor
+  with a device that has since been removed counts as signed out (S35, :func:`device_still_there`).
 
 Outsiders get ``Http404`` exactly as for an id that does not exist, so they learn nothing; a team
 member whose role may not act gets ``PermissionDenied``.
@@ -37,12 +38,14 @@ __all__ = [
     "audit_events_visible_to",
     "can_manage_team",
     "can_view_account",
+    "device_still_there",
     "get_managed_account",
     "get_visible_account",
     "is_team_admin",
     "may_read_audit",
     "requires_2fa",
     "second_factor_done",
+    "second_factor_ok",
     "teams_managed_by",
     "teams_visible_to",
 ]
@@ -185,7 +188,26 @@ def requires_2fa(user: Visitor | None) -> bool:
     return bool(user.is_superuser) or is_team_admin(user)
 
 
+def device_still_there(user: Visitor | None, persistent_id: str) -> bool:
+    """Whether the device a session gave its second factor with (django-otp's persistent id) is still a
+    confirmed device of ``user``: removing a lost phone must end the sessions it opened (S35)."""
+    from django_otp.models import Device
+
+    if user is None or user.pk is None:
+        return False
+    device = Device.from_persistent_id(str(persistent_id), for_verify=False)
+    return device is not None and device.user_id == user.pk and bool(device.confirmed)
+
+
+def second_factor_ok(user: Visitor | None, device_id: str | None) -> bool:
+    """For a session whose second factor was given with ``device_id`` (None: not given): the device is still
+    there, or — never given — ``user`` needs none."""
+    if device_id:
+        return device_still_there(user, device_id)
+    return not requires_2fa(user)
+
+
 def second_factor_done(session: Any, user: Visitor | None) -> bool:
-    """True when ``user`` needs no second factor, or this session passed it (django-otp marks the session
-    with the device that verified it)."""
-    return not requires_2fa(user) or bool(session.get(django_otp.DEVICE_ID_SESSION_KEY))
+    """True when this session passed the second factor with a device ``user`` still has, or ``user`` needs none
+    and the session never gave one (django-otp marks the session with the device that verified it)."""
+    return second_factor_ok(user, session.get(django_otp.DEVICE_ID_SESSION_KEY))

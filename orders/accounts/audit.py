@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orders.accounts.audit_text import isolated
 from orders.accounts.people import User, Visitor
 from orders.models import AuditEvent, ExchangeAccount, Team
 
@@ -56,7 +57,9 @@ def audit_record(
 
 
 def account_target(account: ExchangeAccount) -> str:
-    return f"account {account.label!r} ({account.owner_display})"
+    """ "account 'Desk A main' (team Desk A)": the label quoted as Python does (its control characters, bidi
+    overrides included, written as escapes) and the owner's name isolated (S39)."""
+    return f"account {account.label!r} ({isolated(account.owner_display)})"
 
 
 def account_team(account: ExchangeAccount) -> Team | None:

@@ -1,4 +1,9 @@
-"""Filters of the audit trail page: by account, actor, action and date (dates in the person's time zone)."""
+"""Filters of the audit trail page: by account, actor, action and date (dates in the person's time zone).
+
+A filter the form cannot read is ignored and the page says which (S37). A date at the edge of the calendar
+is clamped: "until 9999-12-31" has no day after it and "since 0001-01-01" in a zone east of UTC starts before
+the year 1 in UTC, and every event lies within both, so such a bound is simply dropped.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,19 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from orders.accounts.audit_text import isolated
 from orders.models import AuditEvent
+
+
+def _midnight(day: datetime.date, zone: datetime.tzinfo, *, days_later: int = 0) -> datetime.datetime | None:
+    """The midnight ``days_later`` days after ``day`` began in ``zone``; None when that lies beyond the calendar
+    Python and the database know, in the zone or in UTC (the bound is then no bound: every event is inside)."""
+    try:
+        moment = datetime.datetime.combine(day + datetime.timedelta(days=days_later), datetime.time.min, tzinfo=zone)
+        moment.astimezone(datetime.UTC)  # the database compares in UTC
+    except OverflowError:
+        return None
+    return moment
 
 
 class AuditFilterForm(forms.Form):
@@ -30,9 +47,15 @@ class AuditFilterForm(forms.Form):
             .distinct()
         )
         choice_fields = cast(dict[str, forms.ChoiceField], self.fields)  # the three fields set here
-        choice_fields["account"].choices = [("", "Any account"), *((str(pk), label) for pk, label in accounts)]
+        choice_fields["account"].choices = [
+            ("", "Any account"),
+            *((str(pk), isolated(label)) for pk, label in accounts),
+        ]
         actors = events.order_by("actor_name").values_list("actor_name", flat=True).distinct()
-        choice_fields["actor"].choices = [("", "Anyone"), *((name or "-", name or "system") for name in actors)]
+        choice_fields["actor"].choices = [
+            ("", "Anyone"),
+            *((name or "-", isolated(name or "system")) for name in actors),
+        ]
         choice_fields["action"].choices = [("", "Any change"), *AuditEvent.Action.choices]
 
     def filter(self, events: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
@@ -46,11 +69,9 @@ class AuditFilterForm(forms.Form):
         if data.get("action"):
             events = events.filter(action=data["action"])
         zone = timezone.get_current_timezone()
-        if data.get("since"):
-            start = datetime.datetime.combine(data["since"], datetime.time.min, tzinfo=zone)
+        if data.get("since") and (start := _midnight(data["since"], zone)) is not None:
             events = events.filter(created_at__gte=start)
-        if data.get("until"):
-            end = datetime.datetime.combine(data["until"] + datetime.timedelta(days=1), datetime.time.min, tzinfo=zone)
+        if data.get("until") and (end := _midnight(data["until"], zone, days_later=1)) is not None:
             events = events.filter(created_at__lt=end)
         return events
 

@@ -8,6 +8,7 @@ as "Some key: value", never as a Python dict.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,10 @@ FIELD_WORDS = {
     "rows_per_key_after": "Secrets per key after",
     "re_encrypted": "Secrets re-encrypted",
 }
+# Bidirectional classes that can make text around a name read in another order: right-to-left letters and
+# digits, and the explicit embeddings, overrides and isolates (S39).
+_DIRECTIONAL = frozenset({"R", "AL", "AN", "LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"})
+FIRST_STRONG_ISOLATE, POP_DIRECTIONAL_ISOLATE = "\u2068", "\u2069"
 _ENDPOINTS = dict(ExchangeAccount.Endpoint.choices)
 _ROLES = dict(Membership.Role.choices)
 
@@ -42,6 +47,15 @@ class DetailLine:
     old: str = ""
     new: str = ""
     changed: bool = False
+
+
+def isolated(text: str) -> str:
+    """``text`` between FSI and PDI (U+2068, U+2069) when it holds anything that could turn the text around
+    it (right-to-left letters, bidi controls); as it is otherwise. For sentences stored or shown as plain text
+    (the audit trail's "On", page titles); pages put names in ``<bdi>`` elements instead."""
+    if any(unicodedata.bidirectional(ch) in _DIRECTIONAL for ch in text):
+        return f"{FIRST_STRONG_ISOLATE}{text}{POP_DIRECTIONAL_ISOLATE}"
+    return text
 
 
 def field_label(name: str) -> str:

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 
 from orders.accounts import rules
 from orders.accounts.audit import Action, audit_record
+from orders.accounts.audit_text import isolated
 from orders.accounts.exchange_accounts import account_delete
 from orders.accounts.people import User
 from orders.models import Membership, Team
@@ -22,7 +23,7 @@ def team_create(*, actor: User | None, name: str) -> Team:
     try:
         with transaction.atomic():
             team = Team.objects.create(name=name)
-            audit_record(actor=actor, action=Action.TEAM_ADDED, target=f"team {team.name}", team=team)
+            audit_record(actor=actor, action=Action.TEAM_ADDED, target=f"team {isolated(team.name)}", team=team)
     except IntegrityError:  # a concurrent create took the name between the check and the insert
         raise ValidationError({"name": rules.team_name_taken(name)}) from None
     return team
@@ -35,7 +36,7 @@ def team_delete(*, actor: User | None, team: Team) -> None:
             account_delete(actor=actor, account=account)
         for membership in list(team.memberships.select_related("user")):
             membership_remove(actor=actor, membership=membership, team_deleted=True)
-        audit_record(actor=actor, action=Action.TEAM_REMOVED, target=f"team {team.name}", team=team)
+        audit_record(actor=actor, action=Action.TEAM_REMOVED, target=f"team {isolated(team.name)}", team=team)
         team.delete()
 
 
@@ -48,21 +49,24 @@ LAST_ADMIN_MESSAGE = (
 def _refuse_losing_last_admin(membership: Membership) -> None:
     """Refuse to demote or remove the team's last active admin: the team would be left unmanageable.
 
-    The other admins' rows are locked (on databases that lock) so two admins cannot demote each other at once.
+    Every admin row of the team is locked, in one order (its own included), so two admins demoting each other
+    at once queue up instead of deadlocking: the second sees the first's change and is refused. PostgreSQL locks
+    the rows; SQLite takes its write lock when the transaction begins (``transaction_mode`` in settings).
     """
     if membership.role != Membership.Role.ADMIN:
         return
-    others = (
-        Membership.objects.select_for_update()
-        .filter(team_id=membership.team_id, role=Membership.Role.ADMIN, user__is_active=True)
-        .exclude(pk=membership.pk)
+    admins = (
+        Membership.objects.select_for_update(of=("self",))
+        .filter(team_id=membership.team_id, role=Membership.Role.ADMIN)
+        .order_by("pk")
+        .values_list("pk", "user__is_active")
     )
-    if not others.exists():
+    if not any(pk != membership.pk and active for pk, active in admins):
         raise ValidationError({"role": LAST_ADMIN_MESSAGE.format(team=membership.team.name)}, code="last_admin")
 
 
 def _member_target(user: User, team: Team) -> str:
-    return f"{user.get_username()} in team {team.name}"
+    return f"{isolated(user.get_username())} in team {isolated(team.name)}"
 
 
 def membership_add(*, actor: User | None, team: Team, user: User, role: str) -> Membership:

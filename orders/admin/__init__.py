@@ -21,8 +21,10 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from orders.accounts import access, audit, display, exchange_accounts, rules, teams, verify
+from orders.accounts.audit_text import isolated
 from orders.accounts.people import signed_in
 from orders.admin import member_search as _member_search  # noqa: F401  (registers the user admin's member search)
+from orders.admin.people import end_sessions_on_device_delete
 from orders.admin.safety import protect_site
 from orders.forms import ExchangeAccountAdminForm, MembershipInlineForm, TeamAdminForm
 from orders.models import AuditEvent, ExchangeAccount, Membership, Team
@@ -38,6 +40,11 @@ admin.site.index_title = "Teams, accounts and audit trail"
 def _is_staff(request: HttpRequest) -> bool:
     user = request.user
     return bool(user.is_active and user.is_staff)
+
+
+def _isolated_html(text: str) -> str:
+    """Free text (a label, a name) in a ``<bdi>``: a right-to-left override in it ends where it ends (S39)."""
+    return format_html("<bdi>{}</bdi>", text)
 
 
 def _adopt(target: Model, source: Model) -> None:
@@ -114,7 +121,7 @@ class MembershipInline(admin.StackedInline):
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
     form = TeamAdminForm
-    list_display = ["name", "member_count", "account_count", "created_at"]
+    list_display = ["team_name", "member_count", "account_count", "created_at"]
     search_fields = ["name"]
     inlines = [MembershipInline]
     # Explains the roles above the form (templates/admin/orders/team/change_form.html).
@@ -135,7 +142,7 @@ class TeamAdmin(admin.ModelAdmin):
             return "None yet."
         rows = format_html_join(
             "",
-            '<tr><th scope="row">{}</th><td>{}</td><td>{}</td><td><a href="{}">Live orders</a></td>'
+            '<tr><th scope="row"><bdi>{}</bdi></th><td>{}</td><td>{}</td><td><a href="{}">Live orders</a></td>'
             '<td><a href="{}">Settings</a></td></tr>',
             (
                 (
@@ -158,6 +165,10 @@ class TeamAdmin(admin.ModelAdmin):
         return access.teams_visible_to(request.user).annotate(
             _members=Count("memberships", distinct=True), _accounts=Count("exchange_accounts", distinct=True)
         )
+
+    @admin.display(description="Name", ordering="name")
+    def team_name(self, obj: Team) -> str:
+        return _isolated_html(obj.name)
 
     @admin.display(description="Members", ordering="_members")
     def member_count(self, obj: Team) -> int:
@@ -229,7 +240,9 @@ class TeamAdmin(admin.ModelAdmin):
             exchange_accounts.account_delete(actor=actor, account=account)
         for membership in obj.memberships.select_related("user", "team"):
             teams.membership_remove(actor=actor, membership=membership, team_deleted=True)
-        audit.audit_record(actor=request.user, action=AuditEvent.Action.TEAM_REMOVED, target=f"team {obj.name}")
+        audit.audit_record(
+            actor=request.user, action=AuditEvent.Action.TEAM_REMOVED, target=f"team {isolated(obj.name)}"
+        )
         obj.delete()
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Team]) -> None:
@@ -243,7 +256,7 @@ class TeamAdmin(admin.ModelAdmin):
 @admin.register(ExchangeAccount)
 class ExchangeAccountAdmin(admin.ModelAdmin):
     form = ExchangeAccountAdminForm
-    list_display = ["label", "owner", "exchange", "enabled", "state", "last_verified_at", "live_page"]
+    list_display = ["account_label", "owner", "exchange", "enabled", "state", "last_verified_at", "live_page"]
     list_filter = ["endpoint", "enabled", ("owner_team", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["label", "public_key", "owner_user__username", "owner_team__name"]
     list_select_related = ["owner_user", "owner_team"]
@@ -289,9 +302,13 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
             kwargs["queryset"] = users if request.user.is_superuser else mine
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    @admin.display(description="Label", ordering="label")
+    def account_label(self, obj: ExchangeAccount) -> str:
+        return _isolated_html(obj.label)
+
     @admin.display(description="Owner")
     def owner(self, obj: ExchangeAccount) -> str:
-        return obj.owner_display
+        return _isolated_html(obj.owner_display)
 
     @admin.display(description="Exchange", ordering="endpoint")
     def exchange(self, obj: ExchangeAccount) -> str:
@@ -399,7 +416,7 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     """Read-only: the trail is written by ``orders.accounts.audit`` and never edited."""
 
-    list_display = ["created_at", "actor_name", "action", "target", "team", "account"]
+    list_display = ["created_at", "actor", "action", "on", "team", "account"]
     list_filter = ["action", ("team", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["target", "actor_name"]
     date_hierarchy = "created_at"
@@ -408,6 +425,14 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEvent]:
         return access.audit_events_visible_to(request.user)
+
+    @admin.display(description="Who", ordering="actor_name")
+    def actor(self, obj: AuditEvent) -> str:
+        return _isolated_html(obj.actor_name or "system")
+
+    @admin.display(description="On", ordering="target")
+    def on(self, obj: AuditEvent) -> str:
+        return _isolated_html(obj.target)
 
     def _may_read(self, request: HttpRequest) -> bool:
         return _is_staff(request) and access.may_read_audit(request.user)
@@ -432,3 +457,5 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 # S26: no admin list may be filtered or searched by a secret-bearing field, and bad filters are a 400.
 protect_site(admin.site)
+# S35: deleting a person's second-factor device signs them out everywhere.
+end_sessions_on_device_delete(admin.site)

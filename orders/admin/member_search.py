@@ -17,6 +17,7 @@ from django.http import HttpRequest
 
 from orders.accounts import access
 from orders.accounts.people import User
+from orders.admin.people import remove_second_factor, sign_out_everywhere
 
 MIN_SEARCH = 2
 MAX_RESULTS = 20
@@ -36,6 +37,8 @@ def _member_search(request: HttpRequest) -> bool:
 
 class MemberSearchUserAdmin(UserAdmin):
     search_fields = ["username"]
+    # Superusers only (every page of the user admin but the member search is): S35.
+    actions = [sign_out_everywhere, remove_second_factor]
 
     def has_view_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
         if super().has_view_permission(request, obj):

@@ -27,7 +27,7 @@ __all__ = ["SECRET_FIELD_NAMES", "BadFilter", "SafeAdminMixin", "protect_site", 
 
 # Field names that hold a secret or something derived from one, on any model: never filtered or searched.
 SECRET_FIELD_NAMES = frozenset(
-    {"secret_ciphertext", "secret_hint", "binding", "password", "secret", "key", "token", "session_data"}
+    {"secret_ciphertext", "secret_hint", "binding", "password", "secret", "key", "token", "session_data", "session_key"}
 )
 
 

@@ -3,7 +3,8 @@
 - :func:`session_user` — the user of a session, read-only (a socket never flushes or re-keys the HTTP
   session), with ``SECRET_KEY_FALLBACKS``, the idle limit and the second factor honoured;
 - :func:`access_verdict` — one small query: is the session alive, the user active and signed in with the
-  same password, and which accounts may they see (:mod:`orders.accounts.access` rules);
+  same password, and which accounts may they see (:mod:`orders.accounts.access` rules); then whether the
+  session's second factor still holds (S35: its device still there, or none owed);
 - :class:`AccessWatch` — a socket's verdicts, shared by every socket of the same session for half an
   interval (1000 tabs → one query per interval).
 
@@ -26,8 +27,9 @@ from django.contrib.auth.models import AnonymousUser
 from django.db.models import Exists
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+from django_otp import DEVICE_ID_SESSION_KEY
 
-from orders.accounts.access import accounts_visible_to, second_factor_done
+from orders.accounts.access import accounts_visible_to, second_factor_done, second_factor_ok
 from orders.accounts.people import User, Visitor
 
 
@@ -94,14 +96,17 @@ def _session_alive(session_key: str) -> bool:
     return bool(import_module(engine).SessionStore().exists(session_key))
 
 
-def access_verdict(user: User, session_key: str, session_hash: str | None, account: int | None) -> Verdict:
+def access_verdict(
+    user: User, session_key: str, session_hash: str | None, account: int | None, device_id: str | None = None
+) -> Verdict:
     """Is this session still valid, and may its user see ``account`` (None: which accounts may it see)?
 
     For one account this is a single query: the user row (active, password hash) with two EXISTS
     sub-queries — the session row is alive, the account is visible under ``orders.accounts.access`` rules.
     Visibility is evaluated for ``user`` as it was at connect; if its superuser flag has changed since,
     the rules are applied again to the fresh row (a second query). The all-accounts stream needs the
-    list of visible ids, which is always a second query.
+    list of visible ids, which is always a second query. The second factor (``device_id``: the device the
+    session gave it with, or None) costs one more: its device row, or whether the user owes one.
     """
     annotations: dict[str, Any] = {}
     session_model = _session_model()
@@ -116,6 +121,8 @@ def access_verdict(user: User, session_key: str, session_hash: str | None, accou
         return Verdict(NOT_AUTHENTICATED)
     alive = fresh.session_alive if session_model is not None else _session_alive(session_key)
     if not alive or not session_hash_matches(session_hash, fresh):
+        return Verdict(NOT_AUTHENTICATED)
+    if not second_factor_ok(fresh, device_id):  # S35: a removed device signs its sessions out
         return Verdict(NOT_AUTHENTICATED)
     if account is not None and fresh.is_superuser == user.is_superuser:
         return Verdict(OK, frozenset({account}) if fresh.may_view else frozenset())
@@ -158,13 +165,16 @@ class AccessWatch:
         self.user = user
         self.session_key = session.session_key
         self.session_hash = session.get(HASH_SESSION_KEY)
+        self.device_id = session.get(DEVICE_ID_SESSION_KEY)
         self.single = single
 
     async def verdict(self, *, fresh: bool = False) -> Verdict:
         key = (self.user.pk, self.user.is_superuser, self.session_key, self.session_hash, self.single)
 
         def compute() -> Any:
-            return database_sync_to_async(access_verdict)(self.user, self.session_key, self.session_hash, self.single)
+            return database_sync_to_async(access_verdict)(
+                self.user, self.session_key, self.session_hash, self.single, self.device_id
+            )
 
         if fresh:
             return await compute()

@@ -2,6 +2,12 @@
 
 Kept apart from the ``demo`` command so tests can build the same world without starting servers.
 The secrets below are the simulator's own made-up keys; they open nothing on the real QFEX.
+
+The demo creates a staff user with a password it prints, so it runs only where that cannot hurt (S36):
+with DEBUG on, on a database that is empty or carries the :class:`~orders.models.DemoMarker` it wrote when
+it filled it (:func:`demo_refusal` says why not, in words). It never changes a user that exists: a second run
+leaves the people as they are (passwords, deactivations) and only points the demo's accounts at the new
+simulator.
 """
 
 from __future__ import annotations
@@ -10,12 +16,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 
 from orders.accounts import exchange_accounts, teams
 from orders.accounts.people import User
-from orders.models import ExchangeAccount, Membership, Team
+from orders.models import DemoMarker, ExchangeAccount, Membership, Team
 from orders.simulator import SimAccount
 
 DEMO_USERNAME = "demo"
@@ -82,17 +89,52 @@ def simulator_accounts() -> list[SimAccount]:
     ]
 
 
-def _user(username: str, password: str, **extra: object) -> User:
-    user, _ = get_user_model().objects.get_or_create(username=username, defaults=extra)
-    user.set_password(password)
-    user.is_active = True
-    user.save()
+NOT_DEBUG = (
+    "manage.py demo runs only with DEBUG on: it creates a staff user with a password it prints. "
+    "Set DEBUG=true for a local demo (make demo does), never on a real site."
+)
+NOT_EMPTY = (
+    "This database already has users or accounts, and manage.py demo did not create it: the demo only fills "
+    "an empty database or one it made. Leave DATABASE_URL unset (a local SQLite file) or point it at a new, "
+    "empty database."
+)
+
+
+def _tables() -> set[str]:
+    return set(connection.introspection.table_names())
+
+
+def demo_refusal() -> str | None:
+    """Why the demo must not run here, in words; None when it may (DEBUG on, and an empty or demo database)."""
+    if not settings.DEBUG:
+        return NOT_DEBUG
+    tables = _tables()
+    if DemoMarker._meta.db_table in tables and DemoMarker.objects.exists():
+        return None
+    models = (get_user_model(), Team, ExchangeAccount)
+    if any(model._meta.db_table in tables and model.objects.exists() for model in models):
+        return NOT_EMPTY
+    return None
+
+
+def demo_users_exist() -> bool:
+    return get_user_model().objects.filter(username__in=(DEMO_USERNAME, TEAMMATE_USERNAME)).exists()
+
+
+def _user(username: str, password: str, **extra: Any) -> User:
+    """The demo's user: created with ``password`` if missing; an existing one is left exactly as it is."""
+    users = get_user_model().objects
+    user = users.filter(username=username).first()
+    if user is None:
+        user = users.create_user(username=username, password=password, **extra)
     return user
 
 
 @transaction.atomic
 def build_demo_world(*, simulator_url: str, password: str) -> dict[str, User]:
-    """Create (or refresh) the demo users, team and accounts; idempotent across runs."""
+    """Create the demo users, team and accounts, or point the accounts at a new simulator; idempotent."""
+    if not DemoMarker.objects.exists():
+        DemoMarker.objects.create()
     demo = _user(DEMO_USERNAME, password, first_name="Demo", is_staff=True)
     teammate = _user(TEAMMATE_USERNAME, password, first_name="Teammate")
     team = Team.objects.filter(name=DEMO_TEAM).first() or teams.team_create(actor=None, name=DEMO_TEAM)

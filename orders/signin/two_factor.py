@@ -7,10 +7,12 @@ DEBUG is off; the demo switches it off).
 The flow: the password is checked first (the sign-in page, throttled by django-axes); then
 :class:`orders.middleware.TwoFactorMiddleware` sends such a user, before anything else (the admin
 included), either to enrolment (no confirmed device yet) or to the token step. Enrolment shows an
-``otpauth://`` URI and the base32 secret once, asks for a first code to confirm, then shows ten recovery
-codes once. The token step accepts a TOTP code or an unused recovery code; django-otp's own throttling
-refuses further tries for a growing delay after each wrong code (1 s, 2 s, 4 s, …), answered 429 with the
-wait in words.
+``otpauth://`` URI, its QR code (an SVG image made by segno, as a ``data:`` URL the Content-Security-Policy's
+``img-src`` allows) and the base32 secret once, asks for the password again and a first code to confirm, then
+shows ten recovery codes once. New recovery codes (:func:`recovery_codes`) also need the password again: a
+session left open somewhere must not be enough to take over the second factor (S35). The token step accepts
+a TOTP code or an unused recovery code; django-otp's own throttling refuses further tries for a growing
+delay after each wrong code (1 s, 2 s, 4 s, …), answered 429 with the wait in words.
 
 Who owes the second factor, and whether a session has given it, is answered by
 :func:`orders.accounts.access.requires_2fa` and :func:`~orders.accounts.access.second_factor_done`: the
@@ -25,7 +27,9 @@ import math
 from typing import Any
 
 import django_otp
+import segno
 from django import forms
+from django.contrib.auth import authenticate
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -40,6 +44,9 @@ from orders.accounts.access import requires_2fa
 from orders.accounts.people import User, signed_in
 
 RECOVERY_CODES = 10
+# ``?ended=`` on the sign-in page: the session was signed out because its second-factor device was removed.
+SECOND_FACTOR_GONE = "second-factor"
+PASSWORD_WRONG = "That is not your password. Type the password you sign in with."  # noqa: S105  (words)
 _TOTP_NAME = "Authenticator app"
 _RECOVERY_NAME = "Recovery codes"
 
@@ -65,6 +72,37 @@ class TokenForm(forms.Form):
 
     def clean_token(self) -> str:
         return "".join(self.cleaned_data["token"].split()).lower()
+
+
+class PasswordAgainForm(forms.Form):
+    """The password typed again before the second factor changes (S35); checked through the sign-in throttle."""
+
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="Type your password again: changing how you sign in needs it.",
+        error_messages={"required": "Type your password."},
+    )
+
+    def __init__(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request = request
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        user = signed_in(self.request)
+        # authenticate() counts a wrong password like one on the sign-in page (django-axes), so this form
+        # cannot be used to guess it.
+        if authenticate(self.request, username=user.get_username(), password=password) != user:
+            raise forms.ValidationError(PASSWORD_WRONG, code="wrong_password")
+        return password
+
+
+class EnrolForm(PasswordAgainForm, TokenForm):
+    """Enrolment's form: the password again, then the first code from the app."""
+
+    field_order = ["password", "token"]
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -147,7 +185,7 @@ def setup(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
     if enrolled(user):
         return redirect("two_factor_verify" if not _verified(user) else _next_url(request))
-    form = TokenForm(request.POST or None)
+    form = EnrolForm(request, request.POST or None)
     if request.method == "POST" and form.is_valid():
         device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
         if device is not None and device.verify_token(form.cleaned_data["token"]):
@@ -158,16 +196,46 @@ def setup(request: HttpRequest) -> HttpResponse:
         form.add_error("token", "That code does not match; scan the new secret below and enter the current code.")
     device = _pending_device(user, fresh=True)
     secret = base64.b32encode(device.bin_key).decode("ascii")
-    context = {"form": form, "config_url": device.config_url, "secret": secret, "next": _next_url(request)}
+    context = {
+        "form": form,
+        "config_url": device.config_url,
+        "qr_code": segno.make(device.config_url, error="m").svg_data_uri(scale=4, border=2, dark="#000", light="#fff"),
+        "secret": secret,
+        "next": _next_url(request),
+    }
     return render(request, "registration/two_factor_setup.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def recovery_codes(request: HttpRequest) -> HttpResponse:
+    """New recovery codes (the old ones stop working), after the password again; for an enrolled, verified user."""
+    user = signed_in(request)
+    if not enrolled(user) or not _verified(user):
+        return redirect("two_factor_setup" if not enrolled(user) else "two_factor_verify")
+    form = PasswordAgainForm(request, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        codes = _new_recovery_codes(user)
+        return render(request, "registration/two_factor_codes.html", {"codes": codes, "next": _next_url(request)})
+    return render(request, "registration/two_factor_new_codes.html", {"form": form, "next": _next_url(request)})
 
 
 @transaction.atomic
 def _confirm(user: User, device: TOTPDevice) -> list[str]:
     device.confirmed = True
     device.save(update_fields=["confirmed"])
-    StaticDevice.objects.filter(user=user).delete()
-    recovery = StaticDevice.objects.create(user=user, name=_RECOVERY_NAME, confirmed=True)
+    return _new_recovery_codes(user)
+
+
+@transaction.atomic
+def _new_recovery_codes(user: User) -> list[str]:
+    """Ten new codes on the person's one recovery-code device; the old codes stop working. The device itself
+    stays, so a session that signed in with a recovery code is not signed out by it (S35)."""
+    recovery = StaticDevice.objects.filter(user=user, name=_RECOVERY_NAME).first()
+    StaticDevice.objects.filter(user=user).exclude(pk=getattr(recovery, "pk", None)).delete()
+    if recovery is None:
+        recovery = StaticDevice.objects.create(user=user, name=_RECOVERY_NAME, confirmed=True)
+    recovery.token_set.all().delete()
     codes = [StaticToken.random_token() for _ in range(RECOVERY_CODES)]
     StaticToken.objects.bulk_create([StaticToken(device=recovery, token=code) for code in codes])
     return codes

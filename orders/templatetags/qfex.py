@@ -1,4 +1,5 @@
-"""Template filters of the site's one time rule (see :mod:`orders.accounts.preferences`)."""
+"""Template filters: the site's one time rule (see :mod:`orders.accounts.preferences`), and names isolated from
+the text around them (S39: a right-to-left override in a label ends where the label ends)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import datetime
 from django import template
 from django.utils.html import format_html
 
+from orders.accounts.audit_text import isolated as _isolated
 from orders.accounts.preferences import time_text
 
 register = template.Library()
@@ -18,3 +20,10 @@ def when(value: datetime.datetime | None) -> str:
     if not isinstance(value, datetime.datetime):
         return ""
     return format_html('<time datetime="{}">{}</time>', value.isoformat(), time_text(value))
+
+
+@register.filter
+def isolated(value: object) -> str:
+    """Plain text between FSI and PDI when it could turn its surroundings around: for titles and attributes,
+    where no ``<bdi>`` can go (elsewhere, write ``<bdi>{{ value }}</bdi>``)."""
+    return _isolated(str(value))

@@ -108,3 +108,69 @@ def test_no_policy_means_the_callers_own_url(sim: Simulator) -> None:
     """Without a policy (a caller passing an operator's own URL) the client connects as before."""
     with _session(sim.url, None):
         pass
+
+
+# --- S40: IPv6 forms that carry an IPv4 address inside ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "carries"),
+    [
+        ("64:ff9b::a9fe:a9fe", "169.254.169.254"),  # NAT64 well-known prefix (RFC 6052)
+        ("64:ff9b::7f00:1", "127.0.0.1"),
+        ("64:ff9b::10.0.0.5", "10.0.0.5"),
+        ("64:ff9b:1::a00:5", "10.0.0.5"),  # local-use NAT64 prefix (RFC 8215), /96 layout
+        ("64:ff9b:1:0:a:0:500:0", "10.0.0.5"),  # the same prefix, /64 layout (RFC 6052 section 2.2)
+        ("64:ff9b:1:a:0:5::", "10.0.0.5"),  # /56 layout
+        ("64:ff9b:1:a00:0:500::", "10.0.0.5"),  # /48 layout: bits 64-71 are the u octet, skipped
+        ("::7f00:1", "127.0.0.1"),  # IPv4-compatible (deprecated): ::/96 is refused outright
+        ("::a9fe:a9fe", "169.254.169.254"),
+        ("::8.8.8.8", "8.8.8.8"),
+        ("::ffff:0:a00:5", "10.0.0.5"),  # IPv4-translated (RFC 2765)
+        ("::ffff:0:7f00:1", "127.0.0.1"),
+        ("2002:a00:5::1", "10.0.0.5"),  # 6to4
+        ("2002:a9fe:a9fe::", "169.254.169.254"),
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffa", "10.0.0.5"),  # Teredo: the client is stored inverted
+        ("fec0::1", ""),  # site-local (deprecated, still routed by some networks)
+        ("fec0:1::5", ""),
+        ("feff::1", ""),
+    ],
+)
+def test_ipv6_forms_embedding_a_private_ipv4_are_refused(address: str, carries: str) -> None:
+    policy = EndpointPolicy.from_entries(["qfex.example.com"])
+    with pytest.raises(EndpointNotAllowed) as caught:
+        policy.check_address("qfex.example.com", 443, address)
+    assert "private network" in caught.value.user_message
+    assert carries in str(caught.value)  # the log line says which IPv4 address it stood for
+    # Listing the address itself is still the explicit way to allow it.
+    EndpointPolicy.from_entries(["qfex.example.com", f"[{address}]"]).check_address("qfex.example.com", 443, address)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "2606:4700:4700::1111",  # an ordinary public IPv6 address
+        "64:ff9b::808:808",  # NAT64 of a public IPv4 (8.8.8.8): where a NAT64 network reaches QFEX
+        "2002:808:808::1",  # 6to4 of a public IPv4
+        "::ffff:8.8.8.8",
+        "8.8.8.8",
+    ],
+)
+def test_ipv6_forms_of_a_public_ipv4_still_pass(address: str) -> None:
+    """Only what the embedded address says counts: a NAT64-only host can still reach a public exchange."""
+    EndpointPolicy.from_entries(["qfex.example.com"]).check_address("qfex.example.com", 443, address)
+
+
+def test_every_embedded_ipv4_is_found() -> None:
+    from ipaddress import IPv4Address, ip_address
+
+    from orders.qfex.policy import embedded_ipv4
+
+    assert embedded_ipv4(ip_address("64:ff9b::a9fe:a9fe")) == {IPv4Address("169.254.169.254")}
+    assert IPv4Address("10.0.0.5") in embedded_ipv4(ip_address("2002:a00:5::1"))
+    assert IPv4Address("10.0.0.5") in embedded_ipv4(ip_address("2001:0:4136:e378:8000:63bf:f5ff:fffa"))
+    for layout in ("64:ff9b:1::a00:5", "64:ff9b:1:0:a:0:500:0", "64:ff9b:1:a:0:5::", "64:ff9b:1:a00:0:500::"):
+        assert IPv4Address("10.0.0.5") in embedded_ipv4(ip_address(layout)), layout
+    assert embedded_ipv4(ip_address("::7f00:1")) == {IPv4Address("127.0.0.1")}
+    assert embedded_ipv4(ip_address("2606:4700:4700::1111")) == set()
+    assert embedded_ipv4(ip_address("8.8.8.8")) == {IPv4Address("8.8.8.8")}

@@ -60,7 +60,7 @@ def test_a_superuser_enrols_before_anything_else(superuser: Any) -> None:
     assert secret
     assert "secret=" in uri.group(1).replace("&amp;", "&")
     key = base64.b32decode(secret.group(1))
-    confirmed = client.post(reverse("two_factor_setup"), {"token": _code(key), "next": "/"})
+    confirmed = client.post(reverse("two_factor_setup"), {"password": PASSWORD, "token": _code(key), "next": "/"})
     assert confirmed.status_code == 200
     codes = re.findall(r"<li><code>([a-z2-7]{8})</code></li>", confirmed.content.decode())
     assert len(codes) == 10  # recovery codes, shown once
@@ -80,7 +80,9 @@ def test_reloading_enrolment_makes_a_new_secret(superuser: Any) -> None:
     assert first
     assert second
     assert first.group(1) != second.group(1)
-    stale = client.post(reverse("two_factor_setup"), {"token": _code(base64.b32decode(first.group(1)))})
+    stale = client.post(
+        reverse("two_factor_setup"), {"password": PASSWORD, "token": _code(base64.b32decode(first.group(1)))}
+    )
     assert "does not match" in stale.content.decode()
 
 

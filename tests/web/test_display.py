@@ -135,11 +135,9 @@ def test_audit_details_are_words_not_dicts(personas: Any, client_for: Any) -> No
     teams.membership_change_role(actor=personas.team_admin, membership=membership, role="trader")
     body = client_for(personas.team_admin).get(reverse("audit_trail")).content.decode()
     assert "{" not in body.split("<tbody>")[1].split("</tbody>")[0]
-    assert (
-        'Custom URL: <span class="old">ws://127.0.0.1:9/a</span> → <span class="new">ws://127.0.0.1:9/b</span>' in body
-    )
-    assert 'Exchange: <span class="old">Custom URL</span> → <span class="new">QFEX UAT (test exchange)</span>' in body
-    assert 'Role: <span class="old">Viewer</span> → <span class="new">Trader</span>' in body
+    assert 'Custom URL: <bdi class="old">ws://127.0.0.1:9/a</bdi> → <bdi class="new">ws://127.0.0.1:9/b</bdi>' in body
+    assert 'Exchange: <bdi class="old">Custom URL</bdi> → <bdi class="new">QFEX UAT (test exchange)</bdi>' in body
+    assert 'Role: <bdi class="old">Viewer</bdi> → <bdi class="new">Trader</bdi>' in body
 
 
 def test_audit_filters_by_account_actor_action_and_date_and_pages_keep_them(personas: Any, client_for: Any) -> None:

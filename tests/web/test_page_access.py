@@ -78,7 +78,7 @@ def test_account_list_shows_owner_endpoint_and_state(personas: Any, client_for: 
     account.last_error = "QFEX rejected the API key."
     account.save(update_fields=["last_error"])
     body = client_for(personas.viewer).get(reverse("account_list")).content.decode()
-    assert "Team Desk A" in body
+    assert "Team <bdi>Desk A</bdi>" in body
     assert "Custom URL" in body
     assert account.custom_url in body
     assert "QFEX rejected the API key." in body

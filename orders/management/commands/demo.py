@@ -7,12 +7,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+
+from orders.management.terminal import TerminalSafeCommand
 
 DEFAULT_PASSWORD = "qfexdash-demo"  # noqa: S105 - a local demo login, printed on start
 
 
-class Command(BaseCommand):
+class Command(TerminalSafeCommand):
     help = "Run the local demo: QFEX simulator + qfexdash on Daphne with demo users and accounts."
     requires_system_checks: list[str] = []  # the encryption key file is created below, before checks matter
 
@@ -25,6 +27,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from orders.accounts.encryption import ensure_local_key_file
+        from orders.management.demo_world import demo_refusal
+
+        # Before anything is written (a key file, a migration, a user): S36.
+        refusal = demo_refusal()
+        if refusal is not None:
+            raise CommandError(refusal)
 
         if not 0 < options["port"] < 65536:
             raise CommandError("--port must be between 1 and 65535.")
@@ -39,7 +47,13 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("check")
 
-        from orders.management.demo_world import DEMO_USERNAME, TEAMMATE_USERNAME, build_demo_world, simulator_accounts
+        from orders.management.demo_world import (
+            DEMO_USERNAME,
+            TEAMMATE_USERNAME,
+            build_demo_world,
+            demo_users_exist,
+            simulator_accounts,
+        )
         from orders.simulator import Simulator
 
         simulator = Simulator(
@@ -51,13 +65,15 @@ class Command(BaseCommand):
         settings.QFEXDASH_CUSTOM_ENDPOINTS = [*settings.QFEXDASH_CUSTOM_ENDPOINTS, simulator.url.split("//", 1)[1]]
         settings.QFEXDASH_REQUIRE_2FA = False
         try:
+            new_users = not demo_users_exist()
             build_demo_world(simulator_url=simulator.url, password=options["password"])
             url = f"http://127.0.0.1:{options['port']}/"
             self.stdout.write(self.style.SUCCESS(f"qfexdash demo at {url}"))
-            self.stdout.write(
-                f"  sign in as {DEMO_USERNAME!r} (team admin) or {TEAMMATE_USERNAME!r} (viewer), "
-                f"password {options['password']!r}"
-            )
+            if new_users:
+                how = f"password {options['password']!r}"
+            else:
+                how = "with the passwords they already had (the demo never changes an existing user)"
+            self.stdout.write(f"  sign in as {DEMO_USERNAME!r} (team admin) or {TEAMMATE_USERNAME!r} (viewer), {how}")
             self.stdout.write(f"  QFEX simulator at {simulator.url} ({options['pace']:g} events/s). Ctrl-C stops.")
             self._serve(options["port"])
         finally:

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from orders.accounts import rules
 from orders.accounts.display import account_key_status
@@ -30,6 +30,7 @@ from orders.accounts.encryption import EncryptionKeyError
 from orders.accounts.exchange_accounts import account_create, account_update, destination_changes
 from orders.accounts.verify import REJECTED, KeyCheck, account_record_check, account_verify, key_check
 from orders.management.account_lookup import find_account
+from orders.management.terminal import TerminalSafeCommand, json_for_terminal, printable
 from orders.models import ExchangeAccount, Team
 
 SECRET_ENV_VAR = "QFEX_SECRET_KEY"  # noqa: S105  (the variable's name, not its value)
@@ -74,7 +75,7 @@ def _read_secret() -> str:
     return secret
 
 
-class Command(BaseCommand):
+class Command(TerminalSafeCommand):
     help = "Add, list or verify the QFEX exchange accounts qfexdash stores."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -211,7 +212,7 @@ class Command(BaseCommand):
         accounts = ExchangeAccount.objects.select_related("owner_user", "owner_team").order_by("pk")
         rows = [self._row(account) for account in accounts]
         if options["format"] == "json":
-            self.stdout.write(json.dumps(rows, indent=2))
+            self.stdout.write(json_for_terminal(json.dumps(rows, indent=2)))
             return
         if not rows:
             self.stdout.write("No accounts stored.")
@@ -228,7 +229,7 @@ class Command(BaseCommand):
             return "-"
         if isinstance(value, bool):
             return "yes" if value else "no"
-        return str(value) or "-"
+        return printable(str(value)) or "-"
 
     @staticmethod
     def _row(account: ExchangeAccount) -> dict[str, Any]:

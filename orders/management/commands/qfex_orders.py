@@ -2,7 +2,8 @@
 
 Either a key pair given here (public key as an option, the secret only from the environment
 variable ``QFEX_SECRET_KEY``) or an account stored in qfexdash (``--account LABEL``). Read-only:
-the client can only send auth, subscribe, unsubscribe and get_user_orders.
+the client can only send auth, subscribe, unsubscribe and get_user_orders. Exchange strings are printed
+without their control characters (S39, :mod:`orders.management.terminal`); JSON keeps them, escaped.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from orders.management.terminal import TerminalSafeCommand, json_for_terminal, printable
 from orders.qfex import Credentials, OrdersSnapshot, QfexError, QfexSession, dumps, fetch_open_orders
 
 SECRET_ENV = "QFEX_SECRET_KEY"  # noqa: S105 - the name of the variable, not a secret
@@ -53,7 +55,7 @@ def _trade_url(value: str) -> str:
     return value
 
 
-class Command(BaseCommand):
+class Command(TerminalSafeCommand):
     help = "Print an account's open orders and active TWAPs from QFEX (read-only)."
     requires_system_checks: list[str] = []  # usable with --url alone, before any account is stored
 
@@ -125,7 +127,7 @@ class Command(BaseCommand):
 
     def _write_json(self, snapshot: OrdersSnapshot) -> None:
         payload = {"orders": [o.to_json() for o in snapshot.orders], "twaps": [t.to_json() for t in snapshot.twaps]}
-        self.stdout.write(dumps(payload).decode())
+        self.stdout.write(json_for_terminal(dumps(payload).decode()))
 
     def _write_table(self, snapshot: OrdersSnapshot) -> None:
         self.stdout.write(f"{len(snapshot.orders)} open orders")
@@ -148,5 +150,5 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, Decimal):
         return str(value)
-    # Exchange strings are free text: keep the table on one line per row.
-    return " ".join(str(value).split()) or "-"
+    # Exchange strings are free text: one line per row, and nothing that could steer the terminal (S39).
+    return printable(" ".join(str(value).split())) or "-"

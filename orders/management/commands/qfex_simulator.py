@@ -10,8 +10,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from orders.management.terminal import TerminalSafeCommand
 from orders.simulator import DEMO_ACCOUNTS, Faults, SimAccount, Simulator, accounts_from_json
 from orders.simulator.book import PAGE_ORDERS
 
@@ -50,7 +51,7 @@ def _fault(text: str) -> tuple[str, str]:
     return name.strip(), value
 
 
-class Command(BaseCommand):
+class Command(TerminalSafeCommand):
     help = (
         "Run the QFEX trade WebSocket simulator on 127.0.0.1 until interrupted. It serves HMAC auth, "
         "get_user_orders and order_responses pushes over live, deterministic books, and never executes a "

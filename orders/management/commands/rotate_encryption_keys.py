@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from orders.accounts.encryption import EncryptionKeyError
 from orders.accounts.rotation import RotationReport, secrets_rotate
+from orders.management.terminal import TerminalSafeCommand
 
 
 def _counts_line(report: RotationReport, counts: dict[str, int]) -> str:
@@ -30,7 +31,7 @@ def _counts_line(report: RotationReport, counts: dict[str, int]) -> str:
     return "; ".join(parts) or "no keys"
 
 
-class Command(BaseCommand):
+class Command(TerminalSafeCommand):
     help = "Re-encrypt every stored QFEX secret with the first key of QFEXDASH_ENCRYPTION_KEYS."
 
     def add_arguments(self, parser: CommandParser) -> None:

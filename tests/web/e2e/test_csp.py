@@ -74,9 +74,14 @@ def test_every_page_under_the_policy(browsing: Browsing, site: Site, sim: Simula
     assert "script-src 'self'" in policy
     assert "unsafe-inline" not in policy
     pk = site.accounts["Demo personal"]
-    for path in ("/", "/my/accounts/", "/my/accounts/add/", f"/my/accounts/{pk}/edit/", "/audit/"):
+    for path in ("/", "/my/accounts/", "/my/accounts/add/", f"/my/accounts/{pk}/edit/", "/audit/", "/signin/sessions/"):
         page.goto(site.page_url(path))
         _check(page, console, path)
+    # Enrolment's QR code (S35) is an SVG data: image: img-src allows it, and it really renders.
+    page.goto(site.page_url("/signin/two-step/setup/"))
+    qr = page.locator(".qr-code img")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=qr.element_handle())
+    _check(page, console, "two-step setup page")
 
     for label in ("Desk hedges",):
         page.goto(site.page_url(site.live_path(label)))
